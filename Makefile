@@ -1,0 +1,19 @@
+# The README's two commands. Everything they need is installed by scripts/install.sh.
+VENV ?= .venv
+
+.PHONY: demo test lint install
+
+demo:   ## install, then start a local Ray, serve the embedded model and answer one chat
+	scripts/install.sh
+	$(VENV)/bin/wow-ray demo
+
+test:   ## install with the test tools, then run the whole suite (slow tests included)
+	scripts/install.sh dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+install:
+	scripts/install.sh dev
