@@ -1,0 +1,233 @@
+"""The oracle: the correct tool calls for a case, computed from the rules and the backend.
+
+For each request in a ``Situation`` (intent, slots, what the customer insists on), the oracle
+runs the intent's playbook from ``playbooks.yaml`` in a fresh environment:
+
+- a ``call`` step builds its arguments from the context (slots, records, the last result) and
+  is taken if the rule engine allows it;
+- a ``choose`` step tries its options in order and takes the first the rules allow (an option
+  the customer demands goes first; if they refuse alternatives, it is the only one); if none
+  is allowed, its ``otherwise`` steps run, filtered by the rules that denied (``when_denied_by``);
+- before every request and every write, obligations (``require`` rules) are done first; a tool
+  that ends the dialogue (a hand-over) stops everything.
+
+Every action the oracle returns passed the rule engine at its point in the sequence, against
+the backend as the earlier actions left it. ``replay`` re-checks a list of actions the same
+way, which is how tests hold ``tasks.json`` to the oracle, and how evaluation gets the target
+state hash. Data construction can call ``solve`` on situations it samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wow_ray.scenario.binding import ToolResult
+from wow_ray.scenario.expr import compile_expr, compile_value
+from wow_ray.scenario.pack import Environment, ScenarioPack
+from wow_ray.scenario.rules import Decision
+from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
+from wow_ray.scenario.state import DialogueState, ToolCall
+from wow_ray.scenario.tasks import GoldAction, IntentRequest, Situation, Task
+
+
+@dataclass
+class OracleResult:
+    """What the oracle did: actions taken, facts to tell, what was refused, the final state."""
+
+    actions: list[ToolCall] = field(default_factory=list)
+    communicate_info: list[str] = field(default_factory=list)
+    denials: list[Decision] = field(default_factory=list)
+    state: DialogueState | None = None
+    state_hash: str = ""
+
+    @property
+    def writes(self) -> list[str]:
+        return [a.name for a in self.actions if not a.name.startswith(("get_", "list_"))]
+
+    def gold_actions(self, prefix: str) -> list[GoldAction]:
+        """The actions in tau2-bench's layout, ids ``<prefix>-<n>``."""
+        return [GoldAction(action_id=f"{prefix}-{i}", name=a.name, arguments=a.arguments) for i, a in enumerate(self.actions)]
+
+
+class Oracle:
+    """Computes gold actions for situations of one pack."""
+
+    def __init__(self, pack: ScenarioPack) -> None:
+        self.pack = pack
+        self._compiled: dict[str, dict[int, Any]] = {}
+
+    def solve(self, case: Situation | Task) -> OracleResult:
+        """The correct actions for a task (its ``situation``) or a bare situation."""
+        situation = case.situation if isinstance(case, Task) else case
+        env = self.pack.new_environment()
+        try:
+            run = _Run(self, env, situation.initial_state())
+            for request in situation.requests:
+                if run.state.ended:
+                    break
+                run.request(request)
+            run.out.state = run.state
+            run.out.state_hash = env.state_hash()
+            return run.out
+        finally:
+            env.close()
+
+    def compiled(self, obj: Any, kind: str, source: Any) -> Any:
+        """Compile a playbook expression once per rules version (params are folded in)."""
+        version = self.pack.rules.version
+        cache = self._compiled.setdefault(version, {})
+        key = (id(obj), kind)
+        if key not in cache:
+            catalogue = self.pack.catalogue.extended(constants={"params": self.pack.rules.params}, result=None)
+            cache[key] = compile_expr(source, catalogue).fn if kind == "when" else compile_value(source, catalogue)
+        return cache[key]
+
+
+class _Run:
+    """One oracle episode."""
+
+    def __init__(self, oracle: Oracle, env: Environment, state: DialogueState) -> None:
+        self.oracle = oracle
+        self.env = env
+        self.state = state
+        self.out = OracleResult()
+        self.result: Any = {}
+        self.demand = None
+
+    def request(self, request: IntentRequest) -> None:
+        self.state.slots = dict(request.slots)
+        self.result = {}
+        self.obligations()
+        playbook = self.oracle.pack.playbooks.playbooks[request.intent]
+        for step in playbook.steps:
+            if self.state.ended:
+                return
+            if isinstance(step, ChooseStep):
+                self.choose(step, request)
+            elif isinstance(step, CallStep):
+                self.call_step(step)
+            else:
+                self.say(step)
+
+    def context(self) -> Any:
+        return self.env.context(self.state, None, result=self.result)
+
+    def holds(self, step: Any) -> bool:
+        return step.when is None or bool(self.oracle.compiled(step, "when", step.when)(self.context()))
+
+    def build(self, step: CallStep, overrides: dict[str, Any] | None = None) -> ToolCall:
+        args = self.oracle.compiled(step, "args", step.args)(self.context())
+        args.update(overrides or {})
+        return ToolCall(name=step.call, arguments={k: v for k, v in args.items() if v is not None})
+
+    def obligations(self) -> None:
+        for obligation in self.env.obligations(self.state):
+            if self.state.ended:
+                return
+            call = obligation.as_call()
+            decision = self.env.check(call, self.state)
+            if decision.allowed:
+                self.execute(call, None)
+
+    def call_step(self, step: CallStep) -> bool:
+        """Take the step if its condition holds and the rules allow it; True if taken."""
+        if not self.holds(step):
+            return False
+        return self.attempt(self.build(step), step)
+
+    def attempt(self, call: ToolCall, step: CallStep) -> bool:
+        if self.oracle.pack.tools.spec(call.name).kind == "write":
+            self.obligations()
+            if self.state.ended:
+                return False
+        decision = self.env.check(call, self.state)
+        if not decision.allowed:
+            self.out.denials.append(decision)
+            return False
+        return self.execute(call, step)
+
+    def execute(self, call: ToolCall, step: CallStep | None) -> bool:
+        result: ToolResult = self.env.call(call.name, call.arguments, self.state, enforce=False)
+        if not result.ok:
+            return False
+        self.out.actions.append(call)
+        self.result = result.content if isinstance(result.content, dict) else {"value": result.content}
+        if step is not None and step.communicate:
+            self.tell(step, step.communicate)
+        return True
+
+    def tell(self, step: Any, texts: list[str]) -> None:
+        for value in self.oracle.compiled(step, "communicate", texts)(self.context()):
+            if value is not None and str(value) not in self.out.communicate_info:
+                self.out.communicate_info.append(str(value))
+
+    def say(self, step: SayStep, denied: set[str] | None = None) -> None:
+        if step.when_denied_by is not None and not (denied or set()) & set(step.when_denied_by):
+            return
+        if self.holds(step):
+            self.tell(step, step.communicate)
+
+    def choose(self, step: ChooseStep, request: IntentRequest) -> None:
+        if not self.holds(step):
+            return
+        denied: set[str] = set()
+        tried: set[tuple[str, str]] = set()
+        for option, overrides in self.options(step, request):
+            if not self.holds(option):
+                continue
+            call = self.build(option, overrides)
+            if call.key() in tried:
+                continue
+            tried.add(call.key())
+            before = len(self.out.denials)
+            if self.attempt(call, option):
+                return
+            if self.state.ended:
+                return
+            for decision in self.out.denials[before:]:
+                denied.update(decision.rule_ids)
+        for other in step.otherwise:
+            if self.state.ended:
+                return
+            if isinstance(other, SayStep):
+                self.say(other, denied)
+            elif other.when_denied_by is None or denied & set(other.when_denied_by):
+                self.call_step(other)
+
+    @staticmethod
+    def options(step: ChooseStep, request: IntentRequest) -> list[tuple[CallStep, dict[str, Any]]]:
+        plain = [(option, {}) for option in step.choose]
+        demand = request.demand
+        if demand is None or all(o.call != demand.tool for o in step.choose):
+            return plain
+        wanted = [(o, dict(demand.args)) for o in step.choose if o.call == demand.tool][:1]
+        return wanted + (plain if request.accept_alternatives else [])
+
+
+@dataclass
+class ReplayResult:
+    """Each action's decision and result when replayed, and the final state hash."""
+
+    decisions: list[Decision]
+    results: list[ToolResult]
+    state_hash: str
+
+    @property
+    def all_allowed(self) -> bool:
+        return all(d.allowed for d in self.decisions)
+
+
+def replay(pack: ScenarioPack, situation: Situation, actions: list[ToolCall | GoldAction]) -> ReplayResult:
+    """Run ``actions`` on a fresh backend, checking each against the rules first."""
+    env = pack.new_environment()
+    state = situation.initial_state()
+    decisions, results = [], []
+    try:
+        for action in actions:
+            call = action.as_call() if isinstance(action, GoldAction) else action
+            decisions.append(env.check(call, state))
+            results.append(env.call(call.name, call.arguments, state, enforce=False))
+        return ReplayResult(decisions, results, env.state_hash())
+    finally:
+        env.close()
