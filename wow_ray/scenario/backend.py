@@ -154,10 +154,11 @@ class Backend:
         where: Mapping[str, Any],
         since: tuple[str, datetime] | None = None,
     ) -> float | int | None:
-        """count/sum/max/min over the rows matching ``where`` (and newer than ``since``)."""
+        """count/sum/max/min over the rows matching ``where`` (a list value means "one of"),
+        and newer than ``since``."""
         t = self.tables[table]
         target = func.count() if fn == "count" else getattr(func, fn)(t.c[column])
-        conds = [t.c[k] == v for k, v in where.items()]
+        conds = [t.c[k].in_(v) if isinstance(v, list | tuple) else t.c[k] == v for k, v in where.items()]
         if since is not None:
             conds.append(t.c[since[0]] >= since[1])
         value = self.conn.execute(select(target).select_from(t).where(*conds)).scalar_one()

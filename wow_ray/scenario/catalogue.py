@@ -63,10 +63,15 @@ def dialogue_fields(manifest: PackManifest, tools: list[ToolSpec], intents: list
 
 
 def slot_fields(intents: list[IntentSpec]) -> dict[str, FieldInfo]:
-    out = {}
+    """Slots of all intents; a slot name shared by intents accepts the union of their enums."""
+    out: dict[str, FieldInfo] = {}
     for intent in intents:
         for slot in intent.slots:
-            out[slot.name] = FieldInfo(slot.type, frozenset(slot.enum) if slot.enum else None)
+            values = frozenset(slot.enum) if slot.enum else None
+            if slot.name in out:
+                prev = out[slot.name].values
+                values = None if prev is None or values is None else prev | values
+            out[slot.name] = FieldInfo(slot.type, values)
     return out
 
 

@@ -99,7 +99,9 @@ def _coalesce(*values: Any) -> Any:
 
 
 def _money(value: float) -> str:
-    return f"{value:.2f}"
+    # The shortest exact form (12.5, 30, 12.35): communicate_info is matched as a substring,
+    # and "12.5" is found in both "12.5" and "12.50" while "12.50" is not found in "12.5".
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _round(value: float, digits: int = 0) -> float:

@@ -173,8 +173,10 @@ class _Run:
             return
         denied: set[str] = set()
         tried: set[tuple[str, str]] = set()
-        for option, overrides in self.options(step, request):
-            if not self.holds(option):
+        for option, overrides, demanded in self.options(step, request):
+            # A demanded option is tried whatever its "when" says: the customer asked for it,
+            # and whether it is permitted is the rules' decision, not the playbook's.
+            if not demanded and not self.holds(option):
                 continue
             call = self.build(option, overrides)
             if call.key() in tried:
@@ -196,12 +198,12 @@ class _Run:
                 self.call_step(other)
 
     @staticmethod
-    def options(step: ChooseStep, request: IntentRequest) -> list[tuple[CallStep, dict[str, Any]]]:
-        plain = [(option, {}) for option in step.choose]
+    def options(step: ChooseStep, request: IntentRequest) -> list[tuple[CallStep, dict[str, Any], bool]]:
+        plain = [(option, {}, False) for option in step.choose]
         demand = request.demand
         if demand is None or all(o.call != demand.tool for o in step.choose):
             return plain
-        wanted = [(o, dict(demand.args)) for o in step.choose if o.call == demand.tool][:1]
+        wanted = [(o, dict(demand.args), True) for o in step.choose if o.call == demand.tool][:1]
         return wanted + (plain if request.accept_alternatives else [])
 
 

@@ -50,7 +50,7 @@ class AggregateSpec(_Strict):
     match: dict[str, Any] = Field(
         default_factory=dict,
         description="column -> value; a value starting with '=' is an expression, e.g. "
-        "'=user.user_id'.",
+        "'=user.user_id'; a list means any of its values.",
     )
     within: WindowSpec | None = Field(None, description="Only rows inside this time window.")
 
