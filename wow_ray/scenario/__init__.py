@@ -37,7 +37,14 @@ from wow_ray.scenario.errors import (
     ToolError,
 )
 from wow_ray.scenario.loader import builtin_packs, load_pack, resolve_pack_path, validate_pack
-from wow_ray.scenario.oracle import Oracle, OracleResult, ReplayResult, replay
+from wow_ray.scenario.oracle import (
+    Oracle,
+    OracleResult,
+    ReplayResult,
+    check_gold,
+    fill_gold,
+    replay,
+)
 from wow_ray.scenario.pack import Environment, ScenarioPack
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.scaffold import scaffold_pack
@@ -70,7 +77,9 @@ __all__ = [
     "ToolResult",
     "Toolset",
     "builtin_packs",
+    "check_gold",
     "export_json_schemas",
+    "fill_gold",
     "json_schemas",
     "load_pack",
     "replay",

@@ -40,7 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from wow_ray.scenario.errors import ToolError
 from wow_ray.scenario.spec import FixtureSchema
@@ -192,14 +192,24 @@ class Backend:
         return {name: [jsonable(r) for r in self.find(name)] for name in sorted(self.tables)}
 
     def state_hash(self) -> str:
-        """SHA-256 over all tables, independent of row order (and of insertion order)."""
+        """SHA-256 over all tables, independent of row order (and of insertion order).
+
+        Rows are read as the driver returns them, without type conversion, and each is
+        serialised with ``repr`` (a few milliseconds for thousands of rows); the lines of a
+        table are sorted before hashing. Amounts written by tools are rounded to cents, so
+        equal amounts are equal floats."""
         digest = hashlib.sha256()
-        for name, rows in self.dump().items():
-            lines = sorted(json.dumps(r, sort_keys=True, separators=(",", ":")) for r in rows)
-            digest.update(f"{name}\n{len(lines)}\n".encode())
-            for line in lines:
-                digest.update(line.encode())
-                digest.update(b"\n")
+        for name in sorted(self.tables):
+            columns = sorted(c.name for c in self.tables[name].columns)
+            query = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{name}"'
+            cursor = self.conn.connection.driver_connection.cursor()  # plain tuples, fast repr
+            try:
+                lines = sorted(map(repr, cursor.execute(query).fetchall()))
+            finally:
+                cursor.close()
+            digest.update(f"{name}\n{','.join(columns)}\n{len(lines)}\n".encode())
+            digest.update("\n".join(lines).encode())
+            digest.update(b"\n")
         return digest.hexdigest()
 
 
@@ -231,7 +241,12 @@ def jsonable(value: Any) -> Any:
 
 
 class BackendTemplate:
-    """A pack's fixtures loaded once; ``new_backend()`` copies them for each episode."""
+    """A pack's fixtures loaded once; ``new_backend()`` copies them for each episode.
+
+    One SQLAlchemy engine serves every copy: its pool (NullPool) has no connections to reuse,
+    and its creator makes a fresh in-memory database by backing up the template. So each
+    episode is isolated, and all of them share one dialect and one compiled-statement cache.
+    """
 
     def __init__(
         self,
@@ -243,20 +258,22 @@ class BackendTemplate:
         self.now = now
         self.metadata = build_metadata(schema)
         self._master = sqlite3.connect(":memory:", check_same_thread=False)
-        master = self._wrap(self._master)
-        self.metadata.create_all(master.conn)
-        master.load_rows(rows)
-        master.commit()
+        loader = create_engine("sqlite://", creator=lambda: self._master, poolclass=StaticPool)
+        with loader.connect() as conn:
+            master = Backend(conn, schema, self.metadata, now)
+            self.metadata.create_all(conn)
+            master.load_rows(rows)
+            master.commit()
+        self._engine = create_engine("sqlite://", creator=self._copy, poolclass=NullPool)
 
-    def _wrap(self, raw: sqlite3.Connection) -> Backend:
-        engine = create_engine("sqlite://", creator=lambda: raw, poolclass=StaticPool)
-        return Backend(engine.connect(), self.schema, self.metadata, self.now)
+    def _copy(self) -> sqlite3.Connection:
+        copy = sqlite3.connect(":memory:", check_same_thread=False)
+        self._master.backup(copy)
+        return copy
 
     def new_backend(self) -> Backend:
         """An isolated in-memory copy of the fixtures database."""
-        copy = sqlite3.connect(":memory:", check_same_thread=False)
-        self._master.backup(copy)
-        return self._wrap(copy)
+        return Backend(self._engine.connect(), self.schema, self.metadata, self.now)
 
     def save(self, path: str | Path) -> Path:
         """Write the fixtures database to a SQLite file (replacing it)."""
@@ -268,5 +285,3 @@ class BackendTemplate:
         finally:
             target.close()
         return path
-
-

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wow_ray.scenario.binding import ToolResult
+from wow_ray.scenario.errors import PackIssue
 from wow_ray.scenario.expr import compile_expr, compile_value
 from wow_ray.scenario.pack import Environment, ScenarioPack
 from wow_ray.scenario.rules import Decision
@@ -233,3 +234,55 @@ def replay(pack: ScenarioPack, situation: Situation, actions: list[ToolCall | Go
         return ReplayResult(decisions, results, env.state_hash())
     finally:
         env.close()
+
+
+def check_gold(pack: ScenarioPack, oracle: Oracle | None = None) -> list[PackIssue]:
+    """Every task whose gold actions differ from the oracle's, fail the rule engine when
+    replayed, fail as tool calls, or whose communicate_info differs: one issue each."""
+    oracle = oracle or Oracle(pack)
+    issues = []
+    for index, task in enumerate(pack.tasks):
+        where = f"tasks[{index}].evaluation_criteria"
+        criteria = task.evaluation_criteria
+        result = oracle.solve(task)
+        gold = [a.as_call().key() for a in criteria.actions]
+        want = [a.key() for a in result.actions]
+        if gold != want:
+            issues.append(PackIssue("tasks.json", f"{task.id}: gold actions {_show_calls(gold)} differ from the "
+                                    f"oracle's {_show_calls(want)}", f"{where}.actions"))
+        if criteria.communicate_info != result.communicate_info:
+            issues.append(PackIssue("tasks.json", f"{task.id}: communicate_info {criteria.communicate_info} differs from "
+                                    f"the oracle's {result.communicate_info}", f"{where}.communicate_info"))
+        check = replay(pack, task.situation, criteria.actions)
+        if gold == want and check.state_hash != result.state_hash:
+            issues.append(PackIssue("tasks.json", f"{task.id}: replaying the gold actions leaves a different backend "
+                                    "state than the oracle's run", f"{where}.actions"))
+        for j, (decision, outcome) in enumerate(zip(check.decisions, check.results, strict=True)):
+            if not decision.allowed:
+                issues.append(PackIssue("tasks.json", f"{task.id}: gold action {criteria.actions[j].name} is denied by "
+                                        f"{', '.join(decision.rule_ids) or 'default'}", f"{where}.actions[{j}]"))
+            elif not outcome.ok:
+                issues.append(PackIssue("tasks.json", f"{task.id}: gold action {criteria.actions[j].name} fails: "
+                                        f"{outcome.error}", f"{where}.actions[{j}]"))
+    return issues
+
+
+def _show_calls(keys: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"{name}({args})" for name, args in keys) + "]"
+
+
+def fill_gold(pack: ScenarioPack, tasks: list[dict[str, Any]]) -> int:
+    """Set each raw task's gold actions and communicate_info to the oracle's; returns how many
+    tasks changed. ``tasks`` is tasks.json as plain data, so other fields are left untouched."""
+    oracle = Oracle(pack)
+    by_id = {t.id: t for t in pack.tasks}
+    changed = 0
+    for raw in tasks:
+        result = oracle.solve(by_id[raw["id"]])
+        criteria = raw.setdefault("evaluation_criteria", {})
+        actions = [a.model_dump(mode="json", exclude_none=True) for a in result.gold_actions(raw["id"])]
+        if criteria.get("actions") != actions or criteria.get("communicate_info") != result.communicate_info:
+            changed += 1
+        criteria["actions"] = actions
+        criteria["communicate_info"] = result.communicate_info
+    return changed
