@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from wow_ray.scenario.catalogue import args_fields
-from wow_ray.scenario.errors import ExpressionError, PackIssue, RulesError
+from wow_ray.scenario.errors import ExpressionError, PackIssue, PackValidationError, RulesError
 from wow_ray.scenario.expr import Catalogue, compile_all, compile_template, compile_value
 from wow_ray.scenario.rulespec import Rule, RulesFile
 from wow_ray.scenario.spec import ToolSpec
@@ -127,7 +127,10 @@ class RuleCompiler:
         self.tools = dict(tools)
 
     def compile_text(self, text: str, source: str) -> CompiledRules:
-        data, lines = parse_yaml(text, source)
+        try:
+            data, lines = parse_yaml(text, source)
+        except PackValidationError as exc:  # a YAML syntax error is a rules error like any other
+            raise RulesError(exc.issues) from None
         return self.compile_data(data, source, lines, digest=_digest(text))
 
     def compile_data(

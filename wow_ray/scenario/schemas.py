@@ -37,7 +37,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     out = {}
     for kind, model in _FILES.items():
         schema = model.json_schema() if isinstance(model, TypeAdapter) else model.model_json_schema()
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"WOW-Ray scenario {kind}", **schema}
+        schema = {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"WOW-Ray scenario {kind}"}
         out[kind] = schema
     return out
 
