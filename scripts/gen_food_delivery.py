@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "food_delivery")]
 
-from cases2 import More  # noqa: E402
+from cases3 import Mixed  # noqa: E402
 from world import World  # noqa: E402
 
 from wow_ray.scenario import Oracle, PackValidationError, Task, load_pack, replay  # noqa: E402
@@ -74,7 +74,7 @@ def task_dict(index: int, case, split: str) -> dict:
 def main() -> int:
     world = World(SEED)
     world.background(60)
-    cases = More(world).all()
+    cases = Mixed(world).all()
     for table, rows in world.tables.items():
         write_rows(PACK / "fixtures" / f"{table}.json", rows)
     (PACK / "tasks.json").write_text("[]\n", encoding="utf-8")

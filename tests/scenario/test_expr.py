@@ -6,14 +6,9 @@ from datetime import datetime
 
 import pytest
 
+from wow_ray.scenario.catalogue import Catalogue, FieldInfo
 from wow_ray.scenario.errors import ExpressionError
-from wow_ray.scenario.expr import (
-    Catalogue,
-    FieldInfo,
-    compile_expr,
-    compile_template,
-    compile_value,
-)
+from wow_ray.scenario.expr import compile_expr, compile_template, compile_value
 
 CAT = Catalogue(
     {"order": {"status": FieldInfo("string", frozenset({"placed", "delivered"})), "total": FieldInfo("number")},

@@ -34,6 +34,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     func,
     insert,
@@ -74,11 +75,31 @@ def coerce_row(schema: FixtureSchema, table: str, row: Mapping[str, Any]) -> dic
 class Backend:
     """One connection to a business database, with the helpers tools use."""
 
-    def __init__(self, conn: Connection, schema: FixtureSchema, metadata: MetaData, now: datetime):
+    def __init__(
+        self,
+        conn: Connection,
+        schema: FixtureSchema,
+        metadata: MetaData,
+        now: datetime,
+        statements: dict | None = None,
+    ):
         self.conn = conn
         self.schema = schema
         self.tables: dict[str, Table] = dict(metadata.tables)
         self.now = now
+        # Statements built once per shape, with bound parameters, and shared by the episode
+        # copies of one template: building a SQLAlchemy statement costs more than running it.
+        self._statements = statements if statements is not None else {}
+
+    def _statement(self, key: tuple, build: Any) -> Any:
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
+
+    def _where(self, table: str, keys: tuple[tuple[str, bool], ...]) -> list:
+        t = self.tables[table]
+        return [t.c[k].in_(bindparam(k, expanding=True)) if many else t.c[k] == bindparam(k) for k, many in keys]
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -124,7 +145,8 @@ class Backend:
 
     def get(self, table: str, key: Any) -> dict[str, Any] | None:
         """The row with primary key ``key``, or None."""
-        row = self.conn.execute(select(self.tables[table]).where(self._pk(table) == key)).mappings().first()
+        statement = self._statement(("get", table), lambda: select(self.tables[table]).where(self._pk(table) == bindparam("_key")))
+        row = self.conn.execute(statement, {"_key": key}).mappings().first()
         return dict(row) if row is not None else None
 
     def require(self, table: str, key: Any, what: str | None = None) -> dict[str, Any]:
@@ -137,14 +159,16 @@ class Backend:
     def find(self, table: str, order_by: str | None = None, **where: Any) -> list[dict[str, Any]]:
         """Rows whose columns equal the given values, by primary key (or ``order_by``)."""
         t = self.tables[table]
-        query = select(t).where(*(t.c[k] == v for k, v in where.items()))
-        query = query.order_by(t.c[order_by] if order_by else self._pk(table))
-        return [dict(r) for r in self.conn.execute(query).mappings()]
+        keys = tuple((k, False) for k in sorted(where))
+
+        def build() -> Any:
+            return select(t).where(*self._where(table, keys)).order_by(t.c[order_by] if order_by else self._pk(table))
+
+        statement = self._statement(("find", table, keys, order_by), build)
+        return [dict(r) for r in self.conn.execute(statement, where).mappings()]
 
     def count(self, table: str, **where: Any) -> int:
-        t = self.tables[table]
-        query = select(func.count()).select_from(t).where(*(t.c[k] == v for k, v in where.items()))
-        return int(self.conn.execute(query).scalar_one())
+        return int(self.aggregate(table, "count", None, where))
 
     def aggregate(
         self,
@@ -157,11 +181,21 @@ class Backend:
         """count/sum/max/min over the rows matching ``where`` (a list value means "one of"),
         and newer than ``since``."""
         t = self.tables[table]
-        target = func.count() if fn == "count" else getattr(func, fn)(t.c[column])
-        conds = [t.c[k].in_(v) if isinstance(v, list | tuple) else t.c[k] == v for k, v in where.items()]
+        keys = tuple((k, isinstance(where[k], list | tuple)) for k in sorted(where))
+        since_column = since[0] if since is not None else None
+
+        def build() -> Any:
+            target = func.count() if fn == "count" else getattr(func, fn)(t.c[column])
+            conds = self._where(table, keys)
+            if since_column is not None:
+                conds.append(t.c[since_column] >= bindparam("_since"))
+            return select(target).select_from(t).where(*conds)
+
+        statement = self._statement(("agg", table, fn, column, keys, since_column), build)
+        params = {k: list(v) if many else v for (k, many), v in zip(keys, (where[k] for k, _ in keys), strict=True)}
         if since is not None:
-            conds.append(t.c[since[0]] >= since[1])
-        value = self.conn.execute(select(target).select_from(t).where(*conds)).scalar_one()
+            params["_since"] = since[1]
+        value = self.conn.execute(statement, params).scalar_one()
         if fn == "sum" and value is None:
             return 0.0
         return value
@@ -265,6 +299,7 @@ class BackendTemplate:
             master.load_rows(rows)
             master.commit()
         self._engine = create_engine("sqlite://", creator=self._copy, poolclass=NullPool)
+        self._statements: dict = {}
 
     def _copy(self) -> sqlite3.Connection:
         copy = sqlite3.connect(":memory:", check_same_thread=False)
@@ -273,7 +308,7 @@ class BackendTemplate:
 
     def new_backend(self) -> Backend:
         """An isolated in-memory copy of the fixtures database."""
-        return Backend(self._engine.connect(), self.schema, self.metadata, self.now)
+        return Backend(self._engine.connect(), self.schema, self.metadata, self.now, self._statements)
 
     def save(self, path: str | Path) -> Path:
         """Write the fixtures database to a SQLite file (replacing it)."""

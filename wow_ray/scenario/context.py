@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wow_ray.scenario.backend import Backend
-from wow_ray.scenario.expr import Catalogue, compile_expr, compile_value
+from wow_ray.scenario.catalogue import Catalogue
+from wow_ray.scenario.expr import compile_expr, compile_value
 from wow_ray.scenario.spec import AggregateSpec, EntitySpec, FixtureSchema
 from wow_ray.scenario.state import DialogueState, ToolCall
 

@@ -27,10 +27,11 @@ import math
 import operator
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from wow_ray.scenario.catalogue import Catalogue
 from wow_ray.scenario.errors import ExpressionError
 
 # ---------------------------------------------------------------------------------------------
@@ -172,73 +173,6 @@ _RUNTIME: dict[str, Any] = {
     "_neg": _neg,
     **{f"_f_{name}": fn for name, (fn, _, _) in FUNCTIONS.items()},
 }
-
-# ---------------------------------------------------------------------------------------------
-# What field paths exist: the catalogue an expression is checked against.
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """What is known about one field: a coarse type, and its allowed values if it is an enum
-    (for a list field: the vocabulary of its items)."""
-
-    type: str = "any"
-    values: frozenset[str] | None = None
-
-
-@dataclass
-class Catalogue:
-    """The namespaces an expression may read. A namespace maps field names to FieldInfo; a
-    namespace given as None is open (any field is accepted, e.g. a tool's result)."""
-
-    namespaces: dict[str, dict[str, FieldInfo] | None] = field(default_factory=dict)
-    scalars: dict[str, FieldInfo] = field(default_factory=dict)  # bare names such as ``now``
-    # Namespaces whose values are known when compiling (``params``): folded into constants.
-    constants: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def extended(self, constants: dict[str, dict[str, Any]] | None = None, **namespaces: Any) -> Catalogue:
-        """A copy with namespaces (or constant namespaces) added or replaced."""
-        return Catalogue(
-            {**self.namespaces, **namespaces},
-            dict(self.scalars),
-            {**self.constants, **(constants or {})},
-        )
-
-    def constant(self, path: tuple[str, ...]) -> tuple[bool, Any]:
-        """(True, value) if ``path`` names a compile-time constant such as ``params.cap``."""
-        if path[0] not in self.constants:
-            return False, None
-        values = self.constants[path[0]]
-        if len(path) != 2 or path[1] not in values:
-            known = ", ".join(sorted(values)) or "none"
-            raise ExpressionError(f"unknown field '{'.'.join(path)}' ({path[0]} defines: {known})")
-        return True, values[path[1]]
-
-    def lookup(self, path: tuple[str, ...]) -> FieldInfo:
-        """The info of ``path``; raises ExpressionError with the known alternatives if unknown."""
-        root = path[0]
-        if root in self.constants:
-            value = self.constant(path)[1]
-            return FieldInfo({bool: "boolean", int: "integer", float: "number"}.get(type(value), "string"))
-        if len(path) == 1:
-            if root in self.scalars:
-                return self.scalars[root]
-            known = sorted([*self.scalars, *self.namespaces])
-            raise ExpressionError(f"unknown name '{root}' (known: {', '.join(known)})")
-        if root not in self.namespaces:
-            known = sorted([*self.namespaces, *self.constants])
-            raise ExpressionError(f"unknown field '{'.'.join(path)}' (namespaces: {', '.join(known)})")
-        fields = self.namespaces[root]
-        if fields is None:
-            return FieldInfo()
-        name = path[1]
-        if name not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise ExpressionError(f"unknown field '{root}.{name}' (fields of {root}: {known})")
-        if len(path) > 2 and fields[name].type not in {"any", "object"}:
-            raise ExpressionError(f"'{root}.{name}' has no field '{path[2]}'")
-        return fields[name] if len(path) == 2 else FieldInfo()
-
 
 # ---------------------------------------------------------------------------------------------
 # Compilation.

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from wow_ray.scenario.binding import Toolset, bind, load_module
-from wow_ray.scenario.catalogue import pack_catalogue, without
+from wow_ray.scenario.catalogue import Catalogue, pack_catalogue, without
 from wow_ray.scenario.errors import ExpressionError, PackIssue, PackValidationError, ScenarioError
-from wow_ray.scenario.expr import Catalogue, compile_expr, compile_value
+from wow_ray.scenario.expr import compile_expr, compile_value
 from wow_ray.scenario.fixtures import check_references, check_table
 from wow_ray.scenario.kb import KnowledgeBase, read_article
 from wow_ray.scenario.pack import ScenarioPack

@@ -22,9 +22,9 @@ from typing import Any
 
 from wow_ray.scenario.backend import Backend, BackendTemplate
 from wow_ray.scenario.binding import ToolResult, Toolset
+from wow_ray.scenario.catalogue import Catalogue
 from wow_ray.scenario.context import ContextBuilder, RuleContext
 from wow_ray.scenario.errors import ToolError
-from wow_ray.scenario.expr import Catalogue
 from wow_ray.scenario.kb import KnowledgeBase
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.spec import FixtureSchema, IntentSpec, PackManifest, PlaybooksFile

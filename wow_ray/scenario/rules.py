@@ -32,9 +32,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from wow_ray.scenario.catalogue import args_fields
+from wow_ray.scenario.catalogue import Catalogue, args_fields
 from wow_ray.scenario.errors import ExpressionError, PackIssue, PackValidationError, RulesError
-from wow_ray.scenario.expr import Catalogue, compile_all, compile_template, compile_value
+from wow_ray.scenario.expr import compile_all, compile_template, compile_value
 from wow_ray.scenario.rulespec import Rule, RulesFile
 from wow_ray.scenario.spec import ToolSpec
 from wow_ray.scenario.state import ToolCall
