@@ -86,10 +86,10 @@ def test_require_blocks_other_writes_until_done(pack):
 
 def test_fail_closed_on_errors(pack):
     class Exploding(dict):
-        def get(self, key, default=None):
+        def __getitem__(self, key):
             if key == "customer_id":
                 raise RuntimeError("backend down")
-            return super().get(key, default)
+            return super().__getitem__(key)
 
     context = ctx()
     context["order"] = Exploding(context["order"])

@@ -39,7 +39,13 @@ from wow_ray.scenario.errors import ExpressionError
 
 
 def _g(record: Any, key: str) -> Any:
-    return None if record is None else record.get(key)
+    # record[key] runs at C speed on a dict; lazily computed fields come from __missing__.
+    if record is None:
+        return None
+    try:
+        return record[key]
+    except (KeyError, TypeError):
+        return None
 
 
 def _cmp(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -70,12 +76,18 @@ def _neg(a: Any) -> Any:
     return None if a is None else -a
 
 
+_contains = None  # set below, once _cmp exists
+
+
 def _in(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and _cmp(operator.contains)(b, a)
+    return a is not None and b is not None and _contains(b, a)
 
 
 def _not_in(a: Any, b: Any) -> bool:
-    return a is not None and b is not None and not _cmp(operator.contains)(b, a)
+    return a is not None and b is not None and not _contains(b, a)
+
+
+_contains = _cmp(operator.contains)
 
 
 def _null_safe(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -337,11 +349,7 @@ class _Builder:
 
 
 def _call_attr_get(root: str) -> ast.expr:
-    return ast.Call(
-        func=ast.Attribute(ast.Name("c", ast.Load()), "get", ast.Load()),
-        args=[ast.Constant(root)],
-        keywords=[],
-    )
+    return _call("_g", ast.Name("c", ast.Load()), ast.Constant(root))
 
 
 def _dotted(node: ast.expr) -> tuple[str, ...]:
