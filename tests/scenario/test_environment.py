@@ -91,3 +91,19 @@ def test_kb_search_and_intent_schema(food):
     schema = food.intent_schema()
     variants = schema["properties"]["requests"]["items"]["anyOf"]
     assert {v["properties"]["intent"]["const"] for v in variants} == {i.name for i in food.intents}
+
+
+def test_reads_of_other_customers_are_refused(food):
+    env = food.new_environment()
+    order = env.backend.find("orders")[0]
+    stranger = DialogueState(user_id="U0002" if order["user_id"] != "U0002" else "U0003", identity_verified=True)
+    refused = env.call("get_order", {"order_id": order["order_id"]}, stranger)
+    assert not refused.ok and refused.decision.rule_ids == ("FD-GEN-002",)
+    assert env.call("get_user", {"user_id": order["user_id"]}, stranger).decision.rule_ids == ("FD-GEN-003",)
+    owner = DialogueState(user_id=order["user_id"], identity_verified=True)
+    assert env.call("get_order", {"order_id": order["order_id"]}, owner).ok
+
+
+def test_unknown_tool_check(food):
+    decision = food.new_environment().check(ToolCall(name="drop_tables"), DialogueState())
+    assert not decision.allowed and decision.rule_ids == ("engine.unknown_tool",)

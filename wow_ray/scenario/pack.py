@@ -146,6 +146,8 @@ class Environment:
 
     def check(self, call: ToolCall, state: DialogueState) -> Decision:
         """Ask the rule engine about ``call``; arguments are validated first."""
+        if call.name not in self.tools:
+            return self.rules.check(call, {"now": self.now})  # the engine's unknown-tool answer
         try:
             clean = ToolCall(name=call.name, arguments=self.tools.validate(call.name, call.arguments))
         except ToolError as exc:
@@ -159,13 +161,18 @@ class Environment:
 
     def call(self, name: str, arguments: dict[str, Any] | None, state: DialogueState | None = None,
              *, enforce: bool = True) -> ToolResult:
-        """Call a tool. A write is first checked (when ``enforce``); a denial comes back as an
-        error result carrying the decision. Success updates ``state``."""
+        """Call a tool. With ``enforce`` every call is checked first (reads are allowed unless a
+        rule forbids them, e.g. another customer's records); a denial comes back as an error
+        result carrying the decision. Success updates ``state``."""
         state = state if state is not None else DialogueState()
         call = ToolCall(name=name, arguments=dict(arguments or {}))
         if state.ended:
             return ToolResult(name, False, error="the dialogue was handed over; no further actions")
-        if name in self.tools and self.tools.spec(name).kind == "write" and enforce:
+        if name in self.tools and enforce:
+            try:  # bad arguments: the model needs the validation details, not a policy refusal
+                call = ToolCall(name=name, arguments=self.tools.validate(name, call.arguments))
+            except ToolError as exc:
+                return ToolResult(name, False, error=str(exc))
             decision = self.check(call, state)
             if not decision.allowed:
                 return ToolResult(name, False, error=decision.customer_reason or "not allowed", decision=decision)
