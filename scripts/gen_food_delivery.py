@@ -88,7 +88,7 @@ def main() -> int:
         seen[case.group] += 1
         task = Task.model_validate(task_dict(index, case, split))
         result = oracle.solve(task)
-        writes = [a.name for a in result.actions if pack.tools.spec(a.name).kind == "write"]
+        writes = result.writes
         if writes != case.expect:
             denied = [d.rule_ids for d in result.denials]
             problems.append(f"{task.id} ({case.purpose}): expected {case.expect}, oracle did {writes}; denials {denied}")

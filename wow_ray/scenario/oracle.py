@@ -41,10 +41,12 @@ class OracleResult:
     denials: list[Decision] = field(default_factory=list)
     state: DialogueState | None = None
     state_hash: str = ""
+    kinds: dict[str, str] = field(default_factory=dict)  # tool name -> read/write
 
     @property
     def writes(self) -> list[str]:
-        return [a.name for a in self.actions if not a.name.startswith(("get_", "list_"))]
+        """Names of the write actions taken, in order."""
+        return [a.name for a in self.actions if self.kinds.get(a.name) == "write"]
 
     def gold_actions(self, prefix: str) -> list[GoldAction]:
         """The actions in tau2-bench's layout, ids ``<prefix>-<n>``."""
@@ -64,6 +66,7 @@ class Oracle:
         env = self.pack.new_environment()
         try:
             run = _Run(self, env, situation.initial_state())
+            run.out.kinds = {name: self.pack.tools.spec(name).kind for name in self.pack.tools.names}
             for request in situation.requests:
                 if run.state.ended:
                     break
