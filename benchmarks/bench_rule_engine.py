@@ -141,6 +141,8 @@ def write_readme(lines: list[str], context_line: str) -> None:
         "Target: at least 10,000 checks/s on one core.", "",
         "```", "PYTHONPATH=. python benchmarks/bench_rule_engine.py", "```", "",
         *lines, "", context_line, "",
+        "On this shared 2-core machine the medians move 2-3x with other jobs' load (engine only",
+        "measured 19k-61k checks/s across runs on 2026-11-27); compare runs made on one machine.", "",
     ])
     if HEADING in text:
         start = text.index(HEADING)
