@@ -50,9 +50,10 @@ def settings_from(ctx: typer.Context) -> WowSettings:
 
 
 def _register_subcommands() -> None:
-    from wow_ray.cli import model, serve
+    from wow_ray.cli import model, scenario, serve
 
     app.add_typer(model.app, name="model")
+    app.add_typer(scenario.app, name="scenario")
     serve.register(app)
 
 
