@@ -62,6 +62,7 @@ class ToolCallRecord(_Record):
     proposed_by: str = Field("", description="Agent that proposed it (solution, handoff...).")
     source: Literal["playbook", "model", "obligation", "handoff"] = "playbook"
     decision: RuleDecisionRecord | None = Field(None, description="None for unchecked reads.")
+    dry_run: bool = Field(False, description="Only checked, to explain a refusal; never run.")
     executed: bool = Field(False, description="True only if it ran and succeeded.")
     ok: bool = False
     result: Any = None
