@@ -89,15 +89,16 @@ class _AgentHost:
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply new rules and policy; invalid rules raise and the old ones stay in force."""
         config = ScenarioConfig.model_validate(user_config or {})
+        # What the config leaves out is the pack's own file: a config without rules restores them.
         if config.rules is not None:
             self.pack.rules.load_data(config.rules, source="user_config.rules")
-        elif config.rules_file:
-            self.pack.rules.load_file(Path(config.rules_file).expanduser())
+        else:
+            self.pack.rules.load_file(Path(config.rules_file or self.pack.path / "rules.yaml").expanduser())
         policy = config.policy
-        if policy is None and config.policy_file:
-            policy = Path(config.policy_file).expanduser().read_text(encoding="utf-8")
-        if policy is not None:
-            self._set_policy(policy)
+        if policy is None:
+            policy = Path(config.policy_file or self.pack.path / "policy.md").expanduser().read_text(
+                encoding="utf-8")
+        self._set_policy(policy)
         self.applied = config
         logger.info("%s: rules %s in force", self.agent_name, self.pack.rules.version)
 

@@ -77,8 +77,9 @@ class GatewayServing(_Args):
     max_replicas: int = Field(2, ge=1)
     auth: AuthOptions = Field(default_factory=AuthOptions)
     limits: LimitOptions = Field(default_factory=LimitOptions)
-    turn_retries: int = Field(2, ge=0, le=5, description="Retries of a turn whose master replica "
-                              "died; safe, since nothing of an unsaved turn persists.")
+    turn_retry_s: float = Field(
+        120.0, ge=0, description="How long a turn is retried while a replica it needs is dead "
+        "or restarting; safe, since nothing of an unsaved turn persists.")
 
 
 class LLMServing(_Args):

@@ -63,10 +63,18 @@ class TurnOut(BaseModel):
     latency_s: float = Field(description="Turn time in the gateway, saving included.")
 
 
-def _retryable(exc: BaseException) -> bool:
-    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+def _retryable(exc: BaseException | None) -> bool:
+    """A replica died or is restarting (directly, or as the cause of a task error)."""
+    from ray.exceptions import RayActorError, RayTaskError
+    from ray.serve.exceptions import BackPressureError
 
-    return isinstance(exc, ActorDiedError | ActorUnavailableError | RayActorError)
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, RayActorError | BackPressureError):
+            return True
+        exc = exc.cause if isinstance(exc, RayTaskError) else exc.__cause__
+        seen += 1
+    return False
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=256)
@@ -139,7 +147,8 @@ class Gateway:
                                        f"expected {self.pack.manifest.dialogue.evidence}"}])
         state, version = await self._load(session_id)
         if state.status != "active":
-            raise HTTPException(409, f"session {session_id} is {state.status.replace('_', ' ')}")
+            why = "handed over to a human colleague" if state.status == "handed_off" else "ended"
+            raise HTTPException(409, f"session {session_id} was {why}; start a new one")
         since = time.time() - limits.window_s
         from datetime import UTC, datetime
 
@@ -156,14 +165,17 @@ class Gateway:
     # -- turns ----------------------------------------------------------------------------
 
     async def _run_turn(self, state: Any, message: MessageIn) -> Any:
-        for attempt in range(self.options.turn_retries + 1):
+        deadline = time.monotonic() + self.options.turn_retry_s
+        delay = 0.5
+        while True:
             try:
                 return await self.master.turn.remote(state, message.content, message.attachments)
             except Exception as exc:
-                if attempt == self.options.turn_retries or not _retryable(exc):
+                # Safe to repeat: an unsaved turn left nothing behind (see the module docstring).
+                if time.monotonic() + delay > deadline or not _retryable(exc):
                     raise
-                await asyncio.sleep(0.5 * (attempt + 1))
-        raise AssertionError("unreachable")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
 
     async def _save(self, outcome: Any, version: int) -> None:
         try:
@@ -195,7 +207,8 @@ class Gateway:
         self.busy.add(session_id)
         try:
             outcome = None
-            for attempt in range(self.options.turn_retries + 1):
+            deadline, delay = time.monotonic() + self.options.turn_retry_s, 0.5
+            while outcome is None:
                 try:
                     async for event in self.master_stream.events.remote(
                             state, message.content, message.attachments):
@@ -203,11 +216,12 @@ class Gateway:
                             outcome = event["outcome"]
                         else:
                             yield event["type"], {k: v for k, v in event.items() if k != "type"}
-                    break
                 except Exception as exc:
-                    if attempt == self.options.turn_retries or not _retryable(exc):
+                    if time.monotonic() + delay > deadline or not _retryable(exc):
                         raise
                     yield "reset", {}
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 8.0)
             await self._save(outcome, version)
             yield "done", self._out(outcome, started).model_dump()
         finally:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Request, Response
@@ -25,6 +26,7 @@ from ray.llm._internal.serve.core.configs.llm_config import DiskMultiplexConfig
 from ray.llm._internal.serve.core.configs.openai_api_models import (
     ChatCompletionRequest,
     CompletionRequest,
+    ErrorResponse,
     ModelCard,
     ModelList,
     OpenAIHTTPException,
@@ -76,6 +78,24 @@ class RegistryLLMServer(LLMServer):
             engine_cls=engine_cls,
             model_downloader=model_downloader or RegistryLoraLoader,
         )
+
+    async def chat_plain(self, body: dict[str, Any]) -> AsyncGenerator[dict | list[str], None]:
+        """``chat`` for callers that do not import vLLM (the dialogue agents' Serve-handle
+        client): an OpenAI request as a plain dict in; out, the response as a dict (an error
+        as ``{"error": {...}}``), or when streaming, lists of ``data: {...}`` lines. Importing
+        vLLM's request types costs a replica about 0.5 GB and 10 s; this keeps them here."""
+        try:
+            request = ChatCompletionRequest.model_validate(body)
+        except ValueError as exc:
+            yield {"error": {"code": 400, "message": str(exc)[:500]}}
+            return
+        async for item in await self.chat(request):
+            if isinstance(item, ErrorResponse):
+                yield {"error": item.error.model_dump()}
+            elif isinstance(item, list):
+                yield [x.model_dump() if isinstance(x, ErrorResponse) else x for x in item]
+            else:
+                yield item.model_dump()
 
 
 def _bad_request(message: str, status_code: int = 400) -> OpenAIHTTPException:

@@ -78,3 +78,79 @@ def served_llm(ray_session, embedded_storage):
     serve.run(build_llm_app({"storage_path": embedded_storage}), name="llm", route_prefix="/")
     yield f"http://127.0.0.1:{port}"
     serve.delete("llm")
+
+
+DIALOGUE_TEST_KEY = "test-key-not-secret"
+
+
+class DialogueApp:
+    """The food_delivery dialogue service as deployed for tests, and how to redeploy it."""
+
+    name = "fd"
+    route = "/fd"
+
+    def __init__(self, base_url: str, storage: str, database_url: str) -> None:
+        self.url = base_url + self.route
+        self.storage = storage
+        self.database_url = database_url
+        self.headers = {"Authorization": f"Bearer {DIALOGUE_TEST_KEY}"}
+
+    def config(self, user_config: dict | None = None):
+        import hashlib
+
+        from ray.serve.schema import ServeDeploySchema
+
+        app = {
+            "name": self.name, "route_prefix": self.route,
+            "import_path": "serve_apps.dialogue:build_dialogue_app",
+            "runtime_env": {"env_vars": {"PYTHONPATH": os.getcwd()}},
+            "args": {
+                "scenario": "food_delivery", "database_url": self.database_url,
+                "llm": {"app": "llm", "settings": {"storage_path": self.storage}},
+                "gateway": {"auth": {"mode": "on", "api_key_sha256": [
+                    hashlib.sha256(DIALOGUE_TEST_KEY.encode()).hexdigest()]}},
+            },
+        }
+        if user_config is not None:  # what `serve deploy` with a changed YAML sends
+            app["deployments"] = [{"name": n, "user_config": user_config} for n in
+                                  ("Policy", "Understanding", "Solution", "Response", "Handoff", "Master")]
+        return ServeDeploySchema(applications=[app])
+
+    def deploy(self, user_config: dict | None = None, timeout_s: float = 600) -> None:
+        """Apply the config declaratively (the code path of `serve deploy`), wait until running."""
+        import time
+
+        from ray import serve
+        from ray.serve.context import _get_global_client
+
+        _get_global_client().deploy_apps(self.config(user_config))
+        deadline = time.monotonic() + timeout_s
+        time.sleep(1.0)
+        while time.monotonic() < deadline:
+            status = serve.status().applications.get(self.name)
+            if status is not None and status.status == "RUNNING":
+                return
+            if status is not None and status.status == "DEPLOY_FAILED":
+                raise RuntimeError(f"dialogue app failed to deploy: {status.message}")
+            time.sleep(1.0)
+        raise TimeoutError("dialogue app did not become RUNNING")
+
+
+@pytest.fixture(scope="session")
+def dialogue_app(served_llm, embedded_storage, tiny_adapter_dir, tmp_path_factory):
+    """The food_delivery dialogue service (a Serve deployment per agent, the gateway) sharing
+    the session's LLM app, so vLLM starts once. Deployed like `serve deploy`, so tests can
+    change its user_config in place. The handoff agent has a LoRA adapter in the registry
+    (registered under the '<scenario>-<agent>' name it looks for)."""
+    from ray import serve
+
+    from wow_ray.registry import Registry, register_model
+
+    adapter = register_model(Registry(embedded_storage), "food_delivery-handoff",
+                             str(tiny_adapter_dir), base_model="smollm2-135m")
+    database = tmp_path_factory.mktemp("sessions") / "sessions.db"
+    app = DialogueApp(served_llm, embedded_storage, f"sqlite:///{database}")
+    app.handoff_model = f"smollm2-135m:{adapter.ref}"
+    app.deploy()
+    yield app
+    serve.delete(app.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.agents.conftest import run, talk
-from wow_ray.agents.local import local_master
+from wow_ray.agents.local import local_master, new_session
 from wow_ray.llm.chat import ScriptedChatClient
 from wow_ray.scenario import DialogueState
 
@@ -186,3 +186,18 @@ def test_state_roundtrips_through_json_between_turns(no_model_master, session):
     again = SessionState.model_validate_json(state.model_dump_json())
     assert again == state
     assert isinstance(again.dialogue, DialogueState)
+
+
+def test_the_same_agents_serve_another_pack_no_model():
+    from wow_ray.scenario import load_pack
+
+    pack = load_pack("hotel_booking")
+    master = local_master(pack, None)
+    state = new_session("hotel_booking", user_id="G001", identity_verified=True)
+    state, turns = talk(master, state, "Please cancel booking HB2041", "sorry, it is HB2001")
+    assert "not found" in turns[0].reply and "?" in turns[0].reply, "a wrong id is asked for again"
+    assert writes(turns) == [("cancel_booking", {"booking_id": "HB2001"})]
+    assert "360" in turns[1].reply
+    state, turns = talk(master, new_session("hotel_booking", user_id="G001", identity_verified=True),
+                        "Let me speak to the front desk")
+    assert state.status == "handed_off" and "can't do that" not in turns[0].reply

@@ -98,8 +98,11 @@ class HandoffAgent:
                                backend_ref=backend_ref, summary_source=source)
         step.output = record.model_dump()
         step.latency_s = round(time.perf_counter() - started, 6)
+        told = decision.customer_reason if decision else ""
+        if told == self.pack.rules.rules.data.defaults.deny_reason:
+            told = ""  # an allow rule without its own reason carries the deny text; not for us
         return HandoffResult(ok=True, record=record, dialogue=out.dialogue, actions=actions,
-                             customer_reason=decision.customer_reason if decision else "", step=step)
+                             customer_reason=told, step=step)
 
     async def _summary(self, req: HandoffRequest, reason: str, step: AgentStep) -> tuple[str, str]:
         inp = HandoffInput(

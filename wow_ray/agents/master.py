@@ -289,13 +289,17 @@ class MasterAgent:
                                        [*solved.facts, *refusals], solved.must_say, refusals)
         if solved.missing:
             active.missing = solved.missing
+            for name in solved.missing:  # an id that named no record is forgotten
+                active.slots.pop(name, None)
+                state.known.pop(name, None)
             return self._clarify(active, base, solved.facts)
         wrote = any(r.kind == "write" for r in solved.executed)
         kind = "deny" if refusals and not wrote else "resolve"
         # A refusal leaves the request open: new evidence or details may change the verdict.
         active.resolved, active.missing = kind == "resolve", []
+        # Refusals are told in the policy's own words: the reply must quote them.
         return RespondRequest(kind=kind, facts=_unique([*solved.facts, *refusals]),
-                              must_say=solved.must_say, **base)
+                              must_say=_unique([*solved.must_say, *refusals]), **base)
 
     def _clarify(self, active: ActiveRequest, base: dict[str, Any], facts: list[str]) -> RespondRequest:
         for name in active.missing:
@@ -315,7 +319,8 @@ class MasterAgent:
         state.dialogue, state.actions = result.dialogue, result.actions
         if not result.ok or result.record is None:
             return RespondRequest(kind="deny", facts=_unique([*facts, result.customer_reason]),
-                                  must_say=must_say, **base)
+                                  must_say=_unique([*must_say, *refused, result.customer_reason]),
+                                  **base)
         state.status = "handed_off"
         state.ticket_id = result.record.ticket_id
         record.handoff = result.record
@@ -324,7 +329,7 @@ class MasterAgent:
         told = _unique([*facts, result.customer_reason,
                         f"Your ticket number is {result.record.ticket_id}."])
         return RespondRequest(kind="handoff", facts=told,
-                              must_say=[*must_say, result.record.ticket_id], **base)
+                              must_say=_unique([*must_say, *refused, result.record.ticket_id]), **base)
 
 
 def _step(agent: str, summary: dict[str, Any]) -> dict[str, Any]:

@@ -113,7 +113,7 @@ class ResponseAgent:
 
     def fallback(self, req: RespondRequest, inp: ResponseInput) -> str:
         """A reply made of the facts themselves: always grounded, never inventive."""
-        facts = " ".join(req.facts)
+        facts = " ".join(dict.fromkeys([*req.facts, *(m for m in req.must_say if len(m) > 40)]))
         quoted = [v for v in req.must_say if v not in facts]
         extra = f" (reference: {', '.join(quoted)})" if quoted else ""
         if req.kind == "greet":

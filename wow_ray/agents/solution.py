@@ -71,10 +71,12 @@ class _Run:
         self.handoff: ToolCall | None = None
         self.handoff_reason: str | None = None
         self.observations: list[Observation] = []
+        self.not_found: list[str] = []  # slots whose value named no record
+        self.halted = False
 
     @property
     def stopped(self) -> bool:
-        return self.handoff is not None or self.dialogue.ended
+        return self.handoff is not None or self.dialogue.ended or self.halted
 
     def context(self) -> Any:
         return self.env.context(self.dialogue, None, result=self.result)
@@ -156,6 +158,9 @@ class SolutionAgent:
                 await self.run_model(run)
             else:
                 await self.run_playbook(run)
+        for name in run.not_found:
+            run.slots.pop(name, None)
+            missing.append(name)
         if not run.facts and not run.denials:
             run.facts = list(dict.fromkeys(run.read_facts))
         knowledge = self.knowledge(f"{req.intent.replace('_', ' ')} {req.question}")
@@ -285,7 +290,17 @@ class SolutionAgent:
         return record.executed
 
     async def _call_step(self, run: _Run, step: CallStep) -> bool:
-        return self._holds(run, step) and await self._attempt(run, step)
+        if not self._holds(run, step):
+            return False
+        done = await self._attempt(run, step)
+        record = run.step.tool_calls[-1] if run.step.tool_calls else None
+        if (not done and record is not None and record.kind == "read" and record.error
+                and (record.decision is None or record.decision.allowed)):
+            # The record the request is about does not exist: stop and ask again.
+            run.not_found = [k for k, v in run.slots.items() if v in record.arguments.values()]
+            run.facts.append(f"I couldn't find that: {record.error}.")
+            run.halted = True
+        return done
 
     def _tell(self, run: _Run, step: Any, texts: list[str]) -> None:
         for value in self.oracle.compiled(step, "communicate", texts)(run.context()):

@@ -1,4 +1,5 @@
-"""``wow-ray serve``, ``wow-ray chat`` and ``wow-ray demo``: the LLM app from a terminal."""
+"""``wow-ray serve``, ``wow-ray chat`` and ``wow-ray demo``: the LLM app and the dialogue
+service (``--scenario``; its client code is in ``dialogue.py``) from a terminal."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ console = Console(stderr=True)
 out = Console()
 
 LLM_APP_IMPORT_PATH = "serve_apps.llm:build_llm_app"
-DEMO_QUESTION = "Hi! My food order is 20 minutes late. What can I do?"
 
 
 def register(app: typer.Typer) -> None:
@@ -101,15 +101,26 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="HTTP port (default from settings: 8000).")
     ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Serve this scenario's multi-agent dialogue service instead "
+                     "(e.g. food_delivery), with the model inside it."),
+    ] = None,
 ) -> None:
     """Serve a registered model (default: the embedded SmolLM2-135M-Instruct) with vLLM on Ray
     Serve, behind an OpenAI-compatible API, until Ctrl-C. LoRA adapters registered over it are
-    served as `<model>:<adapter>`."""
+    served as `<model>:<adapter>`. With --scenario, serve that scenario's dialogue service."""
     from ray import serve as ray_serve
 
     settings = _settings(ctx, model=model, host=host, port=port)
-    url = start_llm_app(settings)
-    console.print(f"try: wow-ray chat --url {url}    (Ctrl-C stops serving)")
+    if scenario:
+        from wow_ray.cli.dialogue import start_dialogue_app
+
+        url = start_dialogue_app(settings, scenario)
+        console.print(f"try: wow-ray chat --scenario {scenario} --url {url}    (Ctrl-C stops)")
+    else:
+        url = start_llm_app(settings)
+        console.print(f"try: wow-ray chat --url {url}    (Ctrl-C stops serving)")
     try:
         while True:
             time.sleep(3600)
@@ -138,9 +149,30 @@ def chat(
         str | None,
         typer.Option(envvar="WOW_RAY_API_KEY", help="Bearer token, if the endpoint needs one."),
     ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Talk to this scenario's dialogue service (its session API) "
+                     "instead of the bare model."),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(help="With --scenario: the customer account you are signed in as."),
+    ] = "U0214",
+    verified: Annotated[
+        bool, typer.Option(help="With --scenario: whether that account is signed in.")
+    ] = True,
+    steps: Annotated[
+        bool, typer.Option(help="With --scenario: show which agent ran, as it runs.")
+    ] = True,
 ) -> None:
     """Talk to the served model in the terminal; replies stream as they are generated.
-    Type /reset to start over, /quit (or Ctrl-D) to leave."""
+    Type /reset to start over, /quit (or Ctrl-D) to leave. With --scenario, talk to the
+    multi-agent dialogue service as a customer (/attach photo sends evidence)."""
+    if scenario:
+        from wow_ray.cli.dialogue import chat_session
+
+        chat_session(url, scenario, user, verified, api_key, message, steps)
+        return
     history: list[ChatMessage] = [ChatMessage(role="system", content=system)] if system else []
     options = {"max_tokens": max_tokens, "temperature": temperature}
     with OpenAIChatClient(url, model=model, api_key=api_key) as client:
@@ -175,30 +207,22 @@ def _stream_reply(client: OpenAIChatClient, messages: list[ChatMessage], options
     return "".join(pieces)
 
 
-def demo(ctx: typer.Context) -> None:
-    """The main job on the embedded default: start a local Ray, serve the embedded model, and
-    answer one customer chat (streamed), then shut everything down."""
+def demo(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="The dialogue service to bring up.")] = "food_delivery",
+) -> None:
+    """The main job on the embedded default: start a local Ray, serve the food_delivery
+    dialogue service (a master agent, its specialists and vLLM, each a Serve deployment), hold
+    one short customer dialogue (streamed), then shut everything down."""
     import ray
     from ray import serve as ray_serve
 
+    from wow_ray.cli.dialogue import demo_dialogue, start_dialogue_app
+
     settings = _settings(ctx)
-    url = start_llm_app(settings)
+    url = start_dialogue_app(settings, scenario)
     try:
-        console.print(f"[bold]customer>[/] {DEMO_QUESTION}")
-        console.print("[bold]assistant>[/] ", end="")
-        with OpenAIChatClient(url) as client:
-            reply = _stream_reply(
-                client,
-                [
-                    ChatMessage(
-                        role="system",
-                        content="You are a polite food-delivery customer-service agent.",
-                    ),
-                    ChatMessage(role="user", content=DEMO_QUESTION),
-                ],
-                {"max_tokens": 96, "temperature": 0.3},
-            )
-        if not reply.strip():
+        if not demo_dialogue(url, scenario):
             raise typer.Exit(1)
     finally:
         ray_serve.shutdown()

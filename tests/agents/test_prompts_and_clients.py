@@ -1,0 +1,114 @@
+"""Prompts as pure functions (the contract data construction renders from), and the clients."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import jsonschema
+import pytest
+
+from tests.agents.conftest import run
+from wow_ray.agents.prompts import (
+    PROMPTS,
+    HandoffInput,
+    HandoffSummary,
+    MasterDecision,
+    MasterInput,
+    MoveOption,
+    ResponseInput,
+    SolutionInput,
+    ToolProposal,
+    UnderstandingInput,
+    UnderstandingOutput,
+    intent_options,
+    parse_understanding,
+)
+from wow_ray.llm.chat import ChatResult, ScriptedChatClient
+from wow_ray.llm.client import AsyncOpenAIChatClient, LLMRequestError
+
+
+def examples(pack):
+    return {
+        "understanding": (UnderstandingInput(scenario_title="T", candidates=intent_options(pack, ["late_delivery"]),
+                                             message="O10158 was late"),
+                          UnderstandingOutput(intent="late_delivery", slots={"order_id": "O10158"})),
+        "master": (MasterInput(scenario_title="T", message="bye", state="none",
+                               moves=[MoveOption(name="end", description="e"), MoveOption(name="answer", description="a")]),
+                   MasterDecision(next="end")),
+        "solution": (SolutionInput(scenario_title="T", user_id="U1", intent="late_delivery", slots={},
+                                   policy="p", tools=pack.tools.openai_schemas()[:6]),
+                     ToolProposal(tool="get_order", arguments={"order_id": "O10158"})),
+        "handoff": (HandoffInput(scenario_title="T", user_id="U1", identity_verified=True, reason="r",
+                                 intent=None), HandoffSummary(summary="Customer U1 wants a person.")),
+        "response": (ResponseInput(brand="B", tone="t", kind="resolve", message="m"), "Done."),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PROMPTS))
+def test_every_prompt_renders_and_its_training_target_fits_its_schema(pack, name):
+    spec = PROMPTS[name]
+    inp, out = examples(pack)[name]
+    messages = spec.messages(inp)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages == spec.messages(spec.input_model.model_validate(inp.model_dump())), "pure"
+    target = spec.render(out, inp)
+    fmt = spec.response_format(inp)
+    if fmt is None:
+        assert target == "Done."
+        return
+    assert fmt["json_schema"]["name"] == name
+    jsonschema.validate(json.loads(target), fmt["json_schema"]["schema"])
+
+
+def test_understanding_schema_rejects_invented_intents_and_unshaped_ids(pack):
+    inp = UnderstandingInput(scenario_title="T", candidates=intent_options(pack, ["late_delivery"]),
+                             message="x", offer_none=False)
+    schema = PROMPTS["understanding"].response_format(inp)["json_schema"]["schema"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"intent": "none"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"intent": "late_delivery", "order_id": "O1015800000000"}, schema)
+    assert parse_understanding({"intent": "late_delivery", "order_id": None}).slots == {"order_id": None}
+
+
+def test_scripted_client_routes_by_schema_name():
+    client = ScriptedChatClient({"master": [{"next": "end"}], "response": ["hi", "again"]})
+    fmt = {"type": "json_schema", "json_schema": {"name": "master", "schema": {}}}
+    assert json.loads(run(client.chat([], response_format=fmt)).content) == {"next": "end"}
+    assert [run(client.chat([])).content for _ in range(3)] == ["hi", "again", "again"]
+    with pytest.raises(KeyError):
+        run(client.chat([], response_format={"type": "json_schema", "json_schema": {"name": "x"}}))
+
+
+def _fake_openai(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    if body.get("max_tokens") == 0:
+        return httpx.Response(400, json={"error": {"message": "'max_tokens' must be positive"}})
+    if body.get("stream"):
+        chunks = [{"model": "m", "choices": [{"delta": {"content": p}}]} for p in ("Hel", "lo")]
+        chunks.append({"model": "m", "choices": [{"delta": {}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+    return httpx.Response(200, json={"model": "m", "choices": [{"message": {"content": "Hello"},
+                                                                "finish_reason": "stop"}],
+                                     "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+
+
+def test_async_http_client_chat_and_stream_speak_openai():
+    client = AsyncOpenAIChatClient("http://llm.test")
+    client._http = httpx.AsyncClient(base_url=client.base_url, transport=httpx.MockTransport(_fake_openai))
+
+    async def go():
+        whole = await client.chat([{"role": "user", "content": "hi"}], max_tokens=4)
+        pieces = [p async for p in client.stream([{"role": "user", "content": "hi"}], max_tokens=4)]
+        with pytest.raises(LLMRequestError, match="max_tokens") as err:
+            await client.chat([{"role": "user", "content": "hi"}], max_tokens=0)
+        return whole, pieces, err.value.status_code
+
+    whole, pieces, status = run(go())
+    assert (whole.content, whole.completion_tokens, whole.model) == ("Hello", 2, "m")
+    assert pieces[:2] == ["Hel", "lo"] and isinstance(pieces[-1], ChatResult)
+    assert pieces[-1].content == "Hello" and pieces[-1].completion_tokens == 2
+    assert status == 400

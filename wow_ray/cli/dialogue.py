@@ -1,0 +1,207 @@
+"""The dialogue service from a terminal: ``wow-ray chat --scenario``, ``wow-ray serve
+--scenario`` and the dialogue that ``wow-ray demo`` holds.
+
+It talks to the gateway's session API (``serve_apps/gateway.py``): creates a session, sends
+messages and prints the reply as it streams (server-sent events), with the agents' steps
+shown dimmed. Local only here: ``wow_ray`` never imports ``serve_apps``; the app builder is
+imported by name.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from wow_ray.config import WowSettings
+
+console = Console(stderr=True)
+out = Console()
+DIALOGUE_APP_IMPORT_PATH = "serve_apps.dialogue:build_dialogue_app"
+DEMO_USER = "U0214"  # a LanternEats customer whose order O10337 arrived 20 minutes late
+DEMO_DIALOGUE = ["Hi! My order O10337 arrived 20 minutes late.", "Thanks, that's all."]
+
+
+class SessionClient:
+    """The gateway's session API, over HTTP."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 600.0) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def create(self, user_id: str | None, verified: bool, scenario: str | None = None) -> dict[str, Any]:
+        response = self.http.post("/v1/sessions", json={
+            "user_id": user_id, "identity_verified": verified, "scenario": scenario})
+        _check(response)
+        return response.json()
+
+    def stream(self, session_id: str, text: str, attachments: list[str]) -> Iterator[tuple[str, Any]]:
+        """(event, data) pairs of one turn: step, delta, reset, done (or error)."""
+        with self.http.stream("POST", f"/v1/sessions/{session_id}/messages", params={"stream": "true"},
+                              json={"content": text, "attachments": attachments}) as response:
+            if response.status_code >= 400:
+                response.read()
+                _check(response)
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    yield event, json.loads(line.removeprefix("data:"))
+
+    def end(self, session_id: str) -> None:
+        self.http.delete(f"/v1/sessions/{session_id}")
+
+
+def _check(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        from wow_ray.errors import WowRayError
+
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise WowRayError(f"the dialogue service answered {response.status_code}: {detail}")
+
+
+def print_turn(client: SessionClient, session_id: str, text: str, attachments: list[str],
+               show_steps: bool = True) -> dict[str, Any]:
+    """Send one message, print the reply as it streams; return the final ``done`` data."""
+    done: dict[str, Any] = {}
+    out.print("[bold green]agent>[/] ", end="")
+    streamed = False
+    for event, data in client.stream(session_id, text, attachments):
+        if event == "step" and show_steps:
+            console.print(f"[dim]  · {data['agent']}: {_brief(data['summary'])}[/]")
+        elif event == "delta":
+            streamed = True
+            out.print(data["text"], end="", markup=False, highlight=False, soft_wrap=True)
+        elif event == "reset":
+            if streamed:
+                out.print(" [dim](draft withdrawn)[/]")
+                out.print("[bold green]agent>[/] ", end="")
+            streamed = False
+        elif event == "done":
+            done = data
+            if not streamed:
+                out.print(data["reply"], markup=False, highlight=False, soft_wrap=True)
+            else:
+                out.print()
+        elif event == "error":
+            out.print()
+            raise SystemExit(f"error: {data}")
+    if done.get("status") == "handed_off":
+        console.print(f"[yellow]handed over to a colleague, ticket {done.get('ticket_id')}[/]")
+    elif done.get("status") == "ended":
+        console.print("[dim]conversation ended[/]")
+    return done
+
+
+def _brief(summary: Any) -> str:
+    text = json.dumps(summary, ensure_ascii=False, default=str)
+    return text if len(text) < 140 else text[:137] + "..."
+
+
+def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
+                 api_key: str | None, message: str | None, show_steps: bool) -> None:
+    """An interactive session; ``/attach photo`` sends evidence, ``/new`` starts over."""
+    client = SessionClient(url, api_key)
+    try:
+        session = client.create(user_id, verified, scenario)
+        sid = session["session_id"]
+        if message is not None:
+            print_turn(client, sid, message, [], show_steps)
+            return
+        console.print(f"[dim]session {sid} with {scenario} at {url} as {user_id or 'a guest'}; "
+                      "/attach <kind>, /new, /quit[/]")
+        out.print(f"[bold green]agent>[/] {session['greeting']}")
+        pending: list[str] = []
+        while True:
+            try:
+                text = console.input("[bold cyan]you>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                return
+            if text in ("/quit", "/exit"):
+                client.end(sid)
+                return
+            if text.startswith("/attach"):
+                pending += text.split()[1:] or ["photo"]
+                console.print(f"[dim]will attach {pending} to your next message[/]")
+                continue
+            if text == "/new":
+                sid = client.create(user_id, verified, scenario)["session_id"]
+                console.print(f"[dim]new session {sid}[/]")
+                continue
+            if not text:
+                continue
+            done = print_turn(client, sid, text, pending, show_steps)
+            pending = []
+            if done.get("status") != "active":
+                return
+    finally:
+        client.close()
+
+
+def start_dialogue_app(settings: WowSettings, scenario: str) -> str:
+    """Start Ray and the scenario's dialogue service (its own LLM deployment); return its URL."""
+    from ray import serve
+    from ray._common.utils import import_attr
+    from ray.serve.config import HTTPOptions
+
+    from wow_ray.ray_runtime import init_ray
+    from wow_ray.registry import Registry, resolve_model
+
+    entry = resolve_model(Registry(settings.storage_path), settings.model,
+                          progress=lambda m: console.print(f"[dim]{m}[/]"))
+    console.print(f"[dim]starting Ray, {entry.ref} on vLLM and the {scenario} agents "
+                  "(a minute or two on a CPU)[/]")
+    init_ray(settings)
+    serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
+    build = import_attr(DIALOGUE_APP_IMPORT_PATH)
+    llm_settings = settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})
+    app = build({"scenario": scenario, "llm": {"settings": llm_settings}})
+    errors: list[BaseException] = []
+
+    def deploy() -> None:
+        try:
+            serve.run(app, name=scenario, route_prefix="/")
+        except BaseException as exc:  # reported on the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=deploy, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    with console.status("") as status:
+        while worker.is_alive():
+            status.update(f"deploying {scenario}: {time.monotonic() - started:.0f} s")
+            worker.join(timeout=1.0)
+    if errors:
+        raise errors[0]
+    url = f"http://{settings.serve.host}:{settings.serve.port}"
+    console.print(f"[green]serving[/] the {scenario} dialogue service at {url} "
+                  f"after {time.monotonic() - started:.0f} s")
+    return url
+
+
+def demo_dialogue(url: str, scenario: str = "food_delivery") -> bool:
+    """Hold the demo's short dialogue; True if every turn got a reply."""
+    client = SessionClient(url)
+    try:
+        sid = client.create(DEMO_USER, True, scenario)["session_id"]
+        console.print(f"[dim]customer {DEMO_USER} (signed in), session {sid}[/]")
+        replies = []
+        for text in DEMO_DIALOGUE:
+            out.print(f"[bold cyan]customer>[/] {text}")
+            replies.append(print_turn(client, sid, text, []).get("reply", ""))
+        return all(r.strip() for r in replies)
+    finally:
+        client.close()
