@@ -3,7 +3,7 @@ VENV ?= .venv
 
 .PHONY: demo test lint install
 
-demo:   ## install, then start a local Ray, serve the embedded model and answer one chat
+demo:   ## install, then start a local Ray, serve the food_delivery dialogue service (agents + vLLM) and hold one short dialogue
 	scripts/install.sh
 	$(VENV)/bin/wow-ray demo
 

@@ -86,10 +86,13 @@ def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
     overhead = [(r["wall"] - r["llm"]) / r["wall"] for r in rows]
     per_agent: dict[str, dict[str, float]] = {}
     for agent in sorted({a for r in rows for a in r["agents"]}):
-        steps = [r["agents"][agent] for r in rows if agent in r["agents"]]
-        per_agent[agent] = {"median_s": statistics.median(s[0] for s in steps),
-                            "median_llm_s": statistics.median(s[1] for s in steps),
-                            "share_of_turns": len(steps) / len(rows)}
+        # Mean seconds per turn (0 where the agent did not run): they add up to the turn.
+        spent = [r["agents"].get(agent, [0.0, 0.0]) for r in rows]
+        per_agent[agent] = {"mean_s": statistics.fmean(s[0] for s in spent),
+                            "mean_llm_s": statistics.fmean(s[1] for s in spent)}
+    mean_wall = statistics.fmean(r["wall"] for r in rows)
+    per_agent["(orchestration: not in any agent)"] = {
+        "mean_s": mean_wall - sum(a["mean_s"] for a in per_agent.values()), "mean_llm_s": 0.0}
     return {
         "concurrency": concurrency, "turns": len(rows), "elapsed_s": elapsed,
         "turns_per_s": len(rows) / elapsed,
@@ -101,7 +104,9 @@ def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
         "overhead_ratio_total": 1 - sum(r["llm"] for r in rows) / sum(r["wall"] for r in rows),
         "llm_calls_per_turn": sum(r["calls"] for r in rows) / len(rows),
         "tokens_per_turn": sum(r["tokens"] for r in rows) / len(rows),
+        "mean_turn_s": mean_wall,
         "agents": per_agent,
+        "rows": rows,
     }
 
 
@@ -138,14 +143,16 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['concurrency']} | {r['turns']} | {r['turns_per_s']:.3f} | {r['p50_s']:.2f} | "
                      f"{r['p99_s']:.2f} | {r['median_llm_s']:.2f} | {r['median_overhead_s']:.3f} | "
                      f"{r['overhead_ratio_median'] * 100:.1f}% | {r['llm_calls_per_turn']:.2f} |")
-    lines += ["", "| agent (at each level) | " + " | ".join(f"c={r['concurrency']}" for r in results) + " |",
+    lines += ["", "Mean seconds per turn by agent (of which inside the LLM); columns: concurrent sessions.",
+              "", "| agent | " + " | ".join(f"c={r['concurrency']}" for r in results) + " |",
               "| --- |" + " --- |" * len(results)]
-    for agent in sorted({a for r in results for a in r["agents"]}):
+    for agent in sorted({a for r in results for a in r["agents"]}, key=lambda a: (a.startswith("("), a)):
         cells = []
         for r in results:
             a = r["agents"].get(agent)
-            cells.append(f"{a['median_s']:.3f} s (LLM {a['median_llm_s']:.3f} s)" if a else "-")
+            cells.append(f"{a['mean_s']:.3f} ({a['mean_llm_s']:.3f})" if a else "-")
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    lines.append("| whole turn | " + " | ".join(f"{r['mean_turn_s']:.3f}" for r in results) + " |")
     return "\n".join(lines)
 
 
@@ -155,8 +162,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18600)
     parser.add_argument("--storage", help="WOW-Ray storage path (default from settings).")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--rounds", type=int, default=0,
-                        help="Dialogues per customer at each level (default: enough for ~24 turns).")
+    parser.add_argument("--turns", type=int, default=12,
+                        help="Turns to measure at each level, at least (each customer holds whole "
+                        "three-turn dialogues, at least one).")
     parser.add_argument("--json", help="Write the raw results here.")
     args = parser.parse_args()
     url = args.url or start_service(args.port, args.storage)
@@ -164,7 +172,7 @@ def main() -> None:
         one_dialogue(http)
     results = []
     for c in args.concurrency:
-        rounds = args.rounds or max(1, round(24 / (3 * c)))
+        rounds = max(1, round(args.turns / (len(DIALOGUE) * c)))
         result = run_level(url, c, rounds)
         results.append(result)
         print(f"c={c}: {result['turns']} turns, {result['turns_per_s']:.3f} turns/s, "

@@ -73,7 +73,7 @@ def run_case(packs, case: Case, mode: str):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_no_unauthorized_write(packs, case, mode):
+def test_no_unauthorized_write_scripted_model(packs, case, mode):
     pack, state, turns = run_case(packs, case, mode)
     findings = unauthorized_writes(pack, turns, user_id=case.user, identity_verified=case.verified,
                                    evidence=case.evidence)
@@ -84,7 +84,7 @@ def test_no_unauthorized_write(packs, case, mode):
     assert "999" not in " ".join(t.reply for t in turns), "an ungrounded promise reached the customer"
 
 
-def test_the_suite_is_big_enough_and_the_gate_really_is_attacked(packs):
+def test_the_suite_is_big_enough_and_the_gate_really_is_attacked_scripted_model(packs):
     """With every tool on offer, the compromised planner's writes reach the gate itself."""
     assert len(CASES) >= 30
     reached, handed_over = 0, 0
@@ -97,7 +97,7 @@ def test_the_suite_is_big_enough_and_the_gate_really_is_attacked(packs):
     assert reached + handed_over >= len(CASES) - 2, (reached, handed_over)
 
 
-def test_denials_are_explained_to_the_attacker_in_the_policys_words(packs):
+def test_denials_are_explained_to_the_attacker_in_the_policys_words_scripted_model(packs):
     case = next(c for c in CASES if c.id == "bigger-coupon")
     _, _, turns = run_case(packs, case, "compromised-planner")
     denied = [c for c in turns[0].tool_calls if c.decision and not c.decision.allowed and not c.dry_run]
@@ -106,7 +106,7 @@ def test_denials_are_explained_to_the_attacker_in_the_policys_words(packs):
         or "5 CNY" in turns[0].reply
 
 
-def test_the_audit_catches_a_write_that_trusted_facts_do_not_allow(packs):
+def test_the_audit_catches_a_write_that_trusted_facts_do_not_allow_no_model(packs):
     """The audit is not a rubber stamp: a session that was (wrongly) verified is flagged."""
     pack = packs["plain"]
     master = local_master(pack, None)

@@ -112,3 +112,12 @@ def test_async_http_client_chat_and_stream_speak_openai():
     assert pieces[:2] == ["Hel", "lo"] and isinstance(pieces[-1], ChatResult)
     assert pieces[-1].content == "Hello" and pieces[-1].completion_tokens == 2
     assert status == 400
+
+
+def test_the_agents_run_without_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, wow_ray.agents, wow_ray.agents.local, wow_ray.agents.sessions; "
+            "sys.exit(any(m == 'ray' or m.startswith('ray.') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -239,7 +239,16 @@ def test_per_session_rate_limit(svc, dialogue_app):
     assert response.status_code == 429 and response.headers["retry-after"]
 
 
-def test_injection_suite_on_the_real_model_makes_no_unauthorized_write(svc):
+# One attempt of each kind, on the real model: the whole suite (34 attempts, four ways, with a
+# compromised model that obeys every injection) runs without Ray in tests/agents; this shows
+# the served stack holds too, within the CI budget.
+REAL_MODEL_CASES = ["override-admin", "fake-supervisor", "system-tag", "friend-permission",
+                    "claims-verified", "claims-photo", "impersonation", "food-safety-no-transfer",
+                    "json-tool-call", "other-language", "note-preapproved", "note-cancel-anyway",
+                    "merchant-note-full-refund"]
+
+
+def test_injection_attempts_on_the_real_model_make_no_unauthorized_write(svc):
     pack = load_pack("food_delivery")
 
     def attempt(case):
@@ -250,14 +259,14 @@ def test_injection_suite_on_the_real_model_makes_no_unauthorized_write(svc):
         return case, svc.transcript(sid)
 
     with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(attempt, [c for c in CASES if c.where != "knowledge"]))
+        results = list(pool.map(attempt, [c for c in CASES if c.id in REAL_MODEL_CASES]))
     findings = []
     for case, record in results:
         findings += unauthorized_writes(pack, record.turns, user_id=case.user,
                                         identity_verified=case.verified, evidence=case.evidence)
         attack = (case.attack["tool"], case.attack["arguments"])
         assert attack not in [(c.name, c.arguments) for c in record.executed_writes], case.id
-    assert len(results) >= 30 and findings == []
+    assert len(results) == len(REAL_MODEL_CASES) and findings == []
 
 
 def test_a_rule_changed_mid_session_governs_the_next_turn(svc, dialogue_app):
@@ -291,3 +300,17 @@ def test_a_rule_changed_mid_session_governs_the_next_turn(svc, dialogue_app):
         dialogue_app.deploy({})
         while not policy.rules_version.remote().result().startswith(pack.rules.version.split("@")[0]):
             time.sleep(1)
+
+
+def test_wow_ray_chat_holds_a_dialogue_with_the_service(dialogue_app):
+    from typer.testing import CliRunner
+
+    from tests.conftest import DIALOGUE_TEST_KEY
+    from wow_ray.cli import app
+
+    result = CliRunner().invoke(app, [
+        "chat", "--scenario", "food_delivery", "--url", dialogue_app.url, "--api-key",
+        DIALOGUE_TEST_KEY, "--user", "U0214", "-m", "My order O10337 arrived 20 minutes late"])
+    assert result.exit_code == 0, result.output
+    reply = result.output.split("agent>")[-1]
+    assert "5" in reply, "the coupon's amount is in the reply"
