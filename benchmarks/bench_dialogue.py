@@ -3,8 +3,8 @@
 Starts a local Ray and the food_delivery dialogue app (every agent a deployment, vLLM on the
 CPU with the embedded model), unless ``--url`` names a running one. At each concurrency level,
 that many customers hold the same three-turn dialogue at once (late order, an invoice for it,
-goodbye), each in its own session, holding whole dialogues until ``--turns`` turns are measured. For every turn it reads
-the trace from the transcript:
+goodbye), each in its own session, holding whole dialogues until ``--turns`` turns are
+measured. For every turn it reads the trace from the transcript:
 
 - turn time: the HTTP round trip as the customer sees it;
 - LLM time: the sum of the turn's model calls, each timed by the agent around its Serve-handle
