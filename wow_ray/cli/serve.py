@@ -39,7 +39,7 @@ def _settings(ctx: typer.Context, **overrides: object) -> WowSettings:
     )
 
 
-def start_llm_app(settings: WowSettings) -> str:
+def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
     """Start Ray and the LLM app, showing progress while vLLM loads; return the base URL."""
     from ray import serve
     from ray.serve.config import HTTPOptions
@@ -53,7 +53,9 @@ def start_llm_app(settings: WowSettings) -> str:
         progress=lambda m: console.print(f"[dim]{m}[/]"),
     )
     console.print(f"[dim]starting Ray and serving {entry.ref} with vLLM (about a minute on CPU)[/]")
-    init_ray(settings)
+    init_ray(settings, log_to_driver=show_logs)
+    if not show_logs:
+        console.print("[dim]replica logs: /tmp/ray/session_latest/logs (or --logs)[/]")
     serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
     build_llm_app = _import_attr(LLM_APP_IMPORT_PATH)
     app = build_llm_app(settings.model_dump(exclude={"ray_address", "ray_num_cpus"}))
@@ -101,6 +103,9 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="HTTP port (default from settings: 8000).")
     ] = None,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Print the replicas' logs here too.")
+    ] = False,
 ) -> None:
     """Serve a registered model (default: the embedded SmolLM2-135M-Instruct) with vLLM on Ray
     Serve, behind an OpenAI-compatible API, until Ctrl-C. LoRA adapters registered over it are
@@ -108,7 +113,7 @@ def serve(
     from ray import serve as ray_serve
 
     settings = _settings(ctx, model=model, host=host, port=port)
-    url = start_llm_app(settings)
+    url = start_llm_app(settings, show_logs=logs)
     console.print(f"try: wow-ray chat --url {url}    (Ctrl-C stops serving)")
     try:
         while True:
@@ -124,7 +129,9 @@ def chat(
     ] = "http://127.0.0.1:8000",
     model: Annotated[
         str | None,
-        typer.Option(help="Model, or `<model>:<adapter>` for a LoRA adapter (default: the only model served)."),
+        typer.Option(
+            help="Model, or `<model>:<adapter>` for a LoRA adapter (default: the only model served)."
+        ),
     ] = None,
     system: Annotated[
         str | None, typer.Option(help="A system prompt for the conversation.")
@@ -175,14 +182,19 @@ def _stream_reply(client: OpenAIChatClient, messages: list[ChatMessage], options
     return "".join(pieces)
 
 
-def demo(ctx: typer.Context) -> None:
+def demo(
+    ctx: typer.Context,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Print the replicas' logs here too.")
+    ] = False,
+) -> None:
     """The main job on the embedded default: start a local Ray, serve the embedded model, and
     answer one customer chat (streamed), then shut everything down."""
     import ray
     from ray import serve as ray_serve
 
     settings = _settings(ctx)
-    url = start_llm_app(settings)
+    url = start_llm_app(settings, show_logs=logs)
     try:
         console.print(f"[bold]customer>[/] {DEMO_QUESTION}")
         console.print("[bold]assistant>[/] ", end="")
