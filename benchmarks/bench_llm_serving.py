@@ -10,6 +10,8 @@ Same prompts, same engine arguments, same run:
 2. the offline path: vLLM's own ``LLM.chat`` in this process, the same prompts in batches of
    ``c`` (so at most ``c`` sequences run at once, as on the Serve path).
 
+The two paths alternate round by round (both engines loaded, one busy at a time).
+
 Every request generates exactly ``--max-tokens`` tokens (``ignore_eos``), so both paths do the
 same work. Reported per concurrency: generated tokens/s, request latency p50 and p99, and
 Serve's throughput as a fraction of offline (target: >= 0.85 at concurrency 16). Each path is
@@ -97,38 +99,22 @@ async def serve_round(
     return tokens / elapsed, latencies
 
 
-def measure_serve(settings, levels, n_requests, max_tokens, repeats):
-    import ray
+def start_serve(settings) -> str:
     from ray import serve
 
     from serve_apps.llm import build_llm_app
     from wow_ray.ray_runtime import init_ray
 
     init_ray(settings, log_to_driver=False)
-    port = settings.serve.port
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(
-        build_llm_app({"storage_path": settings.storage_path, "model": settings.model}),
-        name="bench",
-    )
-    url = f"http://127.0.0.1:{port}"
+    serve.start(http_options={"host": "127.0.0.1", "port": settings.serve.port})
+    app = build_llm_app({"storage_path": settings.storage_path, "model": settings.model})
+    serve.run(app, name="bench")
+    url = f"http://127.0.0.1:{settings.serve.port}"
     asyncio.run(serve_round(url, settings.model, prompts(2), 2, 8))  # warm-up
-    results = {}
-    for c in levels:
-        rounds = [
-            asyncio.run(serve_round(url, settings.model, prompts(n_requests(c)), c, max_tokens))
-            for _ in range(repeats)
-        ]
-        results[c] = (
-            statistics.median(r[0] for r in rounds),
-            [lat for r in rounds for lat in r[1]],
-        )
-    serve.shutdown()
-    ray.shutdown()
-    return results
+    return url
 
 
-def measure_offline(settings, levels, n_requests, max_tokens, repeats):
+def start_offline(settings):
     from vllm import LLM, SamplingParams
 
     from wow_ray.llm.engine import engine_kwargs_for
@@ -137,23 +123,21 @@ def measure_offline(settings, levels, n_requests, max_tokens, repeats):
     registry = Registry(settings.storage_path)
     folder = str(registry.local_dir(resolve_model(registry, settings.model)))
     llm = LLM(model=folder, served_model_name=settings.model, **engine_kwargs_for(settings, "cpu"))
-    params = SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True)
     llm.chat(prompts(2), SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
-    results = {}
-    for c in levels:
-        rates, latencies = [], []
-        for _ in range(repeats):
-            batch = prompts(n_requests(c))
-            tokens, start = 0, time.perf_counter()
-            for i in range(0, len(batch), c):
-                chunk_start = time.perf_counter()
-                outputs = llm.chat(batch[i : i + c], params, use_tqdm=False)
-                chunk_time = time.perf_counter() - chunk_start
-                tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
-                latencies += [chunk_time] * len(outputs)
-            rates.append(tokens / (time.perf_counter() - start))
-        results[c] = (statistics.median(rates), latencies)
-    return results
+    return llm
+
+
+def offline_round(llm, batch: list[list[dict]], concurrency: int, max_tokens: int):
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True)
+    tokens, latencies, start = 0, [], time.perf_counter()
+    for i in range(0, len(batch), concurrency):
+        chunk_start = time.perf_counter()
+        outputs = llm.chat(batch[i : i + concurrency], params, use_tqdm=False)
+        latencies += [time.perf_counter() - chunk_start] * len(outputs)
+        tokens += sum(len(o.outputs[0].token_ids) for o in outputs)
+    return tokens / (time.perf_counter() - start), latencies
 
 
 def main() -> int:
@@ -184,12 +168,26 @@ def main() -> int:
     def n_requests(c: int) -> int:
         return max(6, args.requests_per_slot * c)
 
-    serve_results = measure_serve(
-        settings, args.concurrency, n_requests, args.max_tokens, args.repeats
-    )
-    offline_results = measure_offline(
-        settings, args.concurrency, n_requests, args.max_tokens, args.repeats
-    )
+    # Both engines stay up and take turns, round by round, so that load from other processes on
+    # this shared machine falls on both paths alike instead of on whichever ran second.
+    url = start_serve(settings)
+    llm = start_offline(settings)
+    rounds: dict[tuple[str, int], list] = {}
+    for _ in range(args.repeats):
+        for c in args.concurrency:
+            batch = prompts(n_requests(c))
+            serve_run = asyncio.run(serve_round(url, settings.model, batch, c, args.max_tokens))
+            rounds.setdefault(("serve", c), []).append(serve_run)
+            rounds.setdefault(("offline", c), []).append(
+                offline_round(llm, batch, c, args.max_tokens)
+            )
+
+    def summary(path: str, c: int) -> tuple[float, list[float]]:
+        runs = rounds[(path, c)]
+        return statistics.median(r[0] for r in runs), [lat for r in runs for lat in r[1]]
+
+    serve_results = {c: summary("serve", c) for c in args.concurrency}
+    offline_results = {c: summary("offline", c) for c in args.concurrency}
 
     lines = [
         "| concurrency | Serve tokens/s | offline tokens/s | Serve / offline | Serve p50 s | Serve p99 s | offline p50 s | offline p99 s |",
