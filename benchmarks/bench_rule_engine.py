@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import command_line, write_section  # noqa: E402
 from wow_ray.scenario import DialogueState, ToolCall, load_pack  # noqa: E402
 
 HEADING = "## Rule engine (issue 3)"
@@ -134,24 +135,13 @@ def main() -> int:
 
 
 def write_readme(lines: list[str], context_line: str) -> None:
-    path = ROOT / "benchmarks" / "README.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section: what is measured, the command, the numbers.\n"
-    section = "\n".join([
-        HEADING, "",
+    write_section(HEADING, [
         "Target: at least 10,000 checks/s on one core.", "",
-        "```", " ".join(["PYTHONPATH=. python benchmarks/bench_rule_engine.py", *sys.argv[1:]]), "```", "",
+        "```", command_line("bench_rule_engine.py"), "```", "",
         *lines, "", context_line, "",
         "On this shared 2-core machine the medians move 2-3x with other jobs' load (engine only",
-        "measured 19k-61k checks/s across runs on 2026-11-27); compare runs made on one machine.", "",
+        "measured 19k-61k checks/s across runs on 2026-11-27); compare runs made on one machine.",
     ])
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -19,6 +19,7 @@ app = typer.Typer(
     help="WOW-Ray: serve, evaluate and fine-tune multi-agent customer service on Ray.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 

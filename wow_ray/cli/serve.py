@@ -124,7 +124,7 @@ def chat(
     ] = "http://127.0.0.1:8000",
     model: Annotated[
         str | None,
-        typer.Option(help="Model or '<model>:<adapter>' (default: the only one served)."),
+        typer.Option(help="Model, or `<model>:<adapter>` for a LoRA adapter (default: the only model served)."),
     ] = None,
     system: Annotated[
         str | None, typer.Option(help="A system prompt for the conversation.")

@@ -6,6 +6,7 @@ clear errors, and the same code must run where ``openai`` is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -29,6 +30,21 @@ class LLMRequestError(WowRayError):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(f"LLM endpoint answered {status_code}: {message}")
         self.status_code = status_code
+
+
+class LLMUnavailableError(WowRayError):
+    """Nothing answered at the endpoint (not started, wrong URL, network down)."""
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise LLMUnavailableError(
+            f"no LLM endpoint answered at {url} ({type(exc).__name__}: {exc}); is it served? "
+            "(`wow-ray serve` or `serve run serve_apps/llm.yaml`)"
+        ) from None
 
 
 class OpenAIChatClient:
@@ -58,13 +74,15 @@ class OpenAIChatClient:
         self.close()
 
     def models(self) -> list[str]:
-        response = self._http.get("/models")
+        with _reaching(self.base_url):
+            response = self._http.get("/models")
         _raise_for_error(response)
         return [m["id"] for m in response.json()["data"]]
 
     def complete(self, messages: list[ChatMessage | dict], **options: Any) -> dict[str, Any]:
         """The whole chat-completion response (``choices[0].message.content`` is the reply)."""
-        response = self._http.post("/chat/completions", json=self._body(messages, options))
+        with _reaching(self.base_url):
+            response = self._http.post("/chat/completions", json=self._body(messages, options))
         _raise_for_error(response)
         return response.json()
 
@@ -74,7 +92,10 @@ class OpenAIChatClient:
     def stream(self, messages: list[ChatMessage | dict], **options: Any) -> Iterator[str]:
         """Yield the reply's text pieces as the server streams them (server-sent events)."""
         body = self._body(messages, {**options, "stream": True})
-        with self._http.stream("POST", "/chat/completions", json=body) as response:
+        with (
+            _reaching(self.base_url),
+            self._http.stream("POST", "/chat/completions", json=body) as response,
+        ):
             if response.status_code >= 400:
                 response.read()
                 _raise_for_error(response)
