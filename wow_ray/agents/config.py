@@ -33,6 +33,10 @@ class DialogueConfig(BaseModel):
     planner: Literal["playbook", "model"] = Field(
         "playbook", description="How the solution agent plans tool calls (see solution.py)."
     )
+    planner_tools: Literal["intent", "all"] = Field(
+        "intent", description="Tools the model planner may propose: those of the intent's "
+        "playbook plus reads (least privilege), or all of them."
+    )
     models: dict[str, ModelSettings] = Field(
         default_factory=dict,
         description="Model settings per agent (master, understanding, solution, response, "

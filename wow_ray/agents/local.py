@@ -111,7 +111,8 @@ def local_master(pack: ScenarioPack, client: ChatClient | None,
     specialists = LocalSpecialists(
         UnderstandingAgent(pack, client, config.agent("understanding"), config.flag_keywords),
         policy,
-        SolutionAgent(pack, policy, client, config.agent("solution"), config.planner),
+        SolutionAgent(pack, policy, client, config.agent("solution"), config.planner,
+                      planner_tools=config.planner_tools),
         ResponseAgent(pack, client, config.agent("response"), config.brand, config.tone),
         HandoffAgent(pack, policy, client, config.agent("handoff")),
     )

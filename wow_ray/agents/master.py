@@ -124,9 +124,11 @@ class MasterAgent:
             return
         state.turns += 1
         state.dialogue.turn += 1
+        new_evidence = False
         for item in attachments:
             if item in self.evidence and item not in state.dialogue.evidence:
                 state.dialogue.evidence.append(item)
+                new_evidence = True
 
         understood = await self.specialists.understand(UnderstandRequest(
             session_id=state.session_id, message=message, history=state.history,
@@ -143,7 +145,7 @@ class MasterAgent:
         record.steps.append(review.step)
         record.rules_version = review.rules_version
 
-        moves = self.legal_moves(state, understood, review)
+        moves = self.legal_moves(state, understood, review, new_evidence)
         done = len(record.steps)
         move = moves[0] if len(moves) == 1 else await self._decide(state, message, moves, record)
         record.moves.append(move)
@@ -197,7 +199,8 @@ class MasterAgent:
                 state.known[name] = value
         active.missing = missing_slots(self.pack, intent, active.slots)
 
-    def legal_moves(self, state: SessionState, understood: Understanding, review: Review) -> list[str]:
+    def legal_moves(self, state: SessionState, understood: Understanding, review: Review,
+                    new_evidence: bool = False) -> list[str]:
         """The moves open now; the first is the default."""
         if any(o.ends_dialogue for o in review.obligations):
             return ["handoff"]
@@ -208,6 +211,8 @@ class MasterAgent:
         if understood.intent is None:
             if pending and active.missing:
                 return ["clarify", "answer"]
+            if pending and new_evidence:  # a refused request the new evidence may unlock
+                return ["solve"]
             return ["answer", "end"]
         if active.intent in self.human_intents:
             return ["solve"]
@@ -285,9 +290,10 @@ class MasterAgent:
         if solved.missing:
             active.missing = solved.missing
             return self._clarify(active, base, solved.facts)
-        active.resolved, active.missing = True, []
         wrote = any(r.kind == "write" for r in solved.executed)
         kind = "deny" if refusals and not wrote else "resolve"
+        # A refusal leaves the request open: new evidence or details may change the verdict.
+        active.resolved, active.missing = kind == "resolve", []
         return RespondRequest(kind=kind, facts=_unique([*solved.facts, *refusals]),
                               must_say=solved.must_say, **base)
 

@@ -32,7 +32,8 @@ from wow_ray.scenario import ScenarioPack
 DEFAULT_TONE = "Be warm, concise and professional; apologise when something went wrong."
 MAX_REPLY_CHARS = 700
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.])[0-9]+(?:\.[0-9]+)?(?![0-9])")
-_LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far")
+_LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far", "Customer:",
+          "Agent:", "customer service agent, I", "As an AI", "the task")
 
 RESPONSE_AGENT = Agent(
     name="response",

@@ -130,8 +130,9 @@ class SolutionAgent:
 
     def __init__(self, pack: ScenarioPack, executor: Executor, client: ChatClient | None = None,
                  agent: Agent = SOLUTION_AGENT, planner: Planner = "playbook",
-                 knowledge_results: int = 2) -> None:
+                 knowledge_results: int = 2, planner_tools: Literal["intent", "all"] = "intent") -> None:
         self.pack = pack
+        self.planner_tools = planner_tools
         self.executor = executor
         self.client = client
         self.agent = agent
@@ -370,7 +371,10 @@ class SolutionAgent:
                         run.must_say.append(money(record.result[key]))
 
     def _model_tools(self, intent: str) -> list[str]:
-        """Tools the model may propose: those the intent's playbook uses, plus the reads."""
+        """Tools the model may propose: those the intent's playbook uses, plus the reads (least
+        privilege; ``planner_tools="all"`` offers every tool and leaves it all to the gate)."""
+        if self.planner_tools == "all":
+            return list(self.pack.tools.names)
         names = {t.spec.name for t in self.pack.tools if t.spec.kind == "read"}
         playbook = self.pack.playbooks.playbooks.get(intent)
         for step in playbook.steps if playbook else []:

@@ -41,7 +41,7 @@ DEFAULT_FLAG_KEYWORDS: dict[str, list[str]] = {
     "food_safety": ["food poisoning", "poisoned", "foreign object", "allergic reaction",
                     "allergy", "hair in", "glass in", "metal in", "plastic in", "insect",
                     "cockroach", "bug in", "vomit", "threw up", "got sick", "made me sick"],
-    "legal_threat": ["lawyer", "sue you", "sue ", "lawsuit", "court", "legal action",
+    "legal_threat": ["lawyer", "sue", "suing", "lawsuit", "court", "legal action",
                      "attorney", "consumer protection"],
 }
 STRONG_SCORE = 4.0  # a BM25 score this high names the intent clearly (see tests)
@@ -109,12 +109,17 @@ class UnderstandingAgent:
         self.intents = {i.name: i for i in pack.intents}
         keywords = flag_keywords if flag_keywords is not None else DEFAULT_FLAG_KEYWORDS
         self.flag_keywords = {f: k for f, k in keywords.items() if f in pack.manifest.dialogue.flags}
+        # Whole words only: "sue" must not fire on "issue".
+        self._flag_patterns = {
+            flag: re.compile("|".join(rf"\b{re.escape(k.strip())}\b" for k in keys))
+            for flag, keys in self.flag_keywords.items() if keys
+        }
 
     # -- the deterministic pieces ---------------------------------------------------------
 
     def flags(self, text: str) -> list[str]:
-        low = f" {text.lower()} "
-        return [flag for flag, keys in self.flag_keywords.items() if any(k in low for k in keys)]
+        low = " ".join(text.lower().split())
+        return [flag for flag, pattern in self._flag_patterns.items() if pattern.search(low)]
 
     def pattern_slots(self, intent: str, text: str) -> dict[str, Any]:
         """Slot values of ``intent`` the text proves: ids by shape, enum words."""
@@ -139,8 +144,10 @@ class UnderstandingAgent:
             shape = self.shapes.get(slot.name)
             if shape is not None and value not in shape.find_all(said):
                 continue  # an id the customer never wrote: invented
-            if slot.enum is None and shape is None and not appears_in(value, said):
-                continue  # free text not in the customer's words
+            if slot.enum is None and shape is None and (
+                    not appears_in(value, said)
+                    or any(s.find_all(str(value)) for s in self.shapes.values())):
+                continue  # free text not in the customer's words, or an id posing as text
             out[slot.name] = value
         return out
 
@@ -177,7 +184,8 @@ class UnderstandingAgent:
                 intent, source = options[0], "lexical"
             else:
                 intent, slots, source = await self._ask_model(
-                    step, options, offer_none, req, message, said, collecting, candidates)
+                    step, options, offer_none, req, message, said, collecting,
+                    candidates if strong else [])
             if intent is not None:  # what the text proves beats the model's reading
                 slots = {**slots, **self.pattern_slots(intent, message)}
         step.output = {"intent": intent, "slots": slots, "flags": flags, "goodbye": goodbye,
@@ -197,7 +205,7 @@ class UnderstandingAgent:
 
     async def _ask_model(self, step: AgentStep, options: list[str], offer_none: bool,
                          req: UnderstandRequest, message: str, said: str,
-                         collecting: Any, candidates: list[str]) -> tuple[str | None, dict, str]:
+                         collecting: Any, strong_candidates: list[str]) -> tuple[str | None, dict, str]:
         inp = UnderstandingInput(
             scenario_title=self.pack.manifest.title,
             candidates=intent_options(self.pack, options),
@@ -211,8 +219,10 @@ class UnderstandingAgent:
                                       lambda data: self._validate(data, options, offer_none, said))
         if answer is not None:
             return answer[0], answer[1], "model"
+        # No usable answer: only strong lexical evidence names an intent; weak evidence is
+        # no reason to start a request (or to leave the one in progress).
         step.fallback = self._model_on()
-        intent = candidates[0] if candidates else (collecting.intent if collecting else None)
+        intent = strong_candidates[0] if strong_candidates else None
         return intent, {}, "lexical" if intent else "none"
 
     def _validate(self, data: dict[str, Any], options: list[str], offer_none: bool,
