@@ -33,7 +33,7 @@ class LLMRequestError(LLMError):
         self.status_code = status_code
 
 
-class LLMUnavailableError(WowRayError):
+class LLMUnavailableError(LLMError):
     """Nothing answered at the endpoint (not started, wrong URL, network down)."""
 
 
