@@ -153,3 +153,16 @@ def distinctive_text_like(text: str) -> str:
 def test_distinctive_text_skips_the_system_prompt(samples):
     s = samples[0]
     assert s.messages[0].content[:30].lower() not in distinctive_text(s)
+
+
+def test_another_pack_needs_no_code(tmp_path):
+    """hotel_booking has no hand-written phrases: examples, fixtures and rules suffice."""
+    from wow_ray.scenario import load_pack
+
+    pack = load_pack("hotel_booking")
+    guard = LeakGuard.from_pack(pack)
+    builder, checker = DialogueBuilder(pack, "t"), SampleChecker(pack, guard)
+    cases = candidate_cases(pack, 25, 1, guard) + train_task_cases(pack, guard)
+    samples = [s for cid, sit in cases for s in builder.build(cid, sit, 1)]
+    assert {s.meta.agent for s in samples} >= {"understanding", "solution", "response"}
+    assert [checker.check(s) for s in samples if checker.check(s)[0]] == []

@@ -288,7 +288,8 @@ def count_samples(samples: list[ChatSample] | list[PreferenceSample], splits: di
             table[key] = table.get(key, 0) + 1
         per = counts.by_agent_intent.setdefault(m.agent, {})
         per[intent] = per.get(intent, 0) + 1
-    for table in (counts.by_split, counts.by_agent, counts.by_intent, counts.by_source):
+    for table in (counts.by_split, counts.by_agent, counts.by_intent, counts.by_source,
+                  counts.by_agent_intent, *counts.by_agent_intent.values()):
         items = sorted(table.items())
         table.clear()
         table.update(items)

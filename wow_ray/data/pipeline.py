@@ -160,7 +160,10 @@ def check_batch(batch: dict[str, Any], pack_path: str, config_json: str) -> dict
 
 
 def _map(ds: Any, fn: Callable, config: BuildConfig, **kwargs: Any) -> Any:
-    return ds.map_batches(fn, batch_size=config.batch_size, concurrency=config.concurrency,
+    import ray.data
+
+    return ds.map_batches(fn, batch_size=config.batch_size,
+                          compute=ray.data.TaskPoolStrategy(size=config.concurrency),
                           num_cpus=config.num_cpus, fn_kwargs=kwargs, batch_format="default")
 
 
