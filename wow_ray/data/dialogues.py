@@ -65,7 +65,7 @@ class Segment:
 
 
 @dataclass
-class _Dialogue:
+class Draft:
     """The dialogue being written: lines so far, samples so far, actions done so far."""
 
     case_id: str
@@ -140,7 +140,7 @@ class DialogueBuilder:
     def build(self, case_id: str, situation: Situation, seed: int = 0) -> list[ChatSample]:
         """Every agent's samples for one dialogue of ``situation`` (deterministic in seed)."""
         digest = hashlib.sha256(f"{seed}:{case_id}".encode()).digest()
-        d = _Dialogue(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source)
+        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source)
         segments = self.segments(situation)
         for k, (request, seg) in enumerate(zip(situation.requests, segments, strict=True)):
             if not self._request(d, k, request, seg):
@@ -151,7 +151,7 @@ class DialogueBuilder:
             self._goodbye(d)
         return d.samples
 
-    def _request(self, d: _Dialogue, k: int, request: Any, seg: Segment) -> bool:
+    def _request(self, d: Draft, k: int, request: Any, seg: Segment) -> bool:
         intent = self.intents[request.intent]
         slots = dict(request.slots)
         mention, missing = self._mentions(d, intent, slots)
@@ -169,14 +169,14 @@ class DialogueBuilder:
                 extras.append("I already asked for a human before.")
         said = texts.opening(d.rng, self.pack.name, intent, mention, self._context(slots), extras, k > 0)
         text, reworded = self._reworded(said, request)
-        self._understanding(d, text, request.intent, said.said,
+        self.understand(d, text, request.intent, said.said,
                             said.template + ("+paraphrase" if reworded else ""), paraphrased=reworded)
         for name, value in said.said.items():
             if name in self.rt.shapes:
                 d.known[name] = value
         if missing:
             self._clarify(d, request.intent, slots, missing)
-        return self._solve(d, request.intent, slots, seg)
+        return self.solve(d, request.intent, slots, seg)
 
     def _reworded(self, said: texts.Rendered, request: Any) -> tuple[str, bool]:
         """The opening, reworded by the LLM if one is configured and its text keeps every value
@@ -191,7 +191,7 @@ class DialogueBuilder:
         new = self.paraphrase(said.text, keep)
         return (new, True) if new else (said.text, False)
 
-    def _mentions(self, d: _Dialogue, intent: Any, slots: dict[str, Any]) -> tuple[dict, list[str]]:
+    def _mentions(self, d: Draft, intent: Any, slots: dict[str, Any]) -> tuple[dict, list[str]]:
         """Which values the opening states; which required ones the agent must ask for."""
         mention, missing = {}, []
         for spec in intent.slots:
@@ -231,24 +231,24 @@ class DialogueBuilder:
             self._rows[table] = {str(r.get(pk)): r for r in self.pack.fixtures.get(table, [])}
         return self._rows[table].get(str(key))
 
-    def _clarify(self, d: _Dialogue, intent: str, slots: dict[str, Any], missing: list[str]) -> None:
+    def _clarify(self, d: Draft, intent: str, slots: dict[str, Any], missing: list[str]) -> None:
         said = {k: v for k, v in slots.items() if k not in missing}
         self._reply(d, intent, "clarify", [], [], ask=missing)
         if d.rng.random() < self.p_filler:
             text = d.rng.choice(texts.FILLERS)
-            self._understanding(d, text, None, {}, "filler", collecting=intent, expecting=missing)
+            self.understand(d, text, None, {}, "filler", collecting=intent, expecting=missing)
             self._master(d, text, ["clarify", "answer"], "clarify", intent, said, False)
             self._reply(d, intent, "clarify", [], [], ask=missing)
         specs = {s.name: s for s in self.intents[intent].slots}
         parts = [texts.answer(d.rng, specs[name], slots[name]) for name in missing]
         text = " ".join(p.text for p in parts)
-        self._understanding(d, text, intent, {n: slots[n] for n in missing}, parts[0].template,
+        self.understand(d, text, intent, {n: slots[n] for n in missing}, parts[0].template,
                             collecting=intent, expecting=missing)
         for name in missing:
             if name in self.rt.shapes:
                 d.known[name] = slots[name]
 
-    def _solve(self, d: _Dialogue, intent: str, slots: dict[str, Any], seg: Segment,
+    def solve(self, d: Draft, intent: str, slots: dict[str, Any], seg: Segment,
                start: int = 0) -> bool:
         """The solution agent's samples from step ``start`` on (earlier steps are only
         observed), then the reply; False when the request ended in a hand-over."""
@@ -282,7 +282,7 @@ class DialogueBuilder:
         self._reply(d, intent, kind, facts, seg.communicate)
         return True
 
-    def _handoff(self, d: _Dialogue, intent: str, slots: dict[str, Any], step: Step,
+    def _handoff(self, d: Draft, intent: str, slots: dict[str, Any], step: Step,
                  facts: list[str], refusals: list[str], must: list[str]) -> None:
         d.done.append(step.call)
         reason = str(step.call.arguments.get("reason", "customer_request"))
@@ -298,7 +298,7 @@ class DialogueBuilder:
         told = list(dict.fromkeys(x for x in [*facts, env_reason, f"Your ticket number is {ticket}."] if x))
         self._reply(d, intent, "handoff", told, [*must, ticket])
 
-    def _handoff_reason(self, d: _Dialogue, call: ToolCall) -> str:
+    def _handoff_reason(self, d: Draft, call: ToolCall) -> str:
         """What the rule that allowed (or required) the hand-over tells the customer."""
         env = self.pack.new_environment()
         state = d.situation.initial_state()
@@ -309,7 +309,7 @@ class DialogueBuilder:
         finally:
             env.close()
 
-    def _question(self, d: _Dialogue) -> None:
+    def _question(self, d: Draft) -> None:
         for _ in range(3):
             topic = d.rng.choice(self.questions).lower()
             text = d.rng.choice(texts.QUESTIONS).format(t=topic)
@@ -317,12 +317,12 @@ class DialogueBuilder:
                 break
         else:
             return
-        self._understanding(d, text, None, {}, "question")
+        self.understand(d, text, None, {}, "question")
         last = d.situation.requests[-1]
         self._master(d, text, ["answer", "end"], "answer", last.intent, last.slots, d.resolved)
         self._reply(d, None, "answer", self.rt.knowledge(text), [])
 
-    def _goodbye(self, d: _Dialogue) -> None:
+    def _goodbye(self, d: Draft) -> None:
         text = d.rng.choice(texts.GOODBYES)
         d.turn += 1
         last = d.situation.requests[-1]
@@ -332,7 +332,7 @@ class DialogueBuilder:
 
     # -- samples ---------------------------------------------------------------------------
 
-    def _understanding(self, d: _Dialogue, text: str, intent: str | None, said: dict[str, Any],
+    def understand(self, d: Draft, text: str, intent: str | None, said: dict[str, Any],
                        template: str, collecting: str | None = None,
                        expecting: list[str] | None = None, paraphrased: bool = False) -> None:
         d.turn += 1
@@ -342,12 +342,12 @@ class DialogueBuilder:
                    paraphrased=paraphrased)
         d.history.append(Line(role="customer", text=text))
 
-    def _master(self, d: _Dialogue, text: str, moves: list[str], move: str, intent: str | None,
+    def _master(self, d: Draft, text: str, moves: list[str], move: str, intent: str | None,
                 slots: dict[str, Any], resolved: bool) -> None:
         inp = self.rt.master_input(text, moves, intent, slots, resolved)
         self._emit(d, "master", inp, PROMPTS["master"].output_model(next=move), intent, kind=move)
 
-    def _solution(self, d: _Dialogue, intent: str, slots: dict[str, Any],
+    def _solution(self, d: Draft, intent: str, slots: dict[str, Any],
                   observations: list[Any], call: ToolCall | None) -> None:
         inp = SolutionInput(
             scenario_title=self.rt.title, user_id=d.situation.user_id, intent=intent,
@@ -359,7 +359,7 @@ class DialogueBuilder:
                             actions=[call.model_dump()] if call else [])
         self._emit(d, "solution", inp, out, intent, kind=out.tool, check=check)
 
-    def _reply(self, d: _Dialogue, intent: str | None, kind: str, facts: list[str],
+    def _reply(self, d: Draft, intent: str | None, kind: str, facts: list[str],
                must: list[str], ask: list[str] | None = None) -> None:
         # The latest line is the customer's message; the service passes the lines before it.
         message, earlier = d.history[-1].text, d.history[:-1]
@@ -373,7 +373,7 @@ class DialogueBuilder:
         self._emit(d, "response", inp, text, intent, kind=kind, template=template)
         d.history.append(Line(role="agent", text=text))
 
-    def _emit(self, d: _Dialogue, agent: str, inp: Any, out: Any, intent: str | None, *,
+    def _emit(self, d: Draft, agent: str, inp: Any, out: Any, intent: str | None, *,
               kind: str = "", template: str = "", check: ActionCheck | None = None,
               paraphrased: bool = False) -> None:
         spec = PROMPTS[agent]

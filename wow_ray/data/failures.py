@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wow_ray.agents.prompts import PROMPTS, Line, ToolProposal, UnderstandingOutput
 from wow_ray.agents.slots import appears_in, enum_mention
 from wow_ray.agents.transcript import ToolCallRecord, Transcript, TurnRecord
-from wow_ray.data.dialogues import DialogueBuilder, Segment, _Dialogue
+from wow_ray.data.dialogues import DialogueBuilder, Draft, Segment
 from wow_ray.data.formats import ChatSample, Message, PreferenceSample
 from wow_ray.data.situations import LeakGuard
 from wow_ray.errors import WowRayError
@@ -161,7 +161,7 @@ class FailureConverter:
         outcome = {"success": item.success, "reward": item.reward, "divergence": div.kind,
                    "turn": div.turn, "detail": div.detail, "status": t.outcome.status}
         seed = int.from_bytes(hashlib.sha256(t.session_id.encode()).digest()[:8], "big")
-        d = _Dialogue(t.session_id, situation, random.Random(seed), "failure")
+        d = Draft(t.session_id, situation, random.Random(seed), "failure")
         d.case_id = item.task_id or t.session_id
         d.history = [line for x in t.turns if x.index < div.turn
                      for line in (Line(role="customer", text=x.customer), Line(role="agent", text=x.reply))]
@@ -173,7 +173,7 @@ class FailureConverter:
             self._intent(d, turn, request)
         else:
             d.history.append(Line(role="customer", text=turn.customer))
-            self.builder._solve(d, request.intent, dict(request.slots), segments[div.request],
+            self.builder.solve(d, request.intent, dict(request.slots), segments[div.request],
                                 start=min(div.step, len(segments[div.request].steps)))
         samples = d.samples
         for s in samples:
@@ -181,7 +181,7 @@ class FailureConverter:
         pairs = self._pairs(samples, div, turn, outcome)
         return samples, pairs, div
 
-    def _intent(self, d: _Dialogue, turn: TurnRecord, request: Any) -> None:
+    def _intent(self, d: Draft, turn: TurnRecord, request: Any) -> None:
         said = {}
         for slot in self.pack.intent(request.intent).slots:
             value = request.slots.get(slot.name)
@@ -190,7 +190,7 @@ class FailureConverter:
             if (slot.enum and enum_mention(slot, turn.customer) == value) or (
                     not slot.enum and appears_in(value, turn.customer)):
                 said[slot.name] = value
-        self.builder._understanding(d, turn.customer, request.intent, said, "failure:wrong_intent")
+        self.builder.understand(d, turn.customer, request.intent, said, "failure:wrong_intent")
         step = next((s for s in turn.steps if s.agent == "understanding"), None)
         if step is not None and step.input:  # the exact prompt the agent saw
             d.samples[-1].meta.input = step.input
