@@ -155,6 +155,11 @@ class DialogueBuilder:
         intent = self.intents[request.intent]
         slots = dict(request.slots)
         mention, missing = self._mentions(d, intent, slots)
+        if seg.steps and seg.steps[0].ends and seg.steps[0].obligation:
+            # The rules demand a hand-over at once (a flag): the service asks nothing first,
+            # so the customer's opening carries everything the hand-over names.
+            mention.update({name: slots[name] for name in missing})
+            missing = []
         extras = []
         if request.demand is not None:
             extras.append(texts.demand_phrase(d.rng, request.demand.tool, request.demand.args,

@@ -83,6 +83,9 @@ ENUM_CLAUSES: dict[tuple[str, str], list[str]] = {
     ("issue", "rude_staff"): ["The staff were rude.", "Rude staff on the phone."],
     ("issue", "wrong_price"): ["They charged the wrong price.", "The price was wrong."],
     ("issue", "packaging"): ["The packaging was a mess.", "Terrible packaging."],
+    ("issue", "other"): ["It's something else.", "It's hard to describe, something else."],
+    ("reason", "other"): ["It's for another reason.", "For other reasons."],
+    ("problem", "other"): ["It's a different problem.", "Some other problem."],
 }
 GENERIC_ENUM_CLAUSES = ["It's about: {w}.", "The {label} is {w}.", "{W}."]
 
