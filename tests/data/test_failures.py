@@ -104,3 +104,28 @@ def test_a_misread_intent_is_corrected(converter, gold):
     fix = next(s for s in samples if s.meta.agent == "understanding")
     assert fix.target.startswith('{"intent":"late_delivery"') and '"O10163"' in fix.target
     assert any(p.meta.agent == "understanding" and '"cancel_order"' in p.rejected for p in pairs)
+
+
+def test_cli_registers_corrections_and_pairs(gold, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+    from wow_ray.data.store import load_dataset
+    from wow_ray.registry import Registry
+
+    task, _ = gold
+    order = task.situation.requests[0].slots["order_id"]
+    item = EvaluatedDialogue(task_id=TASK, transcript=transcript(
+        [call("get_order", {"order_id": order}, "read")], f"Order {order} was delivered."))
+    held = EvaluatedDialogue(task_id="fd-005", transcript=item.transcript)
+    path = tmp_path / "evaluated.jsonl"
+    path.write_text(item.model_dump_json() + "\n" + held.model_dump_json() + "\n")
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", str(tmp_path / "storage"))
+    result = CliRunner().invoke(app, ["data", "from-failures", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "skipped_action at turn 0" in result.output and "skipped" in result.output
+    registry = Registry(str(tmp_path / "storage"))
+    pref = load_dataset(registry, "food_delivery-failures-pref")
+    assert pref.manifest.kind == "preference" and pref.manifest.counts.total >= 1
+    sft = load_dataset(registry, "food_delivery-failures")
+    assert set(sft.manifest.counts.by_source) == {"failure"} and sft.manifest.counts.total >= 2

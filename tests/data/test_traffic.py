@@ -64,3 +64,27 @@ def test_masking_is_deterministic_and_consistent():
     assert a == b
     assert a.turns[0].customer == "<NAME_1> here, <PHONE_1>" and a.turns[0].reply == "Hello <NAME_1>"
     assert a.turns[1].customer == "My name is <NAME_2>"
+
+
+def test_cli_exports_masked_transcripts(food_pack, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+    from wow_ray.data.store import load_dataset
+    from wow_ray.registry import Registry
+
+    url = f"sqlite:///{tmp_path}/sessions.db"
+    store = SessionStore(url)
+    run_session(food_pack, store, ["I'm Ying Rossi, my order O10001 never came. Call 13540501279."])
+    store.engine.dispose()
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", str(tmp_path / "storage"))
+    result = CliRunner().invoke(app, ["data", "export-traffic", "--db", url])
+    assert result.exit_code == 0, result.output
+    version = load_dataset(Registry(str(tmp_path / "storage")), "food_delivery-traffic")
+    assert "transcripts.jsonl" in version.manifest.extra_files
+    dumped = (version.folder / "transcripts.jsonl").read_text() + (version.folder / "train.jsonl").read_text()
+    assert "Ying Rossi" not in dumped and "13540501279" not in dumped and "<NAME_1>" in dumped
+    first = json.loads((version.folder / "transcripts.jsonl").read_text().splitlines()[0])
+    assert first["outcome"]["status"] == "active"
