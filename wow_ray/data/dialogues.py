@@ -78,6 +78,7 @@ class Draft:
     known: dict[str, Any] = field(default_factory=dict)
     turn: int = 0
     resolved: bool = False  # the last request's state, as the master summarises it
+    situation_id: str = ""  # default: the case id
 
     @property
     def dialogue_id(self) -> str:
@@ -387,7 +388,7 @@ class DialogueBuilder:
         index = len(d.samples)
         meta = SampleMeta(agent=agent, source=d.source, intent=intent, pack=self.pack.name,
                           pack_version=self.pack_version, prompt_version=PROMPT_VERSION,
-                          situation_id=d.case_id, dialogue_id=d.dialogue_id, turn=d.turn, kind=kind,
+                          situation_id=d.situation_id or d.case_id, dialogue_id=d.dialogue_id, turn=d.turn, kind=kind,
                           template=template, paraphrased=paraphrased, check=check,
                           input=inp.model_dump(mode="json"))
         d.samples.append(ChatSample(id=f"{d.dialogue_id}:{index:03d}", messages=messages, meta=meta))

@@ -162,13 +162,12 @@ class FailureConverter:
                    "turn": div.turn, "detail": div.detail, "status": t.outcome.status}
         seed = int.from_bytes(hashlib.sha256(t.session_id.encode()).digest()[:8], "big")
         d = Draft(t.session_id, situation, random.Random(seed), "failure")
-        d.case_id = item.task_id or t.session_id
+        d.situation_id = item.task_id or t.session_id  # the dialogue stays the session's own
         d.history = [line for x in t.turns if x.index < div.turn
                      for line in (Line(role="customer", text=x.customer), Line(role="agent", text=x.reply))]
         d.turn = div.turn
         d.done = [s.call for seg in segments[:div.request] for s in seg.steps]
         request = situation.requests[div.request]
-        pairs: list[PreferenceSample] = []
         if div.kind == "wrong_intent":
             self._intent(d, turn, request)
         else:
