@@ -58,18 +58,18 @@ def main() -> None:
         f"{int(args.situations * config.oversample)} candidate situations, then {args.situations} "
         f"situations rendered into dialogues and every sample checked ({samples} samples: "
         "schema, rules, length, language, held-out content, MinHash), then the global near-duplicate "
-        "pass. Workers are Ray Data tasks of 1 CPU each (`concurrency`), the pack loaded once per "
-        f"worker process; medians of {args.repeats} interleaved runs after a warm-up.",
+        "pass. Workers are Ray Data tasks of 1 CPU each (`TaskPoolStrategy(size=N)`, the build's "
+        "`concurrency`), the pack loaded once per worker process; medians of {args.repeats} interleaved runs after a warm-up.",
         "",
         "```",
         command_line("bench_data_build.py"),
         "```",
         "",
-        "| workers (1 CPU each) | render + check, samples/s | whole build, samples/s |",
-        "| ---: | ---: | ---: |",
-        f"| 1 | {med[1][0]:.1f} | {med[1][1]:.1f} |",
-        f"| 2 | {med[2][0]:.1f} | {med[2][1]:.1f} |",
-        f"| ratio 2 vs 1 | {med[2][0] / med[1][0]:.2f}x | {med[2][1] / med[1][1]:.2f}x |",
+        "| workers (1 CPU each) | render + check, samples/s (median) | min-max of runs | whole build, samples/s (median) |",
+        "| ---: | ---: | ---: | ---: |",
+        *[f"| {w} | {med[w][0]:.1f} | {min(r[0] for r in runs[w]):.1f}-{max(r[0] for r in runs[w]):.1f} "
+          f"| {med[w][1]:.1f} |" for w in (1, 2)],
+        f"| ratio 2 vs 1 | {med[2][0] / med[1][0]:.2f}x | | {med[2][1] / med[1][1]:.2f}x |",
         "",
         f"Machine: {os.cpu_count()} cores shared with other engineers' jobs; load average "
         f"{load_before[0]:.1f} before and {load_after[0]:.1f} after the runs. With two cores and "
