@@ -59,7 +59,7 @@ def main() -> None:
         f"situations rendered into dialogues and every sample checked ({samples} samples: "
         "schema, rules, length, language, held-out content, MinHash), then the global near-duplicate "
         "pass. Workers are Ray Data tasks of 1 CPU each (`TaskPoolStrategy(size=N)`, the build's "
-        "`concurrency`), the pack loaded once per worker process; medians of {args.repeats} interleaved runs after a warm-up.",
+        f"`concurrency`), the pack loaded once per worker process; medians of {args.repeats} interleaved runs after a warm-up.",
         "",
         "```",
         command_line("bench_data_build.py"),
