@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import command_line, write_section  # noqa: E402
 from wow_ray.scenario import DialogueState, ToolCall, load_pack  # noqa: E402
 
 HEADING = "## Rule engine (issue 3)"
@@ -55,14 +56,71 @@ def workload(pack):
     state = DialogueState(user_id=user, identity_verified=True, evidence=["photo"])
     other = DialogueState(user_id=placed["user_id"], identity_verified=True)
     calls = [
-        (ToolCall(name="refund_partial", arguments={"order_id": order["order_id"], "amount": 12.0, "reason": "late_delivery"}), state),
-        (ToolCall(name="refund_full", arguments={"order_id": order["order_id"], "reason": "late_delivery"}), state),
-        (ToolCall(name="issue_coupon", arguments={"user_id": user, "amount": 5.0, "reason": "late_delivery", "order_id": order["order_id"]}), state),
-        (ToolCall(name="refund_partial", arguments={"order_id": order["order_id"], "amount": item["unit_price"], "reason": "wrong_item",
-                                                    "item_id": item["item_id"]}), state),
-        (ToolCall(name="cancel_order", arguments={"order_id": placed["order_id"], "reason": "changed_mind"}), other),
-        (ToolCall(name="update_address", arguments={"order_id": placed["order_id"], "new_address": "1 Century Avenue, Pudong"}), other),
-        (ToolCall(name="transfer_to_human", arguments={"user_id": user, "reason": "customer_request"}), state),
+        (
+            ToolCall(
+                name="refund_partial",
+                arguments={
+                    "order_id": order["order_id"],
+                    "amount": 12.0,
+                    "reason": "late_delivery",
+                },
+            ),
+            state,
+        ),
+        (
+            ToolCall(
+                name="refund_full",
+                arguments={"order_id": order["order_id"], "reason": "late_delivery"},
+            ),
+            state,
+        ),
+        (
+            ToolCall(
+                name="issue_coupon",
+                arguments={
+                    "user_id": user,
+                    "amount": 5.0,
+                    "reason": "late_delivery",
+                    "order_id": order["order_id"],
+                },
+            ),
+            state,
+        ),
+        (
+            ToolCall(
+                name="refund_partial",
+                arguments={
+                    "order_id": order["order_id"],
+                    "amount": item["unit_price"],
+                    "reason": "wrong_item",
+                    "item_id": item["item_id"],
+                },
+            ),
+            state,
+        ),
+        (
+            ToolCall(
+                name="cancel_order",
+                arguments={"order_id": placed["order_id"], "reason": "changed_mind"},
+            ),
+            other,
+        ),
+        (
+            ToolCall(
+                name="update_address",
+                arguments={
+                    "order_id": placed["order_id"],
+                    "new_address": "1 Century Avenue, Pudong",
+                },
+            ),
+            other,
+        ),
+        (
+            ToolCall(
+                name="transfer_to_human", arguments={"user_id": user, "reason": "customer_request"}
+            ),
+            state,
+        ),
         (ToolCall(name="get_order", arguments={"order_id": order["order_id"]}), state),
     ]
     return env, calls
@@ -92,7 +150,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--checks", type=int, default=20000)
-    parser.add_argument("--no-write", action="store_true", help="Do not update benchmarks/README.md.")
+    parser.add_argument(
+        "--no-write", action="store_true", help="Do not update benchmarks/README.md."
+    )
     args = parser.parse_args()
     pinned = pin_to_one_core()
     pack = load_pack("food_delivery")
@@ -120,12 +180,24 @@ def main() -> int:
         f"- end to end (`Environment.check`: validation + lazy SQLite reads): **{e2e_rate:,.0f} checks/s**",
         f"- episode backend copy (`pack.new_backend()`, {rows} rows): **{copy_ms:.2f} ms**; `state_hash()`: **{hash_ms:.1f} ms**",
     ]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    context_line = (f"Workload: food_delivery pack, {len(engine.rules.by_id)} rules, {k} actions in rotation "
-                    f"({allowed} allowed, {k - allowed} denied); median of {args.repeats} runs of {args.checks:,} checks "
-                    f"(end to end: {max(args.checks // 10, 500):,}); pinned to one core ({pinned}); {cpu}; "
-                    f"Python {platform.python_version()}; {date.today().isoformat()}. The machine is shared, so expect noise.")
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    context_line = (
+        f"Workload: food_delivery pack, {len(engine.rules.by_id)} rules, {k} actions in rotation "
+        f"({allowed} allowed, {k - allowed} denied); median of {args.repeats} runs of {args.checks:,} checks "
+        f"(end to end: {max(args.checks // 10, 500):,}); pinned to one core ({pinned}); {cpu}; "
+        f"Python {platform.python_version()}; {date.today().isoformat()}. The machine is shared, so expect noise."
+    )
     print("\n".join(lines))
     print(context_line)
     if not args.no_write:
@@ -134,23 +206,23 @@ def main() -> int:
 
 
 def write_readme(lines: list[str], context_line: str) -> None:
-    path = ROOT / "benchmarks" / "README.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEach section: what is measured, the command, the numbers.\n"
-    section = "\n".join([
-        HEADING, "",
-        "Target: at least 10,000 checks/s on one core.", "",
-        "```", " ".join(["PYTHONPATH=. python benchmarks/bench_rule_engine.py", *sys.argv[1:]]), "```", "",
-        *lines, "", context_line, "",
-        "On this shared 2-core machine the medians move 2-3x with other jobs' load (engine only",
-        "measured 19k-61k checks/s across runs on 2026-11-27); compare runs made on one machine.", "",
-    ])
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    write_section(
+        HEADING,
+        [
+            "Target: at least 10,000 checks/s on one core.",
+            "",
+            "```",
+            command_line("bench_rule_engine.py"),
+            "```",
+            "",
+            *lines,
+            "",
+            context_line,
+            "",
+            "On this shared 2-core machine the medians move 2-3x with other jobs' load (engine only",
+            "measured 19k-61k checks/s across runs on 2026-11-27); compare runs made on one machine.",
+        ],
+    )
 
 
 if __name__ == "__main__":

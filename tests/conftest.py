@@ -21,6 +21,7 @@ def ray_session():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # a private Ray, even when another one runs on this machine
             num_cpus=RAY_TEST_CPUS,
             include_dashboard=False,
             log_to_driver=False,

@@ -151,7 +151,7 @@ def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
         client.close()
 
 
-def start_dialogue_app(settings: WowSettings, scenario: str) -> str:
+def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool = False) -> str:
     """Start Ray and the scenario's dialogue service (its own LLM deployment); return its URL."""
     from ray import serve
     from ray._common.utils import import_attr
@@ -164,7 +164,9 @@ def start_dialogue_app(settings: WowSettings, scenario: str) -> str:
                           progress=lambda m: console.print(f"[dim]{m}[/]"))
     console.print(f"[dim]starting Ray, {entry.ref} on vLLM and the {scenario} agents "
                   "(a minute or two on a CPU)[/]")
-    init_ray(settings)
+    init_ray(settings, log_to_driver=show_logs)
+    if not show_logs:
+        console.print("[dim]replica logs: /tmp/ray/session_latest/logs (or --logs)[/]")
     serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
     build = import_attr(DIALOGUE_APP_IMPORT_PATH)
     llm_settings = settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})

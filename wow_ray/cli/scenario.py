@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Scenario packs: validate, scaffold, list, export schemas, fill gold actions.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Scenario packs: validate, scaffold, list, export schemas, fill gold actions.",
+    no_args_is_help=True,
+)
 console = Console()
 
 PackArg = Annotated[str, typer.Argument(help="A pack folder, or the name of a built-in pack.")]
@@ -26,7 +28,12 @@ PackArg = Annotated[str, typer.Argument(help="A pack folder, or the name of a bu
 @app.command()
 def validate(
     pack: PackArg,
-    gold: Annotated[bool, typer.Option("--gold/--no-gold", help="Also check every task's gold actions against the oracle.")] = True,
+    gold: Annotated[
+        bool,
+        typer.Option(
+            "--gold/--no-gold", help="Also check every task's gold actions against the oracle."
+        ),
+    ] = True,
 ) -> None:
     """Check a pack: each file's schema, cross-references, rules, tools, tasks (and gold actions)."""
     from wow_ray.scenario import PackValidationError, check_gold, load_pack
@@ -76,14 +83,23 @@ def list_packs() -> None:
     table = Table("name", "title", "rules", "tools", "intents", "tasks")
     for name in builtin_packs():
         s = load_pack(name).summary()
-        table.add_row(name, s["title"], str(s["rules"]), str(s["tools"]), str(s["intents"]), str(s["tasks"]))
+        table.add_row(
+            name, s["title"], str(s["rules"]), str(s["tools"]), str(s["intents"]), str(s["tasks"])
+        )
     console.print(table)
 
 
 @app.command()
 def schema(
-    out: Annotated[Path | None, typer.Option("--out", help="Write <kind>.schema.json files into this folder.")] = None,
-    kind: Annotated[str | None, typer.Option(help="Print one schema: pack, rules, tools, intents, playbooks, fixtures-schema, tasks.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write <kind>.schema.json files into this folder.")
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Print one schema: pack, rules, tools, intents, playbooks, fixtures-schema, tasks."
+        ),
+    ] = None,
 ) -> None:
     """Export the JSON Schemas of pack files, for editors and other tools."""
     from wow_ray.scenario import ScenarioError, export_json_schemas, json_schemas
@@ -101,7 +117,9 @@ def schema(
 @app.command()
 def gold(
     pack: PackArg,
-    write: Annotated[bool, typer.Option("--write", help="Rewrite tasks.json; otherwise only report.")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Rewrite tasks.json; otherwise only report.")
+    ] = False,
 ) -> None:
     """Compute every task's gold actions and communicate_info with the oracle."""
     from wow_ray.scenario import fill_gold, load_pack
@@ -121,7 +139,9 @@ def check(
     pack: PackArg,
     tool: Annotated[str, typer.Argument(help="The tool of the proposed action.")],
     args: Annotated[str, typer.Option("--args", help="The action's arguments, as JSON.")] = "{}",
-    state: Annotated[str, typer.Option("--state", help="The dialogue state (DialogueState fields), as JSON.")] = "{}",
+    state: Annotated[
+        str, typer.Option("--state", help="The dialogue state (DialogueState fields), as JSON.")
+    ] = "{}",
 ) -> None:
     """Ask the rule engine about one action against the pack's fixtures."""
     from wow_ray.scenario import DialogueState, ScenarioError, ToolCall, load_pack
@@ -132,7 +152,9 @@ def check(
         raise ScenarioError(f"--args and --state must be JSON: {exc.msg}") from None
     loaded = load_pack(pack)
     env = loaded.new_environment()
-    decision = env.check(ToolCall(name=tool, arguments=arguments), DialogueState.model_validate(fields))
+    decision = env.check(
+        ToolCall(name=tool, arguments=arguments), DialogueState.model_validate(fields)
+    )
     console.print_json(json.dumps(decision.to_dict()))
 
 

@@ -39,7 +39,7 @@ def _settings(ctx: typer.Context, **overrides: object) -> WowSettings:
     )
 
 
-def start_llm_app(settings: WowSettings) -> str:
+def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
     """Start Ray and the LLM app, showing progress while vLLM loads; return the base URL."""
     from ray import serve
     from ray.serve.config import HTTPOptions
@@ -53,7 +53,9 @@ def start_llm_app(settings: WowSettings) -> str:
         progress=lambda m: console.print(f"[dim]{m}[/]"),
     )
     console.print(f"[dim]starting Ray and serving {entry.ref} with vLLM (about a minute on CPU)[/]")
-    init_ray(settings)
+    init_ray(settings, log_to_driver=show_logs)
+    if not show_logs:
+        console.print("[dim]replica logs: /tmp/ray/session_latest/logs (or --logs)[/]")
     serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
     build_llm_app = _import_attr(LLM_APP_IMPORT_PATH)
     app = build_llm_app(settings.model_dump(exclude={"ray_address", "ray_num_cpus"}))
@@ -106,6 +108,9 @@ def serve(
         typer.Option(help="Serve this scenario's multi-agent dialogue service instead "
                      "(e.g. food_delivery), with the model inside it."),
     ] = None,
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Print the replicas' logs here too.")
+    ] = False,
 ) -> None:
     """Serve a registered model (default: the embedded SmolLM2-135M-Instruct) with vLLM on Ray
     Serve, behind an OpenAI-compatible API, until Ctrl-C. LoRA adapters registered over it are
@@ -116,10 +121,10 @@ def serve(
     if scenario:
         from wow_ray.cli.dialogue import start_dialogue_app
 
-        url = start_dialogue_app(settings, scenario)
+        url = start_dialogue_app(settings, scenario, show_logs=logs)
         console.print(f"try: wow-ray chat --scenario {scenario} --url {url}    (Ctrl-C stops)")
     else:
-        url = start_llm_app(settings)
+        url = start_llm_app(settings, show_logs=logs)
         console.print(f"try: wow-ray chat --url {url}    (Ctrl-C stops serving)")
     try:
         while True:
@@ -135,7 +140,9 @@ def chat(
     ] = "http://127.0.0.1:8000",
     model: Annotated[
         str | None,
-        typer.Option(help="Model or '<model>:<adapter>' (default: the only one served)."),
+        typer.Option(
+            help="Model, or `<model>:<adapter>` for a LoRA adapter (default: the only model served)."
+        ),
     ] = None,
     system: Annotated[
         str | None, typer.Option(help="A system prompt for the conversation.")
@@ -210,6 +217,9 @@ def _stream_reply(client: OpenAIChatClient, messages: list[ChatMessage], options
 def demo(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Option(help="The dialogue service to bring up.")] = "food_delivery",
+    logs: Annotated[
+        bool, typer.Option("--logs", help="Print the replicas' logs here too.")
+    ] = False,
 ) -> None:
     """The main job on the embedded default: start a local Ray, serve the food_delivery
     dialogue service (a master agent, its specialists and vLLM, each a Serve deployment), hold
@@ -220,7 +230,7 @@ def demo(
     from wow_ray.cli.dialogue import demo_dialogue, start_dialogue_app
 
     settings = _settings(ctx)
-    url = start_dialogue_app(settings, scenario)
+    url = start_dialogue_app(settings, scenario, show_logs=logs)
     try:
         if not demo_dialogue(url, scenario):
             raise typer.Exit(1)

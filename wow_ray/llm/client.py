@@ -6,6 +6,7 @@ clear errors, and the same code must run where ``openai`` is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -30,6 +31,21 @@ class LLMRequestError(LLMError):
     def __init__(self, status_code: int, message: str) -> None:
         super().__init__(f"LLM endpoint answered {status_code}: {message}")
         self.status_code = status_code
+
+
+class LLMUnavailableError(LLMError):
+    """Nothing answered at the endpoint (not started, wrong URL, network down)."""
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise LLMUnavailableError(
+            f"no LLM endpoint answered at {url} ({type(exc).__name__}: {exc}); is it served? "
+            "(`wow-ray serve` or `serve run serve_apps/llm.yaml`)"
+        ) from None
 
 
 class OpenAIChatClient:
@@ -59,13 +75,15 @@ class OpenAIChatClient:
         self.close()
 
     def models(self) -> list[str]:
-        response = self._http.get("/models")
+        with _reaching(self.base_url):
+            response = self._http.get("/models")
         _raise_for_error(response)
         return [m["id"] for m in response.json()["data"]]
 
     def complete(self, messages: list[ChatMessage | dict], **options: Any) -> dict[str, Any]:
         """The whole chat-completion response (``choices[0].message.content`` is the reply)."""
-        response = self._http.post("/chat/completions", json=self._body(messages, options))
+        with _reaching(self.base_url):
+            response = self._http.post("/chat/completions", json=self._body(messages, options))
         _raise_for_error(response)
         return response.json()
 
@@ -75,7 +93,10 @@ class OpenAIChatClient:
     def stream(self, messages: list[ChatMessage | dict], **options: Any) -> Iterator[str]:
         """Yield the reply's text pieces as the server streams them (server-sent events)."""
         body = self._body(messages, {**options, "stream": True})
-        with self._http.stream("POST", "/chat/completions", json=body) as response:
+        with (
+            _reaching(self.base_url),
+            self._http.stream("POST", "/chat/completions", json=body) as response,
+        ):
             if response.status_code >= 400:
                 response.read()
                 _raise_for_error(response)
@@ -155,10 +176,8 @@ class AsyncOpenAIChatClient:
         body = _request_body(self.model, messages, {
             "model": model, "max_tokens": max_tokens, "temperature": temperature,
             "response_format": response_format, **self.extra_body})
-        try:
+        with _reaching(self.base_url):
             response = await self._http.post("/chat/completions", json=body)
-        except httpx.HTTPError as exc:
-            raise LLMError(f"cannot reach {self.base_url}: {exc}") from exc
         _raise_for_error(response)
         data = response.json()
         usage = data.get("usage") or {}
@@ -181,21 +200,22 @@ class AsyncOpenAIChatClient:
             "stream_options": {"include_usage": True}, **self.extra_body})
         pieces: list[str] = []
         served, usage, finish = model or "", {}, None
-        async with self._http.stream("POST", "/chat/completions", json=body) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                _raise_for_error(response)
-            async for line in response.aiter_lines():
-                chunk = _sse_chunks(line)
-                if chunk is None:
-                    continue
-                served = chunk.get("model", served)
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices", []):
-                    finish = choice.get("finish_reason") or finish
-                    if piece := (choice.get("delta") or {}).get("content"):
-                        pieces.append(piece)
-                        yield piece
+        with _reaching(self.base_url):  # a dropped connection mid-stream reads the same
+            async with self._http.stream("POST", "/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    _raise_for_error(response)
+                async for line in response.aiter_lines():
+                    chunk = _sse_chunks(line)
+                    if chunk is None:
+                        continue
+                    served = chunk.get("model", served)
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices", []):
+                        finish = choice.get("finish_reason") or finish
+                        if piece := (choice.get("delta") or {}).get("content"):
+                            pieces.append(piece)
+                            yield piece
         yield ChatResult("".join(pieces), served, usage.get("prompt_tokens", 0),
                          usage.get("completion_tokens", 0), time.perf_counter() - started, finish)
 
