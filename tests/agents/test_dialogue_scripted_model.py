@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from tests.agents.conftest import run, talk
+from wow_ray.agents.base import InvalidOutput
 from wow_ray.agents.local import local_master, new_session
+from wow_ray.agents.response import ResponseAgent
+from wow_ray.agents.state import RespondRequest
 from wow_ray.llm.chat import ScriptedChatClient
 from wow_ray.scenario import DialogueState
 
@@ -201,3 +204,22 @@ def test_the_same_agents_serve_another_pack_no_model():
     state, turns = talk(master, new_session("hotel_booking", user_id="G001", identity_verified=True),
                         "Let me speak to the front desk")
     assert state.status == "handed_off" and "can't do that" not in turns[0].reply
+
+
+def test_a_clarifying_reply_may_repeat_the_example_ids_of_its_ask_labels_scripted_model(pack, session):
+    """The validator accepts what the prompt itself suggests: 'the order number (like O12345)'."""
+    def echo_the_ask(messages, options):
+        asks = messages[-1]["content"].split("Ask for: ")[1].split("\n")[0]
+        return f"Sorry for the trouble! Could you tell me {asks}?"
+
+    client = ScriptedChatClient({"response": echo_the_ask})
+    master = local_master(pack, client)
+    state, turns = talk(master, session("U0061"), "I need an invoice please, company LanternCorp")
+    label = ResponseAgent(pack, None).ask_label("order_id")
+    assert "(like O" in label, label
+    reply_step = turns[0].steps[-1]
+    assert label in turns[0].reply and not reply_step.fallback, reply_step.llm_calls
+    # The example id is grounded only as an ask label: the same id in a 'done' reply is not.
+    req = RespondRequest(session_id="s", kind="resolve", message="hi", facts=["Invoice sent."])
+    with pytest.raises(InvalidOutput):
+        ResponseAgent(pack, None).validate(f"Invoice sent for {label.split('like ')[1][:-1]}.", req)

@@ -98,7 +98,10 @@ class ResponseAgent:
         missing = [v for v in req.must_say if v not in text]
         if missing:
             raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
-        grounds = " ".join([*req.facts, *req.must_say, req.message, *req.allowed_values])
+        # The ask labels are grounds too: they carry example ids ("like O12345") that a good
+        # clarifying question repeats.
+        labels = [self.ask_label(s) for s in req.ask_for]
+        grounds = " ".join([*req.facts, *req.must_say, req.message, *req.allowed_values, *labels])
         supported = {float(n) for n in _NUMBER.findall(grounds)}
         for number in _NUMBER.findall(text):
             if float(number) not in supported:
