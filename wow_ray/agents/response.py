@@ -99,8 +99,8 @@ class ResponseAgent:
         if missing:
             raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
         # The ask labels are grounds too: they carry example ids ("like O12345") that a good
-        # clarifying question repeats.
-        labels = [self.ask_label(s) for s in req.ask_for]
+        # clarifying question repeats. (Data construction passes the labels themselves.)
+        labels = [*req.ask_for, *(self.ask_label(s) for s in req.ask_for)]
         grounds = " ".join([*req.facts, *req.must_say, req.message, *req.allowed_values, *labels])
         supported = {float(n) for n in _NUMBER.findall(grounds)}
         for number in _NUMBER.findall(text):
