@@ -1,4 +1,4 @@
-"""The session store on a real SQLite file: atomic turns, conflicts, transcripts, tickets."""
+"""The session store on a real SQLite file and a real PostgreSQL server: atomic turns, conflicts, transcripts, tickets."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionSto
 from wow_ray.agents.transcript import TRANSCRIPT_SCHEMA_VERSION, Transcript, TurnRecord
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The store on a SQLite file (the default) and on a real PostgreSQL server."""
+    if request.param == "postgresql":
+        return SessionStore(request.getfixturevalue("postgres_url"))
     return SessionStore(f"sqlite:///{tmp_path}/sessions.db")
 
 
