@@ -1,0 +1,54 @@
+"""The dialogue app's shipped configs and its argument checks (no Ray needed: fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
+
+from serve_apps.dialogue_config import DialogueAppArgs, ScenarioConfig
+from wow_ray.agents.config import AGENT_NAMES
+from wow_ray.scenario import load_pack
+
+CONFIGS = sorted(p for p in Path("serve_apps").glob("*.yaml") if p.name != "llm.yaml")
+DEPLOYMENTS = {"Policy", "Understanding", "Solution", "Response", "Handoff", "Master"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_are_valid_and_give_every_agent_its_own_serving_options(path):
+    config = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
+    (app,) = config.applications
+    assert app.import_path == "serve_apps.dialogue:build_dialogue_app"
+    args = DialogueAppArgs.model_validate(app.args)
+    load_pack(args.scenario)
+    assert set(args.agents) == set(AGENT_NAMES), "every agent's resources are spelled out"
+    for name in AGENT_NAMES:
+        options = args.serving(name).deployment_options()
+        assert options["ray_actor_options"]["num_cpus"] > 0
+        assert options["autoscaling_config"]["max_replicas"] >= 1
+    # Rules and policy reach every agent through user_config, which must survive JSON.
+    assert {d.name for d in app.deployments} == DEPLOYMENTS
+    for deployment in app.deployments:
+        ScenarioConfig.model_validate(json.loads(json.dumps(deployment.user_config)))
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    ({"agents": {"planner": {}}}, "agents"),
+    ({"agents": {"master": {"min_replicas": 3, "max_replicas": 2}}}, "max_replicas"),
+    ({"agents": {"master": {"num_cpus": 0}}}, "num_cpus"),
+    ({"gateway": {"auth": {"mode": "sometimes"}}}, "mode"),
+    ({"gateway": {"limits": {"max_request_bytes": 10}}}, "max_request_bytes"),
+    ({"databse_url": "sqlite://"}, "databse_url"),
+])
+def test_a_bad_argument_fails_at_build_time_naming_the_field(args, field):
+    with pytest.raises(ValidationError, match=field):
+        DialogueAppArgs.model_validate(args)
+
+
+def test_auth_is_on_by_default_off_this_machine():
+    auth = DialogueAppArgs().gateway.auth
+    assert auth.mode == "auto" and auth.api_keys_env == "WOW_RAY_API_KEYS"
