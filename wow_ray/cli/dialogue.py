@@ -10,6 +10,7 @@ imported by name.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,9 @@ class SessionClient:
     """The gateway's session API, over HTTP."""
 
     def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 600.0) -> None:
+        # Once Ray is up in this process its logging setup shows httpx's per-request INFO
+        # lines, in the middle of the dialogue.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
 
