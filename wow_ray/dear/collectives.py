@@ -1,0 +1,237 @@
+"""DeAR's two collectives: reduce-scatter and all-gather, in place on one flat buffer, async.
+
+A flat buffer of `n * k` elements is seen as `n` chunks of `k`, one per rank. Reduce-scatter
+leaves the element-wise sum of everyone's chunk `r` in rank `r`'s chunk `r` (the other chunks
+then hold partial sums: scratch). All-gather copies every rank's chunk `r` into chunk `r` of
+everyone's buffer. Together they are an all-reduce, split so that the halves can overlap
+different phases of training.
+
+Why not torch's own: on gloo, `reduce_scatter_single` and `all_gather_single` (formerly `*_tensor`) each cost
+about twice an `all_reduce` (DESIGN.md). Here, on gloo, both are bandwidth-optimal rings over
+point-to-point operations: each rank sends (n-1)/n of the buffer once per collective, the same
+bytes as one half of a ring all-reduce, and the all-gather receives straight into the buffer
+(no copy). On NCCL the native collectives are already optimal and asynchronous on their own
+stream, so they are used as they are.
+
+Two things make the gloo ring fast:
+- Every step posts its receive before its send. Gloo's TCP pair has one ordered transmit queue
+  and a send only starts once the receiver has announced its buffer; with two ranks the
+  announcement for the receive would otherwise queue behind this rank's own outgoing payload
+  on the same connection, and the two directions of the link would run one after the other
+  (measured: 1.83x instead of 1.0x; benchmarks/README.md).
+- The ring runs on a background thread, one per communicator, on a process group of its own:
+  a ring step needs the previous step's result, so someone has to drive it while the main
+  thread computes. The thread takes jobs in submission order, so all ranks issue the same
+  sequence of point-to-point operations.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+import torch
+import torch.distributed as dist
+
+ALGORITHMS = ("auto", "ring", "native")
+
+
+class Handle:
+    """A collective in flight; `wait()` blocks until its result is in the buffer."""
+
+    def wait(self) -> None:
+        raise NotImplementedError
+
+    def is_completed(self) -> bool:
+        raise NotImplementedError
+
+
+class _Completed(Handle):
+    def wait(self) -> None:
+        return None
+
+    def is_completed(self) -> bool:
+        return True
+
+
+class _WorkHandle(Handle):
+    """A torch.distributed Work (NCCL: waiting makes the current stream wait)."""
+
+    def __init__(self, work: dist.Work) -> None:
+        self._work = work
+
+    def wait(self) -> None:
+        self._work.wait()
+
+    def is_completed(self) -> bool:
+        return self._work.is_completed()
+
+
+class _ThreadHandle(Handle):
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def wait(self) -> None:
+        self._done.wait()
+        if self._error is not None:
+            raise RuntimeError("DeAR collective failed on the communication thread") \
+                from self._error
+
+    def is_completed(self) -> bool:
+        return self._done.is_set()
+
+
+class _SerialWorker:
+    """One daemon thread that runs jobs in submission order; a failed job fails all later ones
+    (a broken ring cannot be resumed: the peers are at unknown steps)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> Handle:
+        handle = _ThreadHandle()
+        self._jobs.put((job, handle))
+        return handle
+
+    def _run(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            job, handle = item
+            try:
+                if self._failed is not None:
+                    raise RuntimeError("an earlier collective failed") from self._failed
+                job()
+            except BaseException as error:  # handed to whoever waits on the handle
+                self._failed = self._failed or error
+                handle._error = error
+            finally:
+                handle._done.set()
+
+    def close(self, timeout: float = 60.0) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+
+def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
+    """Synchronous ring reduce-scatter in place: afterwards chunk `rank` holds the sum.
+
+    Step s sends chunk (rank-s-1) to the next rank and adds the previous rank's chunk
+    (rank-s-2) into ours; after n-1 steps chunk `rank` has every contribution. Two receive
+    buffers let the next receive be posted before this step's addition runs.
+    """
+    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    if n == 1:
+        return
+    chunks = _chunks(flat, n)
+    nxt, prv = (rank + 1) % n, (rank - 1) % n
+    scratch = [torch.empty_like(chunks[0]), torch.empty_like(chunks[0])]
+    recv = dist.irecv(scratch[0], group=group, group_src=prv)  # receive first: see module doc
+    sends = []
+    for step in range(n - 1):
+        sends.append(dist.isend(chunks[(rank - step - 1) % n], group=group, group_dst=nxt))
+        recv.wait()
+        if step + 1 < n - 1:
+            next_recv = dist.irecv(scratch[(step + 1) % 2], group=group, group_src=prv)
+        chunks[(rank - step - 2) % n].add_(scratch[step % 2])
+        if step + 1 < n - 1:
+            recv = next_recv
+    for send in sends:
+        send.wait()
+
+
+def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
+    """Synchronous ring all-gather in place: chunk `rank` is the input, all chunks the output.
+
+    Step s forwards chunk (rank-s) and receives chunk (rank-s-1) directly into the buffer.
+    """
+    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    if n == 1:
+        return
+    chunks = _chunks(flat, n)
+    nxt, prv = (rank + 1) % n, (rank - 1) % n
+    sends = []
+    for step in range(n - 1):
+        recv = dist.irecv(chunks[(rank - step - 1) % n], group=group, group_src=prv)
+        sends.append(dist.isend(chunks[(rank - step) % n], group=group, group_dst=nxt))
+        recv.wait()
+    for send in sends:
+        send.wait()
+
+
+def _chunks(flat: torch.Tensor, n: int) -> torch.Tensor:
+    if flat.dim() != 1 or not flat.is_contiguous():
+        raise ValueError("DeAR collectives work on contiguous 1-D buffers")
+    if flat.numel() % n:
+        raise ValueError(f"buffer of {flat.numel()} elements does not split into {n} chunks")
+    return flat.view(n, flat.numel() // n)
+
+
+class Communicator:
+    """Issues DeAR's reduce-scatter and all-gather on one process group, asynchronously.
+
+    algorithm: "ring" (point-to-point rings on a background thread; for gloo), "native"
+    (torch's reduce_scatter_single / all_gather_single; for NCCL), or "auto" (ring on
+    gloo, native elsewhere). Construct it on every rank of `group` at the same point: the ring
+    opens a process group of its own.
+    """
+
+    def __init__(self, group: dist.ProcessGroup | None = None, algorithm: str = "auto") -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        self.group = group if group is not None else dist.group.WORLD
+        self.world_size = dist.get_world_size(self.group)
+        self.rank = dist.get_rank(self.group)
+        backend = dist.get_backend(self.group)
+        if algorithm == "auto":
+            algorithm = "ring" if backend == "gloo" else "native"
+        self.algorithm = algorithm
+        self._worker: _SerialWorker | None = None
+        self._ring_group: dist.ProcessGroup | None = None
+        if algorithm == "ring" and self.world_size > 1:
+            # A group of its own: its own connections and gloo event loop, so the ring never
+            # interleaves with collectives the main thread runs on the user's group.
+            self._ring_group = dist.new_group(
+                dist.get_process_group_ranks(self.group), backend="gloo",
+                use_local_synchronization=True,
+            )
+            self._worker = _SerialWorker(f"dear-ring-{self.rank}")
+
+    def reduce_scatter(self, flat: torch.Tensor) -> Handle:
+        """Start an in-place reduce-scatter (sum) of `flat`; chunk `rank` receives the sum."""
+        return self._start(flat, ring_reduce_scatter, self._native_reduce_scatter)
+
+    def all_gather(self, flat: torch.Tensor) -> Handle:
+        """Start an in-place all-gather: every rank's chunk `rank` lands in everyone's `flat`."""
+        return self._start(flat, ring_all_gather, self._native_all_gather)
+
+    def _start(self, flat: torch.Tensor, ring: Callable, native: Callable) -> Handle:
+        chunks = _chunks(flat, self.world_size)
+        if self.world_size == 1:
+            return _Completed()
+        if self._worker is not None:
+            group = self._ring_group
+            return self._worker.submit(lambda: ring(flat, group))
+        return _WorkHandle(native(flat, chunks[self.rank]))
+
+    def _native_reduce_scatter(self, flat: torch.Tensor, mine: torch.Tensor) -> dist.Work:
+        # NCCL supports this aliasing (output == input + rank * chunk) without a copy.
+        return dist.reduce_scatter_single(mine, flat, group=self.group, async_op=True)
+
+    def _native_all_gather(self, flat: torch.Tensor, mine: torch.Tensor) -> dist.Work:
+        return dist.all_gather_single(flat, mine, group=self.group, async_op=True)
+
+    def close(self) -> None:
+        """Stop the ring thread (after the jobs already submitted) and release its group."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+        if self._ring_group is not None:
+            dist.destroy_process_group(self._ring_group)
+            self._ring_group = None
