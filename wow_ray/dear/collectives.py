@@ -19,14 +19,19 @@ Two things make the gloo ring fast:
   announcement for the receive would otherwise queue behind this rank's own outgoing payload
   on the same connection, and the two directions of the link would run one after the other
   (measured: 1.83x instead of 1.0x; benchmarks/README.md).
-- The ring runs on a background thread, one per communicator, on a process group of its own:
-  a ring step needs the previous step's result, so someone has to drive it while the main
-  thread computes. The thread takes jobs in submission order, so all ranks issue the same
-  sequence of point-to-point operations.
+- The ring runs on a background thread, one per communicator: a ring step needs the previous
+  step's result, so someone has to drive it while the main thread computes. The thread takes
+  jobs in submission order, so all ranks issue the same sequence of point-to-point operations.
+  They travel on the caller's process group under a tag of their own (one per communicator,
+  numbered in creation order, which is the same on every rank), so they never match another
+  communicator's messages or the main thread's collectives. (A process group of its own would
+  need every rank of the default group to create it, and torch names groups created by a
+  subset after their ranks, so a second one over the same ranks would collide.)
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable
@@ -35,6 +40,7 @@ import torch
 import torch.distributed as dist
 
 ALGORITHMS = ("auto", "ring", "native")
+_TAGS = itertools.count(1)  # tag 0 stays free for the user's own point-to-point operations
 
 
 class Handle:
@@ -56,13 +62,18 @@ class _Completed(Handle):
 
 
 class _WorkHandle(Handle):
-    """A torch.distributed Work (NCCL: waiting makes the current stream wait)."""
+    """A torch.distributed Work (NCCL: waiting makes the current stream wait); `then` runs
+    once, on the first wait, ordered after the collective on the current stream."""
 
-    def __init__(self, work: dist.Work) -> None:
+    def __init__(self, work: dist.Work, then: Callable[[], None] | None) -> None:
         self._work = work
+        self._then = then
 
     def wait(self) -> None:
         self._work.wait()
+        if self._then is not None:
+            then, self._then = self._then, None
+            then()
 
     def is_completed(self) -> bool:
         return self._work.is_completed()
@@ -119,7 +130,7 @@ class _SerialWorker:
         self._thread.join(timeout)
 
 
-def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
+def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0) -> None:
     """Synchronous ring reduce-scatter in place: afterwards chunk `rank` holds the sum.
 
     Step s sends chunk (rank-s-1) to the next rank and adds the previous rank's chunk
@@ -132,13 +143,15 @@ def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
     chunks = _chunks(flat, n)
     nxt, prv = (rank + 1) % n, (rank - 1) % n
     scratch = [torch.empty_like(chunks[0]), torch.empty_like(chunks[0])]
-    recv = dist.irecv(scratch[0], group=group, group_src=prv)  # receive first: see module doc
+    recv = dist.irecv(scratch[0], group=group, group_src=prv, tag=tag)  # first: see module doc
     sends = []
     for step in range(n - 1):
-        sends.append(dist.isend(chunks[(rank - step - 1) % n], group=group, group_dst=nxt))
+        sends.append(dist.isend(chunks[(rank - step - 1) % n], group=group, group_dst=nxt,
+                                tag=tag))
         recv.wait()
         if step + 1 < n - 1:
-            next_recv = dist.irecv(scratch[(step + 1) % 2], group=group, group_src=prv)
+            next_recv = dist.irecv(scratch[(step + 1) % 2], group=group, group_src=prv,
+                                   tag=tag)
         chunks[(rank - step - 2) % n].add_(scratch[step % 2])
         if step + 1 < n - 1:
             recv = next_recv
@@ -146,7 +159,7 @@ def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
         send.wait()
 
 
-def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
+def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0) -> None:
     """Synchronous ring all-gather in place: chunk `rank` is the input, all chunks the output.
 
     Step s forwards chunk (rank-s) and receives chunk (rank-s-1) directly into the buffer.
@@ -158,8 +171,9 @@ def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup) -> None:
     nxt, prv = (rank + 1) % n, (rank - 1) % n
     sends = []
     for step in range(n - 1):
-        recv = dist.irecv(chunks[(rank - step - 1) % n], group=group, group_src=prv)
-        sends.append(dist.isend(chunks[(rank - step) % n], group=group, group_dst=nxt))
+        recv = dist.irecv(chunks[(rank - step - 1) % n], group=group, group_src=prv, tag=tag)
+        sends.append(dist.isend(chunks[(rank - step) % n], group=group, group_dst=nxt,
+                                tag=tag))
         recv.wait()
     for send in sends:
         send.wait()
@@ -178,8 +192,8 @@ class Communicator:
 
     algorithm: "ring" (point-to-point rings on a background thread; for gloo), "native"
     (torch's reduce_scatter_single / all_gather_single; for NCCL), or "auto" (ring on
-    gloo, native elsewhere). Construct it on every rank of `group` at the same point: the ring
-    opens a process group of its own.
+    gloo, native elsewhere). Construct communicators in the same order on every rank of
+    `group` (their tags are numbered in creation order).
     """
 
     def __init__(self, group: dist.ProcessGroup | None = None, algorithm: str = "auto") -> None:
@@ -193,32 +207,40 @@ class Communicator:
             algorithm = "ring" if backend == "gloo" else "native"
         self.algorithm = algorithm
         self._worker: _SerialWorker | None = None
-        self._ring_group: dist.ProcessGroup | None = None
+        self.tag = next(_TAGS)
         if algorithm == "ring" and self.world_size > 1:
-            # A group of its own: its own connections and gloo event loop, so the ring never
-            # interleaves with collectives the main thread runs on the user's group.
-            self._ring_group = dist.new_group(
-                dist.get_process_group_ranks(self.group), backend="gloo",
-                use_local_synchronization=True,
-            )
-            self._worker = _SerialWorker(f"dear-ring-{self.rank}")
+            self._worker = _SerialWorker(f"dear-ring-{self.tag}")
 
-    def reduce_scatter(self, flat: torch.Tensor) -> Handle:
-        """Start an in-place reduce-scatter (sum) of `flat`; chunk `rank` receives the sum."""
-        return self._start(flat, ring_reduce_scatter, self._native_reduce_scatter)
+    def reduce_scatter(self, flat: torch.Tensor,
+                       then: Callable[[], None] | None = None) -> Handle:
+        """Start an in-place reduce-scatter (sum) of `flat`; chunk `rank` receives the sum.
 
-    def all_gather(self, flat: torch.Tensor) -> Handle:
+        `then` runs once the result is there, before the handle completes: on the ring thread
+        for gloo (so consuming the result overlaps the caller's work), at `wait()` otherwise.
+        """
+        return self._start(flat, ring_reduce_scatter, self._native_reduce_scatter, then)
+
+    def all_gather(self, flat: torch.Tensor, then: Callable[[], None] | None = None) -> Handle:
         """Start an in-place all-gather: every rank's chunk `rank` lands in everyone's `flat`."""
-        return self._start(flat, ring_all_gather, self._native_all_gather)
+        return self._start(flat, ring_all_gather, self._native_all_gather, then)
 
-    def _start(self, flat: torch.Tensor, ring: Callable, native: Callable) -> Handle:
+    def _start(self, flat: torch.Tensor, ring: Callable, native: Callable,
+               then: Callable[[], None] | None) -> Handle:
         chunks = _chunks(flat, self.world_size)
         if self.world_size == 1:
+            if then is not None:
+                then()
             return _Completed()
         if self._worker is not None:
-            group = self._ring_group
-            return self._worker.submit(lambda: ring(flat, group))
-        return _WorkHandle(native(flat, chunks[self.rank]))
+            group, tag = self.group, self.tag
+
+            def job() -> None:
+                ring(flat, group, tag)
+                if then is not None:
+                    then()
+
+            return self._worker.submit(job)
+        return _WorkHandle(native(flat, chunks[self.rank]), then)
 
     def _native_reduce_scatter(self, flat: torch.Tensor, mine: torch.Tensor) -> dist.Work:
         # NCCL supports this aliasing (output == input + rank * chunk) without a copy.
@@ -228,10 +250,7 @@ class Communicator:
         return dist.all_gather_single(flat, mine, group=self.group, async_op=True)
 
     def close(self) -> None:
-        """Stop the ring thread (after the jobs already submitted) and release its group."""
+        """Stop the ring thread after the jobs already submitted."""
         if self._worker is not None:
             self._worker.close()
             self._worker = None
-        if self._ring_group is not None:
-            dist.destroy_process_group(self._ring_group)
-            self._ring_group = None

@@ -1,0 +1,132 @@
+"""Code that runs on every rank of a test pool: models, data, and the DDP-vs-DeAR training runs.
+
+Each function returns something small and picklable for the test to assert on.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from wow_ray.dear import DeAR, DeARConfig
+
+VOCAB, WIDTH = 48, 24
+
+
+class TiedNet(nn.Module):
+    """A small language-model-like net with the awkward parts: an output layer tied to the
+    embedding, a layer no forward uses, a layer used only on some steps, a raw parameter used
+    by the root module's own forward, and a tensor wider than a bucket."""
+
+    def __init__(self, tied: bool = True, sometimes: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, WIDTH)
+        self.scale = nn.Parameter(torch.ones(WIDTH))
+        self.hidden = nn.Sequential(nn.Linear(WIDTH, 4 * WIDTH), nn.GELU(),
+                                    nn.Linear(4 * WIDTH, WIDTH))
+        self.rare = nn.Linear(WIDTH, WIDTH)
+        self.unused = nn.Linear(WIDTH, 7)
+        self.head = nn.Linear(WIDTH, VOCAB, bias=False)
+        if tied:
+            self.head.weight = self.embed.weight
+        self.sometimes = sometimes
+        self.calls = 0
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.embed(tokens) * self.scale
+        h = h + self.hidden(h)
+        self.calls += 1
+        if self.sometimes and self.calls % 3 == 0:
+            h = h + self.rare(h)
+        return self.head(h)
+
+
+def batch(step: int, micro: int = 0, size: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's data for one micro-batch: different on every rank, step and micro-batch."""
+    g = torch.Generator().manual_seed(1000 * step + 10 * dist.get_rank() + micro)
+    tokens = torch.randint(0, VOCAB, (size, 5), generator=g)
+    return tokens, torch.roll(tokens, 1, dims=1)
+
+
+def make_optimizer(kind: str, params: list) -> torch.optim.Optimizer:
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3)
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=3e-3, weight_decay=0.05)
+    raise ValueError(kind)
+
+
+def _loss(model: nn.Module, step: int, micro: int) -> torch.Tensor:
+    tokens, targets = batch(step, micro)
+    return F.cross_entropy(model(tokens).reshape(-1, VOCAB), targets.reshape(-1))
+
+
+def train_ddp(kind: str, steps: int, accum: int, clip: float | None, model_kw: dict) -> dict:
+    torch.manual_seed(0)
+    model = TiedNet(**model_kw)
+    ddp = DDP(model, find_unused_parameters=True)
+    opt = make_optimizer(kind, model.parameters())
+    for step in range(steps):
+        for micro in range(accum):
+            sync = micro == accum - 1
+            with ddp.no_sync() if not sync else _nothing():
+                (_loss(ddp, step, micro) / accum).backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def train_dear(kind: str, steps: int, accum: int, clip: float | None, model_kw: dict,
+               config: dict, hooks: dict | None = None) -> tuple[dict, DeAR]:
+    """The same run as train_ddp, with DeAR. `hooks` maps a step to a callable(dear) run
+    before that step's forward (re-bucketing, evaluation, checkpoints...)."""
+    torch.manual_seed(0)
+    model = TiedNet(**model_kw)
+    dear = DeAR(model, lambda groups: make_optimizer(kind, groups), DeARConfig(**config))
+    for step in range(steps):
+        if hooks and step in hooks:
+            hooks[step](dear)
+        for micro in range(accum):
+            sync = micro == accum - 1
+            with dear.no_sync() if not sync else _nothing():
+                (_loss(dear, step, micro) / accum).backward()
+        if clip is not None:
+            dear.clip_grad_norm_(clip)
+        dear.step()
+    dear.flush()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}, dear
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def ddp_vs_dear(kind: str, steps: int = 12, accum: int = 1, clip: float | None = None,
+                model_kw: dict | None = None, config: dict | None = None) -> dict:
+    """Train both ways; report how far apart the parameters ended and how far they moved."""
+    model_kw = model_kw or {}
+    config = {"bucket_size_mb": 0.004, **(config or {})}
+    reference = train_ddp(kind, steps, accum, clip, model_kw)
+    ours, dear = train_dear(kind, steps, accum, clip, model_kw, config)
+    torch.manual_seed(0)
+    initial = {k: v.detach().clone() for k, v in TiedNet(**model_kw).state_dict().items()}
+    result = {"diff": max_difference(reference, ours), "moved": max_difference(initial, ours),
+              "buckets": len(dear._buckets), "steps": dear.steps,
+              "split_params": sum(len(s.buckets) > 1 for s in dear._slots),
+              "unused_untouched": torch.equal(ours["unused.weight"], initial["unused.weight"])}
+    dear.close()
+    return result
