@@ -130,3 +130,107 @@ def ddp_vs_dear(kind: str, steps: int = 12, accum: int = 1, clip: float | None =
               "unused_untouched": torch.equal(ours["unused.weight"], initial["unused.weight"])}
     dear.close()
     return result
+
+
+def lockstep(kind: str, iterations: int = 8) -> dict:
+    """DDP and DeAR side by side, iteration by iteration, through the awkward control flow:
+    evaluation under no_grad right after a step (all-gathers still in flight), state_dict()
+    right after a step, two synchronised backward passes before one step, a step after
+    accumulating only under no_sync(), a second step with no backward in between (must do
+    nothing), and stepping through `model.optimizer.step()` instead of `model.step()`."""
+    torch.manual_seed(0)
+    ref_model = TiedNet()
+    ddp = DDP(ref_model, find_unused_parameters=True)
+    ref_opt = make_optimizer(kind, ref_model.parameters())
+    torch.manual_seed(0)
+    model = TiedNet()
+    dear = DeAR(model, lambda groups: make_optimizer(kind, groups),
+                DeARConfig(bucket_size_mb=0.004, find_unused_parameters=True))
+    eval_diff, state_diff, extra_steps = 0.0, 0.0, 0
+    probe = batch(99)[0]
+    for step in range(iterations):
+        mode = step % 4
+        for micro in range(2 if mode in (1, 2) else 1):
+            last = micro == (2 if mode in (1, 2) else 1) - 1
+            with ddp.no_sync() if (mode == 2 and not last) else _nothing():
+                _loss(ddp, step, micro).backward()
+            with dear.no_sync() if mode == 2 else _nothing():
+                _loss(dear, step, micro).backward()
+        ref_opt.step()
+        ref_opt.zero_grad(set_to_none=True)
+        before = dear.steps
+        (dear.optimizer.step if mode == 3 else dear.step)()
+        if mode == 3:
+            dear.step()  # nothing new to apply
+            dear.optimizer.step()
+        extra_steps += dear.steps - before - 1
+        dear.eval()
+        ref_model.eval()
+        with torch.no_grad():
+            eval_diff = max(eval_diff, (dear(probe) - ref_model(probe)).abs().max().item())
+        dear.train()
+        ref_model.train()
+        if mode == 0:  # checkpoint straight after a step: the state must already be complete
+            dear.step()
+            state_diff = max(state_diff, max_difference(model.state_dict(),
+                                                        ref_model.state_dict()))
+    final = max_difference({k: v.detach().clone() for k, v in model.state_dict().items()},
+                           ref_model.state_dict())
+    dear.close()
+    return {"eval_diff": eval_diff, "state_diff": state_diff, "final": final,
+            "extra_steps": extra_steps, "steps": dear.steps}
+
+
+def checkpoint_resume(kind: str, full_optimizer: bool, steps: int = 10, at: int = 5) -> dict:
+    """Train `steps` steps straight; separately, restore the state saved after `at` steps into a
+    freshly built (differently initialised) model and train the rest: same parameters?"""
+    import io
+
+    config = DeARConfig(bucket_size_mb=0.004, find_unused_parameters=True)
+    saved = io.BytesIO()
+
+    def save(d: DeAR) -> None:
+        torch.save(d.state_dict(full_optimizer=full_optimizer), saved)
+
+    straight, dear = train_dear(kind, steps, 2, 1.0, {}, config.to_dict(), hooks={at: save})
+    dear.close()
+    saved.seek(0)
+    state = torch.load(saved, weights_only=False)
+    torch.manual_seed(123)
+    model = TiedNet()
+    resumed_dear = DeAR(model, lambda groups: make_optimizer(kind, groups),
+                        DeARConfig(bucket_size_mb=0.01, find_unused_parameters=True))
+    resumed_dear.load_state_dict(state)
+    for step in range(at, steps):
+        for micro in range(2):
+            with resumed_dear.no_sync() if micro == 0 else _nothing():
+                (_loss(resumed_dear, step, micro) / 2).backward()
+        resumed_dear.clip_grad_norm_(1.0)
+        resumed_dear.step()
+    resumed = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    result = {"identical": all(torch.equal(straight[k], resumed[k]) for k in straight),
+              "diff": max_difference(straight, resumed), "steps": resumed_dear.steps,
+              "bucket_size_mb": resumed_dear.bucket_size_mb}
+    resumed_dear.close()
+    return result
+
+
+def rebucket_and_tune(kind: str) -> dict:
+    """Re-cutting the buckets mid-training (by hand, and by the tuner) moves the optimizer
+    state with its elements: the run still matches DDP."""
+    reference = train_ddp(kind, 12, 1, None, {})
+    hooks = {3: lambda d: d.rebucket(0.002), 6: lambda d: d.rebucket(0.02)}
+    by_hand, dear = train_dear(kind, 12, 1, None, {},
+                               {"bucket_size_mb": 0.004, "find_unused_parameters": True}, hooks)
+    dear.close()
+    tuned, dear = train_dear(kind, 12, 1, None, {}, {
+        "bucket_size_mb": 0.004, "find_unused_parameters": True, "tune_bucket_size": True,
+        "tune_bounds_mb": (0.001, 0.03), "tune_trials": 3, "tune_warmup_iters": 1,
+        "tune_iters_per_trial": 1})
+    tuner = dear.state_dict()["dear"]["tuner"]
+    result = {"by_hand": max_difference(reference, by_hand),
+              "tuned": max_difference(reference, tuned), "tuner_done": tuner["done"],
+              "chosen": tuner["best_mb"], "bucket_size_mb": dear.bucket_size_mb,
+              "trials": [size for size, _ in tuner["observations"]]}
+    dear.close()
+    return result

@@ -23,7 +23,7 @@ Two things make the gloo ring fast:
   step's result, so someone has to drive it while the main thread computes. The thread takes
   jobs in submission order, so all ranks issue the same sequence of point-to-point operations.
   They travel on the caller's process group under a tag of their own (one per communicator,
-  numbered in creation order, which is the same on every rank), so they never match another
+  numbered in creation order per group, the same on every rank), so they never match another
   communicator's messages or the main thread's collectives. (A process group of its own would
   need every rank of the default group to create it, and torch names groups created by a
   subset after their ranks, so a second one over the same ranks would collide.)
@@ -40,7 +40,9 @@ import torch
 import torch.distributed as dist
 
 ALGORITHMS = ("auto", "ring", "native")
-_TAGS = itertools.count(1)  # tag 0 stays free for the user's own point-to-point operations
+# Per process group: communicators of one group are created in the same order on its ranks,
+# whatever other groups a rank belongs to. Tag 0 stays free for the user's own operations.
+_TAGS: dict[str, itertools.count] = {}
 
 
 class Handle:
@@ -207,7 +209,7 @@ class Communicator:
             algorithm = "ring" if backend == "gloo" else "native"
         self.algorithm = algorithm
         self._worker: _SerialWorker | None = None
-        self.tag = next(_TAGS)
+        self.tag = next(_TAGS.setdefault(self.group.group_name, itertools.count(1)))
         if algorithm == "ring" and self.world_size > 1:
             self._worker = _SerialWorker(f"dear-ring-{self.tag}")
 

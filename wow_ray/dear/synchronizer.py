@@ -349,9 +349,9 @@ class DeAR(nn.Module):
         if not stepped:
             return
         self._steps += 1
+        self._ag_next = 0  # every bucket's shard changed: all of them need gathering
         if self._tuner is not None and self._tune():
             return  # re-bucketing gathered the parameters already
-        self._ag_next = 0
         self._top_up_all_gathers(0)
 
     def clip_grad_norm_(self, max_norm: float, norm_type: float = 2.0) -> torch.Tensor:
@@ -468,8 +468,7 @@ class DeAR(nn.Module):
 
     def rebucket(self, bucket_size_mb: float) -> None:
         """Re-cut the buckets (a collective); the optimizer state follows its elements."""
-        self._top_up_all_gathers(len(self._buckets))
-        self.flush()
+        self.flush()  # shards are owned per bucket: complete the parameters under the old cut
         full = ostate.gather_full_state(self.optimizer, self._segments, self._spaces,
                                         self.process_group)
         self._set_buckets(bucket_size_mb)

@@ -82,7 +82,7 @@ class BucketSizeTuner:
 
     def _from_unit(self, x: float) -> float:
         low, high = (math.log2(b) for b in self.bounds_mb)
-        return round(2 ** (low + x * (high - low)), 2)
+        return float(f"{2 ** (low + x * (high - low)):.3g}")  # 3 significant digits
 
     def _posterior(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
         """Posterior mean and std at `candidates` (unit scale), and y's mean and scale."""
