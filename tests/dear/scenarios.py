@@ -5,6 +5,8 @@ Each function returns something small and picklable for the test to assert on.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -72,7 +74,7 @@ def train_ddp(kind: str, steps: int, accum: int, clip: float | None, model_kw: d
     for step in range(steps):
         for micro in range(accum):
             sync = micro == accum - 1
-            with ddp.no_sync() if not sync else _nothing():
+            with ddp.no_sync() if not sync else contextlib.nullcontext():
                 (_loss(ddp, step, micro) / accum).backward()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -93,21 +95,13 @@ def train_dear(kind: str, steps: int, accum: int, clip: float | None, model_kw: 
             hooks[step](dear)
         for micro in range(accum):
             sync = micro == accum - 1
-            with dear.no_sync() if not sync else _nothing():
+            with dear.no_sync() if not sync else contextlib.nullcontext():
                 (_loss(dear, step, micro) / accum).backward()
         if clip is not None:
             dear.clip_grad_norm_(clip)
         dear.step()
     dear.flush()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}, dear
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def max_difference(a: dict, b: dict) -> float:
@@ -152,9 +146,9 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
         mode = step % 4
         for micro in range(2 if mode in (1, 2) else 1):
             last = micro == (2 if mode in (1, 2) else 1) - 1
-            with ddp.no_sync() if (mode == 2 and not last) else _nothing():
+            with ddp.no_sync() if (mode == 2 and not last) else contextlib.nullcontext():
                 _loss(ddp, step, micro).backward()
-            with dear.no_sync() if mode == 2 else _nothing():
+            with dear.no_sync() if mode == 2 else contextlib.nullcontext():
                 _loss(dear, step, micro).backward()
         ref_opt.step()
         ref_opt.zero_grad(set_to_none=True)
@@ -203,7 +197,7 @@ def checkpoint_resume(kind: str, full_optimizer: bool, steps: int = 10, at: int 
     resumed_dear.load_state_dict(state)
     for step in range(at, steps):
         for micro in range(2):
-            with resumed_dear.no_sync() if micro == 0 else _nothing():
+            with resumed_dear.no_sync() if micro == 0 else contextlib.nullcontext():
                 (_loss(resumed_dear, step, micro) / 2).backward()
         resumed_dear.clip_grad_norm_(1.0)
         resumed_dear.step()

@@ -449,10 +449,11 @@ class DeAR(nn.Module):
         previous, self._last_step_end = self._last_step_end, now
         if previous is None or self._tuner.done or not self._tuner.record(now - previous):
             return False
-        seconds = torch.tensor([self._tuner.trial_seconds], dtype=torch.float64)
+        device = self._spaces[0].device  # NCCL only reduces device tensors
+        seconds = torch.tensor([self._tuner.trial_seconds], dtype=torch.float64, device=device)
         dist.all_reduce(seconds, group=self.process_group)
         proposal = torch.tensor([self._tuner.finish_trial(seconds.item() / self.world_size)],
-                                dtype=torch.float64)
+                                dtype=torch.float64, device=device)
         dist.broadcast(proposal, group=self.process_group, group_src=0)
         size = proposal.item()
         self._tuner.accept(size)
