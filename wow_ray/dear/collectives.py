@@ -14,11 +14,15 @@ bytes as one half of a ring all-reduce, and the all-gather receives straight int
 stream, so they are used as they are.
 
 Two things make the gloo ring fast:
-- Every step posts its receive before its send. Gloo's TCP pair has one ordered transmit queue
-  and a send only starts once the receiver has announced its buffer; with two ranks the
-  announcement for the receive would otherwise queue behind this rank's own outgoing payload
-  on the same connection, and the two directions of the link would run one after the other
-  (measured: 1.83x instead of 1.0x; benchmarks/README.md).
+- No receive announcement waits behind payload. Gloo's TCP pair has one ordered transmit
+  queue, and a send only starts once the receiver has announced its buffer over the same
+  connection. With two ranks the ring's two links join the same pair, so an announcement
+  could queue behind this rank's own outgoing payload and the two directions would take
+  turns (measured: 1.83x instead of 1.0x; benchmarks/README.md). So every step posts its
+  receive before its send, and with two ranks the second direction gets a connection of its
+  own (a second process group), which also removes the same stall at every boundary between
+  two collectives, where the next announcement would wait behind the previous payload still
+  in the socket buffer.
 - The ring runs on a background thread, one per communicator: a ring step needs the previous
   step's result, so someone has to drive it while the main thread computes. The thread takes
   jobs in submission order, so all ranks issue the same sequence of point-to-point operations.
@@ -132,28 +136,39 @@ class _SerialWorker:
         self._thread.join(timeout)
 
 
-def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0) -> None:
+def _links(group: dist.ProcessGroup, tag: int,
+           wrap_group: dist.ProcessGroup | None) -> tuple[int, int, dict, dict]:
+    """World size, rank, and the isend/irecv arguments for the ring's two neighbours. The
+    wrap-around link (last rank to rank 0) may travel on a group of its own: with two ranks
+    that keeps each TCP connection one-directional for payload (module doc)."""
+    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    send_group = wrap_group if wrap_group is not None and rank == n - 1 else group
+    recv_group = wrap_group if wrap_group is not None and rank == 0 else group
+    send = {"group": send_group, "group_dst": (rank + 1) % n, "tag": tag}
+    recv = {"group": recv_group, "group_src": (rank - 1) % n, "tag": tag}
+    return n, rank, send, recv
+
+
+def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0,
+                        wrap_group: dist.ProcessGroup | None = None) -> None:
     """Synchronous ring reduce-scatter in place: afterwards chunk `rank` holds the sum.
 
     Step s sends chunk (rank-s-1) to the next rank and adds the previous rank's chunk
     (rank-s-2) into ours; after n-1 steps chunk `rank` has every contribution. Two receive
     buffers let the next receive be posted before this step's addition runs.
     """
-    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    n, rank, to_next, from_prev = _links(group, tag, wrap_group)
     if n == 1:
         return
     chunks = _chunks(flat, n)
-    nxt, prv = (rank + 1) % n, (rank - 1) % n
     scratch = [torch.empty_like(chunks[0]), torch.empty_like(chunks[0])]
-    recv = dist.irecv(scratch[0], group=group, group_src=prv, tag=tag)  # first: see module doc
+    recv = dist.irecv(scratch[0], **from_prev)  # the receive first: see the module doc
     sends = []
     for step in range(n - 1):
-        sends.append(dist.isend(chunks[(rank - step - 1) % n], group=group, group_dst=nxt,
-                                tag=tag))
+        sends.append(dist.isend(chunks[(rank - step - 1) % n], **to_next))
         recv.wait()
         if step + 1 < n - 1:
-            next_recv = dist.irecv(scratch[(step + 1) % 2], group=group, group_src=prv,
-                                   tag=tag)
+            next_recv = dist.irecv(scratch[(step + 1) % 2], **from_prev)
         chunks[(rank - step - 2) % n].add_(scratch[step % 2])
         if step + 1 < n - 1:
             recv = next_recv
@@ -161,21 +176,20 @@ def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup, tag: int =
         send.wait()
 
 
-def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0) -> None:
+def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0,
+                    wrap_group: dist.ProcessGroup | None = None) -> None:
     """Synchronous ring all-gather in place: chunk `rank` is the input, all chunks the output.
 
     Step s forwards chunk (rank-s) and receives chunk (rank-s-1) directly into the buffer.
     """
-    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    n, rank, to_next, from_prev = _links(group, tag, wrap_group)
     if n == 1:
         return
     chunks = _chunks(flat, n)
-    nxt, prv = (rank + 1) % n, (rank - 1) % n
     sends = []
     for step in range(n - 1):
-        recv = dist.irecv(chunks[(rank - step - 1) % n], group=group, group_src=prv, tag=tag)
-        sends.append(dist.isend(chunks[(rank - step) % n], group=group, group_dst=nxt,
-                                tag=tag))
+        recv = dist.irecv(chunks[(rank - step - 1) % n], **from_prev)
+        sends.append(dist.isend(chunks[(rank - step) % n], **to_next))
         recv.wait()
     for send in sends:
         send.wait()
@@ -209,9 +223,15 @@ class Communicator:
             algorithm = "ring" if backend == "gloo" else "native"
         self.algorithm = algorithm
         self._worker: _SerialWorker | None = None
+        self._wrap_group: dist.ProcessGroup | None = None
         self.tag = next(_TAGS.setdefault(self.group.group_name, itertools.count(1)))
         if algorithm == "ring" and self.world_size > 1:
             self._worker = _SerialWorker(f"dear-ring-{self.tag}")
+            if self.world_size == 2 and self.group == dist.group.WORLD:
+                # Both ring links join the same two ranks: give one direction its own
+                # connection (module doc). new_group needs every rank of the default group,
+                # which a WORLD communicator has; on a subgroup the single connection stays.
+                self._wrap_group = dist.new_group(backend="gloo")
 
     def reduce_scatter(self, flat: torch.Tensor,
                        then: Callable[[], None] | None = None) -> Handle:
@@ -234,10 +254,10 @@ class Communicator:
                 then()
             return _Completed()
         if self._worker is not None:
-            group, tag = self.group, self.tag
+            group, tag, wrap = self.group, self.tag, self._wrap_group
 
             def job() -> None:
-                ring(flat, group, tag)
+                ring(flat, group, tag, wrap)
                 if then is not None:
                     then()
 
@@ -256,3 +276,6 @@ class Communicator:
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        if self._wrap_group is not None:
+            dist.destroy_process_group(self._wrap_group)
+            self._wrap_group = None
