@@ -43,7 +43,8 @@ def test_rebucketing_and_tuning_keep_ddp_equivalence(gloo, world, kind):
 @pytest.mark.parametrize("world", [2, 4])
 def test_ring_and_native_collectives_match_all_reduce(gloo, world):
     cluster = gloo(world)
-    assert all(cluster.run(scenarios_misc.collectives, [1, 3, 64, 1000], "ring"))
+    # 1_600_001 float64 per chunk: three uneven pipelined pieces (collectives.PIECE_BYTES)
+    assert all(cluster.run(scenarios_misc.collectives, [1, 3, 64, 1000, 1_600_001], "ring"))
     assert all(cluster.run(scenarios_misc.collectives, [1, 1000], "native"))
     if world == 4:  # three ranks: an odd ring, on a subgroup
         assert all(cluster.run(scenarios_misc.collectives, [5, 300], "ring", [0, 1, 2]))

@@ -44,6 +44,8 @@ import torch
 import torch.distributed as dist
 
 ALGORITHMS = ("auto", "ring", "native")
+PIECE_BYTES = 4 * 2**20  # the ring's pipelining grain (see _pieces)
+MAX_PIECES = 16
 # Per process group: communicators of one group are created in the same order on its ranks,
 # whatever other groups a rank belongs to. Tag 0 stays free for the user's own operations.
 _TAGS: dict[str, itertools.count] = {}
@@ -149,29 +151,47 @@ def _links(group: dist.ProcessGroup, tag: int,
     return n, rank, send, recv
 
 
+def _pieces(length: int, element_size: int) -> list[slice]:
+    """Cut a chunk into pieces that are forwarded as soon as they arrive: a rank does not wait
+    for a whole chunk before passing it on, so a slow step on one rank delays the ring by one
+    piece, not one chunk. Pieces stay large enough that per-message costs vanish."""
+    count = max(1, min(MAX_PIECES, length * element_size // PIECE_BYTES))
+    bounds = [length * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
 def ring_reduce_scatter(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0,
                         wrap_group: dist.ProcessGroup | None = None) -> None:
     """Synchronous ring reduce-scatter in place: afterwards chunk `rank` holds the sum.
 
     Step s sends chunk (rank-s-1) to the next rank and adds the previous rank's chunk
-    (rank-s-2) into ours; after n-1 steps chunk `rank` has every contribution. Two receive
-    buffers let the next receive be posted before this step's addition runs.
+    (rank-s-2) into ours; after n-1 steps chunk `rank` has every contribution. Each piece is
+    forwarded as soon as its sum is made; two receive buffers let the next step's receives be
+    posted before this step's additions.
     """
     n, rank, to_next, from_prev = _links(group, tag, wrap_group)
     if n == 1:
         return
     chunks = _chunks(flat, n)
+    pieces = _pieces(chunks.shape[1], flat.element_size())
     scratch = [torch.empty_like(chunks[0]), torch.empty_like(chunks[0])]
-    recv = dist.irecv(scratch[0], **from_prev)  # the receive first: see the module doc
-    sends = []
+
+    def post_receives(step: int) -> list:
+        if step >= n - 1:
+            return []
+        return [dist.irecv(scratch[step % 2][p], **from_prev) for p in pieces]
+
+    receives = post_receives(0)  # receives before sends: see the module doc
+    sends = [dist.isend(chunks[(rank - 1) % n][p], **to_next) for p in pieces]
     for step in range(n - 1):
-        sends.append(dist.isend(chunks[(rank - step - 1) % n], **to_next))
-        recv.wait()
-        if step + 1 < n - 1:
-            next_recv = dist.irecv(scratch[(step + 1) % 2], **from_prev)
-        chunks[(rank - step - 2) % n].add_(scratch[step % 2])
-        if step + 1 < n - 1:
-            recv = next_recv
+        following = post_receives(step + 1)
+        summed = chunks[(rank - step - 2) % n]
+        for p, receive in zip(pieces, receives, strict=True):
+            receive.wait()
+            summed[p].add_(scratch[step % 2][p])
+            if step + 1 < n - 1:
+                sends.append(dist.isend(summed[p], **to_next))
+        receives = following
     for send in sends:
         send.wait()
 
@@ -180,17 +200,24 @@ def ring_all_gather(flat: torch.Tensor, group: dist.ProcessGroup, tag: int = 0,
                     wrap_group: dist.ProcessGroup | None = None) -> None:
     """Synchronous ring all-gather in place: chunk `rank` is the input, all chunks the output.
 
-    Step s forwards chunk (rank-s) and receives chunk (rank-s-1) directly into the buffer.
+    Step s forwards chunk (rank-s) and receives chunk (rank-s-1) straight into the buffer;
+    every piece's place is known, so all receives are posted first, and each piece is
+    forwarded as soon as it arrives.
     """
     n, rank, to_next, from_prev = _links(group, tag, wrap_group)
     if n == 1:
         return
     chunks = _chunks(flat, n)
-    sends = []
+    pieces = _pieces(chunks.shape[1], flat.element_size())
+    receives = [[dist.irecv(chunks[(rank - step - 1) % n][p], **from_prev) for p in pieces]
+                for step in range(n - 1)]
+    sends = [dist.isend(chunks[rank][p], **to_next) for p in pieces]
     for step in range(n - 1):
-        recv = dist.irecv(chunks[(rank - step - 1) % n], **from_prev)
-        sends.append(dist.isend(chunks[(rank - step) % n], **to_next))
-        recv.wait()
+        arrived = chunks[(rank - step - 1) % n]
+        for p, receive in zip(pieces, receives[step], strict=True):
+            receive.wait()
+            if step + 1 < n - 1:
+                sends.append(dist.isend(arrived[p], **to_next))
     for send in sends:
         send.wait()
 

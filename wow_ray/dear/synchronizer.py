@@ -38,8 +38,10 @@ from torch import nn
 from torch.optim import Optimizer
 
 from . import optimizer_state as ostate
+from .checkpoint import load_training_state, training_state
 from .collectives import Communicator, Handle
 from .config import DeARConfig
+from .graph import reachable_leaves
 from .layout import (
     ParamSlot,
     build_spaces,
@@ -210,19 +212,7 @@ class DeAR(nn.Module):
 
     def _mark_unreachable(self, output: object) -> None:
         """Parameters the output does not depend on will get no gradient: count them done."""
-        reached: set[int] = set()
-        stack = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
-        reached.update(id(t) for t in _tensors(output) if t.grad_fn is None and t.requires_grad)
-        seen: set = set()
-        while stack:
-            node = stack.pop()
-            if node is None or node in seen:
-                continue
-            seen.add(node)
-            variable = getattr(node, "variable", None)
-            if variable is not None:
-                reached.add(id(variable))
-            stack.extend(child for child, _ in node.next_functions)
+        reached = reachable_leaves(output)
         for slot in self._slots:
             if id(slot.param) not in reached and not self._fired[slot.index]:
                 self._mark_done(slot)
@@ -481,48 +471,14 @@ class DeAR(nn.Module):
 
     def state_dict(self, *args: object, full_optimizer: bool = False,
                    **kwargs: object) -> dict:
-        """Training state: the (complete) model, this rank's optimizer shard, DeAR's layout.
-        With full_optimizer=True the optimizer state is assembled from all ranks (a
-        collective) into a form that loads at any world size."""
-        self.flush()
-        if full_optimizer:
-            full = ostate.gather_full_state(self.optimizer, self._segments, self._spaces,
-                                            self.process_group)
-            optimizer = ostate.full_state_to_checkpoint(full, self._spaces, self.optimizer)
-        else:
-            optimizer = self.optimizer.state_dict()
-        return {
-            "model": self.module.state_dict(),
-            "optimizer": optimizer,
-            "dear": {"world_size": self.world_size, "rank": self.rank, "steps": self._steps,
-                     "bucket_size_mb": self.bucket_size_mb, "full_optimizer": full_optimizer,
-                     "tuner": self._tuner.state_dict() if self._tuner else None},
-        }
+        """Training state: the complete model, this rank's optimizer shard (or with
+        full_optimizer=True, a collective, everyone's, loadable at any world size) and DeAR's
+        layout; see checkpoint.py. (Not nn.Module's flat dict: DeAR is the outermost module.)"""
+        return training_state(self, full_optimizer)
 
     def load_state_dict(self, state_dict: dict, strict: bool = True, **kwargs: object) -> None:
-        """Restore what `state_dict()` returned (on every rank; a collective)."""
-        meta = state_dict["dear"]
-        self._quiesce()
-        self.module.load_state_dict(state_dict["model"], strict=strict)
-        if meta["bucket_size_mb"] != self.bucket_size_mb:
-            self.rebucket(meta["bucket_size_mb"])
-        if meta["full_optimizer"]:
-            saved = state_dict["optimizer"]
-            for group, options in zip(self.optimizer.param_groups, saved["param_groups"],
-                                      strict=True):
-                group.update(options)
-            ostate.scatter_full_state(self.optimizer, self._segments,
-                                      ostate.full_state_from_checkpoint(saved, self._spaces))
-        else:
-            if (meta["world_size"], meta["rank"]) != (self.world_size, self.rank):
-                raise ValueError(
-                    f"this optimizer shard was saved by rank {meta['rank']} of "
-                    f"{meta['world_size']}; this is rank {self.rank} of {self.world_size}. "
-                    "Save with state_dict(full_optimizer=True) to change the world size")
-            self.optimizer.load_state_dict(state_dict["optimizer"])
-        self._steps = meta["steps"]
-        if self._tuner is not None and meta.get("tuner"):
-            self._tuner.load_state_dict(meta["tuner"])
+        """Restore what `state_dict()` returned, on every rank (a collective)."""
+        load_training_state(self, state_dict, strict)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -545,17 +501,3 @@ class DeAR(nn.Module):
         """Optimizer steps that updated the parameters (no-op steps do not count)."""
         return self._steps
 
-
-def _tensors(value: object) -> Iterator[torch.Tensor]:
-    """Tensors inside a forward output (tensor, sequence, mapping, dataclass-like)."""
-    if torch.is_tensor(value):
-        yield value
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _tensors(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _tensors(item)
-    elif hasattr(value, "__dataclass_fields__"):
-        for name in value.__dataclass_fields__:
-            yield from _tensors(getattr(value, name))
