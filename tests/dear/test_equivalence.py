@@ -48,3 +48,14 @@ def test_native_collectives_and_bounded_lookahead_train_like_ddp(gloo, world):
     for result in gloo(world).run(scenarios.ddp_vs_dear, "adamw", steps=8, clip=0.5,
                                   config=config):
         assert result["diff"] <= TOLERANCE, result
+
+
+@pytest.mark.parametrize("checkpointing, find_unused", [("reentrant", False),
+                                                        ("non_reentrant", True)])
+def test_activation_checkpointing_trains_like_ddp(gloo, checkpointing, find_unused):
+    """Reentrant checkpointing runs nested backward passes inside the outer one."""
+    model_kw = {"checkpointing": checkpointing, "with_unused": False}
+    for result in gloo(2).run(scenarios.ddp_vs_dear, "sgd", steps=6, accum=2,
+                              model_kw=model_kw,
+                              config={"find_unused_parameters": find_unused}):
+        assert result["diff"] <= TOLERANCE, result

@@ -13,7 +13,7 @@ import torch
 
 def reachable_leaves(output: object) -> set[int]:
     """ids of the leaf tensors whose gradient a backward from `output` would compute."""
-    tensors = list(_tensors(output))
+    tensors = list(output_tensors(output))
     reached = {id(t) for t in tensors if t.grad_fn is None and t.requires_grad}
     stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
     seen: set = set()
@@ -29,16 +29,16 @@ def reachable_leaves(output: object) -> set[int]:
     return reached
 
 
-def _tensors(value: object) -> Iterator[torch.Tensor]:
+def output_tensors(value: object) -> Iterator[torch.Tensor]:
     """Tensors inside a forward output (tensor, sequence, mapping, dataclass-like)."""
     if torch.is_tensor(value):
         yield value
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _tensors(item)
+            yield from output_tensors(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _tensors(item)
+            yield from output_tensors(item)
     elif hasattr(value, "__dataclass_fields__"):
         for name in value.__dataclass_fields__:
-            yield from _tensors(getattr(value, name))
+            yield from output_tensors(getattr(value, name))

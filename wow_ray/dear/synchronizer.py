@@ -41,7 +41,7 @@ from . import optimizer_state as ostate
 from .checkpoint import load_training_state, training_state
 from .collectives import Communicator, Handle
 from .config import DeARConfig
-from .graph import reachable_leaves
+from .graph import output_tensors, reachable_leaves
 from .layout import (
     ParamSlot,
     build_spaces,
@@ -206,8 +206,15 @@ class DeAR(nn.Module):
         # Parameters read outside their own module, or modules that did not run: complete
         # everything before backward or user code can touch a bucket still being gathered.
         self.flush()
-        if (self.config.find_unused_parameters and torch.is_grad_enabled()
-                and self._sync_this_backward):
+        if not torch.is_grad_enabled():
+            return
+        # A backward from this output starts in the outermost autograd graph task: note it
+        # there, so that nested backward passes (reentrant activation checkpointing) count as
+        # part of the same backward and only the outermost one's end launches what is left.
+        for tensor in output_tensors(output):
+            if tensor.requires_grad:
+                tensor.register_hook(self._on_backward_begin)
+        if self.config.find_unused_parameters and self._sync_this_backward:
             self._mark_unreachable(output)
 
     def _mark_unreachable(self, output: object) -> None:
@@ -225,20 +232,26 @@ class DeAR(nn.Module):
             # The gradient was set to None (zero_grad) or replaced: take it into our buffer.
             slot.grad_view.copy_(param.grad)
             param.grad = slot.grad_view
-        backward_id = torch._C._current_graph_task_id()
-        if backward_id != self._backward_id:
-            self._start_backward(backward_id)
+        if self._backward_id is None:  # the loss did not come from the wrapped model's output
+            self._start_backward(torch._C._current_graph_task_id())
         self._unreduced = True
         self._used[slot.index] = 1.0
         if not self._sync_this_backward:
             return
         if self._fired[slot.index]:
             raise RuntimeError(
-                f"parameter {slot.name!r} received its gradient twice in one backward pass "
-                "(reentrant activation checkpointing, or a second forward whose output the "
-                "loss also uses): use non-reentrant checkpointing, or no_sync()")
+                f"parameter {slot.name!r} got a gradient after its bucket was reduced: it is "
+                "used twice under reentrant activation checkpointing, or by an earlier forward "
+                "whose output the loss also uses, or find_unused_parameters could not see it "
+                "(reentrant checkpointing hides parameters from the graph): use "
+                "use_reentrant=False, or one forward per backward")
         self._mark_done(slot)
         self._launch_ready_reduce_scatters()
+
+    def _on_backward_begin(self, grad: torch.Tensor) -> None:
+        backward_id = torch._C._current_graph_task_id()
+        if backward_id != self._backward_id:
+            self._start_backward(backward_id)
 
     def _start_backward(self, backward_id: int) -> None:
         if self._reduction_open:
@@ -421,6 +434,7 @@ class DeAR(nn.Module):
         """Discard gradients accumulated since the last step. Gradients live in DeAR's buffers
         and step() already clears them, so this is only needed to drop a partial accumulation;
         `set_to_none` is accepted for compatibility and ignored."""
+        self._backward_id = None  # also recovers from a backward that raised half-way
         if not (self._unreduced or self._rs_inflight or any(self._shard_filled)):
             return
         self._wait_reduce_scatters()
