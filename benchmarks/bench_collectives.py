@@ -10,9 +10,10 @@ same processes and buffers, interleaved repetitions of:
   `batch_isend_irecv` (the first trial in DESIGN.md; shows the two-rank anomaly);
 - `gloo_native`: torch's `reduce_scatter_single` + `all_gather_single` on gloo.
 
-and prints medians and ratios. Networks: `shaped` runs each rank in its own network namespace
-on links shaped by `tc` (benchmarks/emulated_cluster.py; needs root), `loopback` runs the ranks
-as plain processes on 127.0.0.1.
+and prints medians and ratios (short sizes are repeated more: see --min-seconds). Networks:
+`shaped` runs each rank in its own network namespace on links shaped by `tc`
+(benchmarks/emulated_cluster.py; needs root), `loopback` runs the ranks as plain processes on
+127.0.0.1.
 
     python benchmarks/bench_collectives.py --network shaped loopback --ranks 2 4 \
         --sizes-mb 4 16 64 256 --out benchmarks/results/collectives.md
@@ -64,9 +65,10 @@ def _worker(args: argparse.Namespace) -> None:
                 "gloo_native": lambda b=buf: _native_pair(b, dist),
             }
             times = {name: [] for name in args.variants}
+            start = time.perf_counter()
             for name in args.variants:  # one untimed warm-up each: connections, allocations
                 ops[name]()
-            for _ in range(args.repeats):
+            for _ in range(_repeats(args, time.perf_counter() - start, torch, dist)):
                 for name in args.variants:
                     dist.barrier()
                     start = time.perf_counter()
@@ -79,6 +81,18 @@ def _worker(args: argparse.Namespace) -> None:
         Path(args.result_file).write_text(json.dumps(results))
     dist.barrier()
     dist.destroy_process_group()
+
+
+def _repeats(args: argparse.Namespace, warmup_seconds: float, torch, dist) -> int:
+    """At least --repeats, more for short operations (up to --min-seconds of measuring, at
+    most 40): medians of many short runs are what survive a shared, noisy machine. Rank 0's
+    count, so that every rank runs the same number."""
+    wanted = args.repeats
+    if warmup_seconds > 0:
+        wanted = max(wanted, min(40, int(args.min_seconds / warmup_seconds) + 1))
+    count = torch.tensor([wanted])
+    dist.broadcast(count, src=0)
+    return int(count.item())
 
 
 def _dear_pair(comm, buf) -> None:
@@ -158,7 +172,8 @@ def _launch(network: str, world: int, args: argparse.Namespace, extra: list[str]
     handle, result_file = tempfile.mkstemp(suffix=".json")
     os.close(handle)
     base = [sys.executable, str(Path(__file__).resolve()), "--worker", "--world", str(world),
-            "--result-file", result_file, "--repeats", str(args.repeats), *extra]
+            "--result-file", result_file, "--repeats", str(args.repeats),
+            "--min-seconds", str(args.min_seconds), *extra]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if network == "loopback":
         cmd = base + ["--master", "127.0.0.1", "--port", str(args.port)]
@@ -191,12 +206,12 @@ def _wait_all(procs: list[subprocess.Popen]) -> None:
 def _table(rows: list[dict], variants: list[str]) -> str:
     """Markdown: medians in seconds, and each pair's ratio to the all-reduce of the same run."""
     others = [v for v in variants if v != "allreduce"]
-    head = ["network", "ranks", "MB", "all-reduce s"] + [f"{v} s (ratio)" for v in others]
+    head = ["network", "ranks", "MB", "reps", "all-reduce s"] + [f"{v} s (ratio)" for v in others]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in rows:
         med = {v: statistics.median(row["times"][v]) for v in variants}
         cells = [row["network"], str(row["ranks"]), f"{row['size_mb']:g}",
-                 f"{med['allreduce']:.3f}"]
+                 str(len(row["times"]["allreduce"])), f"{med['allreduce']:.3f}"]
         cells += [f"{med[v]:.3f} ({med[v] / med['allreduce']:.2f}x)" for v in others]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -209,7 +224,9 @@ def main() -> None:
     parser.add_argument("--ranks", nargs="+", type=int, default=[2, 4])
     parser.add_argument("--sizes-mb", nargs="+", type=float, default=[4, 16, 64, 256])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="at least this many")
+    parser.add_argument("--min-seconds", type=float, default=4.0,
+                        help="repeat short sizes until about this long per size")
     parser.add_argument("--rate", default="1gbit")
     parser.add_argument("--delay", default="0ms")
     parser.add_argument("--port", type=int, default=29611)
@@ -233,6 +250,7 @@ def main() -> None:
     if args.anomaly:
         shared.append("--anomaly")
     rows, report = [], []
+    print(f"load average at start: {os.getloadavg()}", flush=True)
     for network in args.network:
         for world in ([2] if args.anomaly else args.ranks):
             for result in _launch(network, world, args, shared):
@@ -250,6 +268,7 @@ def main() -> None:
                 print(line, flush=True)
                 report.append(line)
     text = "\n".join(report) if args.anomaly else _table(rows, args.variants)
+    print(f"load average at end: {os.getloadavg()}")
     print("\n" + text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,8 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
     evaluation under no_grad right after a step (all-gathers still in flight), state_dict()
     right after a step, two synchronised backward passes before one step, a step after
     accumulating only under no_sync(), a second step with no backward in between (must do
-    nothing), and stepping through `model.optimizer.step()` instead of `model.step()`."""
+    nothing), stepping through `model.optimizer.step()` instead of `model.step()`, and a
+    learning-rate scheduler that must survive re-bucketing."""
     torch.manual_seed(0)
     ref_model = TiedNet()
     ddp = DDP(ref_model, find_unused_parameters=True)
@@ -150,9 +151,13 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
     model = TiedNet()
     dear = DeAR(model, lambda groups: make_optimizer(kind, groups),
                 DeARConfig(bucket_size_mb=0.004, find_unused_parameters=True))
+    schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)
+                  for o in (ref_opt, dear.optimizer)]
     eval_diff, state_diff, extra_steps = 0.0, 0.0, 0
     probe = batch(99)[0]
     for step in range(iterations):
+        if step == iterations // 2:
+            dear.rebucket(0.002)
         mode = step % 4
         for micro in range(2 if mode in (1, 2) else 1):
             last = micro == (2 if mode in (1, 2) else 1) - 1
@@ -168,6 +173,8 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
             dear.step()  # nothing new to apply
             dear.optimizer.step()
         extra_steps += dear.steps - before - 1
+        for scheduler in schedulers:
+            scheduler.step()
         dear.eval()
         ref_model.eval()
         with torch.no_grad():

@@ -6,31 +6,33 @@ then hold partial sums: scratch). All-gather copies every rank's chunk `r` into 
 everyone's buffer. Together they are an all-reduce, split so that the halves can overlap
 different phases of training.
 
-Why not torch's own: on gloo, `reduce_scatter_single` and `all_gather_single` (formerly `*_tensor`) each cost
-about twice an `all_reduce` (DESIGN.md). Here, on gloo, both are bandwidth-optimal rings over
-point-to-point operations: each rank sends (n-1)/n of the buffer once per collective, the same
-bytes as one half of a ring all-reduce, and the all-gather receives straight into the buffer
-(no copy). On NCCL the native collectives are already optimal and asynchronous on their own
-stream, so they are used as they are.
+Why not torch's own: on gloo, `reduce_scatter_single` and `all_gather_single` (formerly
+`*_tensor`) each cost about twice an `all_reduce` (DESIGN.md). Here, on gloo, both are
+bandwidth-optimal rings over point-to-point operations: each rank sends (n-1)/n of the buffer
+once per collective, the same bytes as one half of a ring all-reduce, and the all-gather
+receives straight into the buffer (no copy). On NCCL the native collectives are already
+optimal and asynchronous on their own stream, so they are used as they are.
 
-Two things make the gloo ring fast:
+What makes the gloo ring fast (benchmarks/README.md has the measurements):
 - No receive announcement waits behind payload. Gloo's TCP pair has one ordered transmit
   queue, and a send only starts once the receiver has announced its buffer over the same
   connection. With two ranks the ring's two links join the same pair, so an announcement
   could queue behind this rank's own outgoing payload and the two directions would take
-  turns (measured: 1.83x instead of 1.0x; benchmarks/README.md). So every step posts its
-  receive before its send, and with two ranks the second direction gets a connection of its
-  own (a second process group), which also removes the same stall at every boundary between
-  two collectives, where the next announcement would wait behind the previous payload still
-  in the socket buffer.
-- The ring runs on a background thread, one per communicator: a ring step needs the previous
-  step's result, so someone has to drive it while the main thread computes. The thread takes
-  jobs in submission order, so all ranks issue the same sequence of point-to-point operations.
-  They travel on the caller's process group under a tag of their own (one per communicator,
-  numbered in creation order per group, the same on every rank), so they never match another
-  communicator's messages or the main thread's collectives. (A process group of its own would
-  need every rank of the default group to create it, and torch names groups created by a
-  subset after their ranks, so a second one over the same ranks would collide.)
+  turns (measured: 1.83x instead of 1.0x). So every step posts its receives before its
+  sends, and with two ranks the second direction gets a connection of its own (a second
+  process group), which also removes the same stall at every boundary between two
+  collectives, where the next announcement would wait behind the previous payload still in
+  the socket buffer.
+- Pipelining: chunks travel in 1 MB pieces, each forwarded as soon as it arrives (and is
+  summed), so the ring is not held up a whole chunk at every step by the slowest rank.
+- A background thread, one per communicator, drives the ring while the main thread computes
+  (a ring step needs the previous step's result). It takes jobs in submission order, so all
+  ranks issue the same sequence of point-to-point operations. They travel on the caller's
+  process group under a tag of their own (one per communicator, numbered in creation order per
+  group, the same on every rank), so they never match another communicator's messages or the
+  main thread's collectives. Only the two-rank second connection is a new process group: torch
+  needs every rank of the default group to create one with a unique name, so it is made only
+  for a communicator on the default group, whose ranks all construct it.
 """
 
 from __future__ import annotations
