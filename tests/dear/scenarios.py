@@ -133,6 +133,10 @@ def ddp_vs_dear(kind: str, steps: int = 12, accum: int = 1, clip: float | None =
               "unused_untouched": torch.equal(ours["unused.weight"], initial["unused.weight"])
               if "unused.weight" in ours else True}
     dear.close()
+    params = list(dear.module.parameters())
+    storages = {p.untyped_storage().data_ptr() for p in params}
+    result["plain_after_close"] = len(storages) == len(params) and all(
+        torch.equal(p, ours[n]) for n, p in dear.module.named_parameters())
     return result
 
 

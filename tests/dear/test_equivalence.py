@@ -34,6 +34,7 @@ def test_dear_trains_like_ddp(gloo, world, kind):
             assert result["steps"] == kwargs["steps"]
             assert result["buckets"] > 1 and result["split_params"] > 0
             assert result["unused_untouched"], (name, result)
+            assert result["plain_after_close"], result  # own storage again, same values
 
 
 def test_without_find_unused_an_unused_layer_is_stepped_with_zero_gradient(gloo):

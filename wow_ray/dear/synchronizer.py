@@ -500,15 +500,21 @@ class DeAR(nn.Module):
         raise RuntimeError("DeAR's parameters live in flat buffers: move or cast the model "
                            "before wrapping it")
 
-    def close(self) -> None:
-        """Flush, remove the hooks and stop the communication thread. The model keeps working
-        as a plain module."""
+    def close(self, unflatten: bool = True) -> None:
+        """Flush, remove the hooks and stop the communication thread; the model is a plain
+        module again. With `unflatten`, every parameter gets its own storage back (a copy),
+        so savers that refuse tensors sharing memory (safetensors) take the model as it is."""
         self.flush()
         self._wait_reduce_scatters()
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
         self._comm.close()
+        if unflatten:
+            with torch.no_grad():
+                for slot in self._slots:
+                    slot.param.data = slot.param.data.clone()
+                    slot.param.grad = None
 
     @property
     def steps(self) -> int:
