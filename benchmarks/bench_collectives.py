@@ -70,6 +70,9 @@ def _worker(args: argparse.Namespace) -> None:
                 ops[name]()
             for _ in range(_repeats(args, time.perf_counter() - start, torch, dist)):
                 for name in args.variants:
+                    if args.prime:  # see --prime
+                        dist.barrier()
+                        ops[name]()
                     dist.barrier()
                     start = time.perf_counter()
                     ops[name]()
@@ -173,7 +176,8 @@ def _launch(network: str, world: int, args: argparse.Namespace, extra: list[str]
     os.close(handle)
     base = [sys.executable, str(Path(__file__).resolve()), "--worker", "--world", str(world),
             "--result-file", result_file, "--repeats", str(args.repeats),
-            "--min-seconds", str(args.min_seconds), *extra]
+            "--min-seconds", str(args.min_seconds),
+            "--prime" if args.prime else "--no-prime", *extra]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if network == "loopback":
         cmd = base + ["--master", "127.0.0.1", "--port", str(args.port)]
@@ -225,8 +229,15 @@ def main() -> None:
     parser.add_argument("--sizes-mb", nargs="+", type=float, default=[4, 16, 64, 256])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--repeats", type=int, default=5, help="at least this many")
-    parser.add_argument("--min-seconds", type=float, default=4.0,
+    parser.add_argument("--min-seconds", type=float, default=3.0,
                         help="repeat short sizes until about this long per size")
+    parser.add_argument(
+        "--prime", action=argparse.BooleanOptionalAction, default=True,
+        help="run each operation once, untimed, right before each timed run: in training its "
+             "connections are busy every iteration, while here they idle as the other variants "
+             "run, and Linux restarts the congestion window of a connection idle for longer than "
+             "its retransmission timeout, which would charge a slow start to whichever variant "
+             "has a connection the others do not use (DeAR's second connection at 2 ranks)")
     parser.add_argument("--rate", default="1gbit")
     parser.add_argument("--delay", default="0ms")
     parser.add_argument("--port", type=int, default=29611)

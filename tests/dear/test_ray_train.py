@@ -4,6 +4,8 @@ run ends."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,7 +33,7 @@ def test_checkpoint_and_resume_through_ray_train_match_an_uninterrupted_run(ray_
                                            "final_state": str(tmp_path / "straight.pt")})
     assert straight.error is None
     assert straight.checkpoint is not None
-    files = sorted(p.name for p in __import__("pathlib").Path(straight.checkpoint.path).iterdir())
+    files = sorted(p.name for p in Path(straight.checkpoint.path).iterdir())
     assert files == ["model.pt", "optimizer_rank0.pt", "optimizer_rank1.pt"]
 
     resumed = _fit(tmp_path, "resumed", {"steps": 8, "resume_from": straight.checkpoint.path,

@@ -171,7 +171,7 @@ class DeAR(nn.Module):
         self._reduction_open = False  # a finished backward's reduce-scatters not yet waited
         self._shard_filled = [False] * n_buckets  # bucket's shard gradient holds a sum
         self._unreduced = False  # gradients accumulated that no reduce-scatter has taken yet
-        self._used = torch.zeros(len(self._slots), dtype=torch.float32)
+        self._used = [0.0] * len(self._slots)  # got a gradient since the last step
         self._prepared = False
         self._stepping = False
         self._guard: ostate.UnusedGuard | None = None
@@ -337,7 +337,7 @@ class DeAR(nn.Module):
         self._prepared = True
 
     def _guard_unused(self) -> None:
-        used = self._used.to(self._spaces[0].device)
+        used = torch.tensor(self._used, device=self._spaces[0].device)
         dist.all_reduce(used, group=self.process_group)
         unused = [i for i, count in enumerate(used.tolist()) if count == 0]
         if unused:
