@@ -249,3 +249,37 @@ def rebucket_and_tune(kind: str) -> dict:
               "trials": [size for size, _ in tuner["observations"]]}
     dear.close()
     return result
+
+
+def save_full_state(path: str, kind: str = "adamw") -> bool:
+    """Train a few steps and save the world-size-independent state (rank 0 writes it)."""
+    _, dear = train_dear(kind, 4, 1, 1.0, {}, {"bucket_size_mb": 0.004,
+                                               "find_unused_parameters": True})
+    state = dear.state_dict(full_optimizer=True)
+    if dist.get_rank() == 0:
+        torch.save(state, path)
+    dist.barrier()
+    dear.close()
+    return True
+
+
+def reload_full_state(path: str, kind: str = "adamw") -> dict:
+    """Load a full state saved at another world size, then assemble it again: same state?"""
+    saved = torch.load(path, weights_only=False)
+    torch.manual_seed(7)
+    model = TiedNet()
+    dear = DeAR(model, lambda groups: make_optimizer(kind, groups),
+                DeARConfig(bucket_size_mb=0.05, find_unused_parameters=True))
+    dear.load_state_dict(saved)
+    again = dear.state_dict(full_optimizer=True)
+    same_optimizer = all(
+        torch.equal(a, b) for key in saved["optimizer"]["tensors"]
+        for a, b in zip(saved["optimizer"]["tensors"][key], again["optimizer"]["tensors"][key],
+                        strict=True))
+    result = {"world": dist.get_world_size(), "saved_world": saved["dear"]["world_size"],
+              "same_model": max_difference(saved["model"], again["model"]) == 0.0,
+              "same_optimizer": same_optimizer and saved["optimizer"]["scalars"].keys()
+              == again["optimizer"]["scalars"].keys(),
+              "keys": sorted(saved["optimizer"]["tensors"]), "steps": dear.steps}
+    dear.close()
+    return result

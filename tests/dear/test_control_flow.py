@@ -29,6 +29,15 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_parameters(gloo, wor
         assert result["bucket_size_mb"] == 0.004  # the saved layout is adopted
 
 
+def test_a_full_checkpoint_moves_between_world_sizes(gloo, tmp_path):
+    path = str(tmp_path / "full.pt")
+    assert all(gloo(4).run(scenarios.save_full_state, path))
+    for result in gloo(2).run(scenarios.reload_full_state, path):
+        assert (result["saved_world"], result["world"]) == (4, 2)
+        assert result["same_model"] and result["same_optimizer"], result
+        assert result["keys"] == ["exp_avg", "exp_avg_sq"] and result["steps"] == 4
+
+
 @pytest.mark.parametrize("world, kind", [(2, "adamw"), (4, "sgd")])
 def test_rebucketing_and_tuning_keep_ddp_equivalence(gloo, world, kind):
     results = gloo(world).run(scenarios.rebucket_and_tune, kind)

@@ -18,10 +18,18 @@ One iteration, on every rank:
 3. next forward: each module's forward pre-hook waits for the all-gather of the buckets that
    hold its parameters, and no others; the end of the forward waits for any left.
 
-The updated parameters are complete whenever the model is used: forward (with or without
-grad) waits per bucket, and `state_dict()`, `load_state_dict()` and `flush()` wait for all.
-An update is applied exactly once: only by the optimizer's `step()`, which does nothing when
-no gradient arrived since the last one.
+The updated parameters are complete whenever the model is used: a module's forward (with or
+without grad) waits for the buckets of the parameters it registers, the end of the forward and
+`state_dict()`, `load_state_dict()` and `flush()` wait for all. (Code that reads a parameter
+between step() and the next forward, outside the forward of a module registering it, must
+call `flush()` first.) An update is applied exactly once: only by the optimizer's `step()`,
+which does nothing when no gradient arrived since the last one; gradients accumulated under
+`no_sync()` are reduced by the next synchronised backward or by step() itself.
+
+The class is one state machine driven by autograd, module and optimizer hooks; it is kept in
+one file, a little over the usual length, because its invariants (what is in flight, which
+buffer may be written when) are easiest to check in one place. Layout, collectives, optimizer
+state, checkpoints and the tuner live in their own modules.
 """
 
 from __future__ import annotations
