@@ -18,8 +18,10 @@ and prints medians and ratios (short sizes are repeated more: see --min-seconds)
     python benchmarks/bench_collectives.py --network shaped loopback --ranks 2 4 \
         --sizes-mb 4 16 64 256 --out benchmarks/results/collectives.md
 
-The `--anomaly` flag instead measures one exchange of a buffer between two ranks, in the four
-ways that isolate the cause of the two-rank anomaly (README).
+The `--anomaly` flag instead measures one exchange of a buffer between two ranks, in the ways
+that isolate the cause of the two-rank anomaly (README): one way only; both ways over gloo with
+the send posted first, with the receive posted first, over two connections; both ways over one
+plain TCP connection.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -153,8 +157,21 @@ def _anomaly(args, torch, dist) -> list[dict]:
                      dist.irecv(inp, peer, group=recv_group)]:
             work.wait()
 
+    raw = _raw_tcp_connection(args, dist)
+    payload = bytes(out.numel() * 4)
+
+    def raw_tcp_exchange():
+        """Both directions at once over one plain TCP connection: is the link full duplex?"""
+        sender = threading.Thread(target=raw.sendall, args=(payload,))
+        sender.start()
+        view, got = memoryview(bytearray(len(payload))), 0
+        while got < len(payload):
+            got += raw.recv_into(view[got:], len(payload) - got)
+        sender.join()
+
     cases = {"one_way": one_way, "exchange_send_first": send_first,
-             "exchange_recv_first": recv_first, "exchange_two_connections": two_connections}
+             "exchange_recv_first": recv_first, "exchange_two_connections": two_connections,
+             "raw_tcp_exchange_one_connection": raw_tcp_exchange}
     results = []
     for name, fn in cases.items():
         fn()
@@ -166,6 +183,19 @@ def _anomaly(args, torch, dist) -> list[dict]:
             times.append(time.perf_counter() - start)
         results.append({"case": name, "size_mb": size_mb, "median_s": statistics.median(times)})
     return results
+
+
+def _raw_tcp_connection(args: argparse.Namespace, dist) -> socket.socket:
+    """A plain TCP connection between ranks 0 and 1 (rank 0 listens on port + 1)."""
+    if args.rank == 0:
+        server = socket.create_server(("0.0.0.0", args.port + 1))
+        dist.barrier()
+        connection, _ = server.accept()
+        server.close()
+    else:
+        dist.barrier()
+        connection = socket.create_connection((args.master, args.port + 1))
+    return connection
 
 
 # ---------------------------------------------------------------- driver side
@@ -269,7 +299,7 @@ def main() -> None:
                 rows.append(result)
                 if args.anomaly:
                     mbps = result["size_mb"] / result["median_s"]
-                    line = (f"{network:8s} {result['case']:26s} {result['median_s']:.3f} s  "
+                    line = (f"{network:8s} {result['case']:32s} {result['median_s']:.3f} s  "
                             f"{mbps:7.1f} MB/s per direction")
                 else:
                     med = {v: statistics.median(result["times"][v]) for v in args.variants}
