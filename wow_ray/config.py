@@ -31,12 +31,15 @@ class EngineOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="Where vLLM runs. auto: on GPUs when the Ray cluster has any."
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = Field(
         None, description="Weights dtype. Default: float32 on CPU, auto on GPU."
     )
     max_model_len: int = Field(2048, ge=128, description="Longest prompt plus completion, tokens.")
     max_num_seqs: int | None = Field(
-        None, ge=1, description="Sequences batched at once. Default: 32 on CPU, vLLM's on GPU."
+        None, ge=1, description="Sequences batched at once. Default: vLLM's."
     )
     gpu_memory_utilization: float | None = Field(
         None,
@@ -62,6 +65,18 @@ class ServeOptions(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="HTTP port of Ray Serve's proxy.")
     min_replicas: int = Field(1, ge=0, description="Autoscaling floor of the LLM deployment.")
     max_replicas: int = Field(1, ge=1, description="Autoscaling ceiling of the LLM deployment.")
+    ingress_cpus: float = Field(
+        0.25,
+        gt=0,
+        description="Logical CPUs reserved by the HTTP ingress. It only forwards requests, and a "
+        "whole CPU for it would leave a 2-core machine none for vLLM's replica.",
+    )
+    default_max_tokens: int = Field(
+        512,
+        ge=1,
+        description="Reply length limit when a request sets none (vLLM's own default is the "
+        "whole remaining context, minutes of generation on a CPU).",
+    )
     app_name: str = Field("llm", description="Name of the Serve application.")
     route_prefix: str = Field("/", description="Route prefix of the Serve application.")
 
@@ -91,7 +106,9 @@ class WowSettings(BaseSettings):
         description="Logical CPUs of a local Ray. Default: at least 8, since vLLM's replica, the "
         "ingress and the proxy each reserve CPUs and would wait forever on a 2-core machine.",
     )
-    model: str = Field(EMBEDDED_MODEL, description="Registered model (name or name:version) to serve.")
+    model: str = Field(
+        EMBEDDED_MODEL, description="Registered model (name or name:version) to serve."
+    )
     engine: EngineOptions = Field(default_factory=EngineOptions)
     serve: ServeOptions = Field(default_factory=ServeOptions)
 

@@ -19,6 +19,7 @@ app = typer.Typer(
     help="WOW-Ray: serve, evaluate and fine-tune multi-agent customer service on Ray.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -50,9 +51,11 @@ def settings_from(ctx: typer.Context) -> WowSettings:
 
 
 def _register_subcommands() -> None:
-    from wow_ray.cli import model, serve
+    from wow_ray.cli import data, model, scenario, serve
 
+    app.add_typer(data.app, name="data")
     app.add_typer(model.app, name="model")
+    app.add_typer(scenario.app, name="scenario")
     serve.register(app)
 
 

@@ -1,0 +1,147 @@
+"""The arguments of the dialogue app (``build_dialogue_app``), validated once with pydantic.
+
+Everything a YAML ``args:`` block may say, with a description per field, and the
+``user_config`` every agent deployment accepts for rules and policy that change at run time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from wow_ray.agents.base import ModelSettings
+from wow_ray.agents.config import AGENT_NAMES, DialogueConfig
+from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentServing(_Args):
+    """One agent's deployment: resources, autoscaling, and how it calls the model."""
+
+    num_cpus: float = Field(0.1, gt=0, le=64, description="Logical CPUs per replica. Agents "
+                            "mostly wait on the LLM; a tenth of a CPU lets them fit beside it.")
+    min_replicas: int = Field(1, ge=1, description="Autoscaling floor.")
+    max_replicas: int = Field(2, ge=1, description="Autoscaling ceiling.")
+    target_ongoing_requests: float = Field(
+        8, gt=0, description="Requests per replica the autoscaler aims for (agents await the "
+        "LLM, so a replica can hold many at once).")
+    max_ongoing_requests: int = Field(64, ge=1, description="Requests one replica accepts.")
+    adapter: str | None = Field(
+        "auto", description="LoRA adapter for this agent's model calls: a registry adapter "
+        "('name' or 'name:vN') over the base model; 'auto' uses '<scenario>-<agent>' when the "
+        "registry has one; null: the base model.")
+    model: ModelSettings = Field(default_factory=ModelSettings,
+                                 description="Model settings over the agent's defaults.")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> AgentServing:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+    def deployment_options(self) -> dict[str, Any]:
+        return {
+            "ray_actor_options": {"num_cpus": self.num_cpus},
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "autoscaling_config": {"min_replicas": self.min_replicas,
+                                   "max_replicas": self.max_replicas,
+                                   "target_ongoing_requests": self.target_ongoing_requests},
+        }
+
+
+class AuthOptions(_Args):
+    mode: Literal["auto", "on", "off"] = Field(
+        "auto", description="on: every request needs an API key; off: none does; auto: requests "
+        "from this machine (loopback) need none, all others do.")
+    api_keys_env: str = Field("WOW_RAY_API_KEYS", description="Environment variable holding "
+                              "comma-separated API keys (read on the gateway's replicas).")
+    api_key_sha256: list[str] = Field(default_factory=list, description="SHA-256 hex digests "
+                                      "of accepted keys, for configs that must not hold keys.")
+
+
+class LimitOptions(_Args):
+    max_request_bytes: int = Field(16_384, ge=256, description="Largest request body accepted.")
+    max_message_chars: int = Field(2_000, ge=1, le=100_000, description="Longest message.")
+    turns_per_window: int = Field(30, ge=1, description="Turns one session may take per window.")
+    window_s: float = Field(60.0, gt=0, description="The rate limit's window, seconds.")
+
+
+class GatewayServing(_Args):
+    num_cpus: float = Field(0.1, gt=0)
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(2, ge=1)
+    auth: AuthOptions = Field(default_factory=AuthOptions)
+    limits: LimitOptions = Field(default_factory=LimitOptions)
+    turn_retries: int = Field(2, ge=0, le=5, description="Retries of a turn whose master replica "
+                              "died; safe, since nothing of an unsaved turn persists.")
+
+
+class LLMServing(_Args):
+    app: str | None = Field(
+        None, description="Name of a running Serve app whose LLM deployment the agents share "
+        "(e.g. 'llm' from serve_apps/llm.yaml). None: this app serves its own.")
+    deployment: str | None = Field(
+        None, description="That deployment's name; default 'RegistryLLMServer:<model>'.")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="WOW-Ray settings for the model and engine "
+        "(wow_ray/config.py: storage_path, model, engine, serve), over WOW_RAY_* variables.")
+    config_file: str | None = Field(None, description="A WOW-Ray settings YAML file.")
+
+
+class ScenarioConfig(_Args):
+    """The ``user_config`` of every agent deployment: rules and policy, swapped in at run time.
+
+    Change it and ``serve deploy`` again: replicas reload in place, no restart. ``rules`` (the
+    rules.yaml mapping inline, which works on any cluster) wins over ``rules_file`` (a path
+    every node can read); likewise ``policy`` over ``policy_file``. Bump ``revision`` to
+    re-read an edited file whose path did not change.
+    """
+
+    rules: dict[str, Any] | None = None
+    rules_file: str | None = None
+    policy: str | None = None
+    policy_file: str | None = None
+    revision: int = 0
+
+
+class DialogueAppArgs(_Args):
+    """Arguments of ``build_dialogue_app`` (YAML ``args:``)."""
+
+    scenario: str = Field("food_delivery", description="Built-in pack name or pack folder.")
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="Sessions and transcripts: "
+                              "sqlite:///path (default) or any SQLAlchemy URL (PostgreSQL...).")
+    brand: str | None = Field(None, description="Name in replies; default: the pack's title.")
+    tone: str | None = Field(None, description="How replies should sound.")
+    planner: Literal["playbook", "model"] = Field("playbook", description="Solution planner.")
+    flag_keywords: dict[str, list[str]] | None = None
+    llm: LLMServing = Field(default_factory=LLMServing)
+    agents: dict[str, AgentServing] = Field(default_factory=dict,
+                                            description="Per agent: " + ", ".join(AGENT_NAMES))
+    gateway: GatewayServing = Field(default_factory=GatewayServing)
+    scenario_config: ScenarioConfig = Field(default_factory=ScenarioConfig,
+                                            description="Initial user_config of the agents.")
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, value: dict[str, AgentServing]) -> dict[str, AgentServing]:
+        unknown = sorted(set(value) - set(AGENT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown agents {unknown}; expected some of {list(AGENT_NAMES)}")
+        return value
+
+    def serving(self, agent: str) -> AgentServing:
+        return self.agents.get(agent) or AgentServing()
+
+    def dialogue_config(self) -> DialogueConfig:
+        models = {n: a.model for n, a in self.agents.items() if a.model.model_fields_set}
+        extra = {"tone": self.tone} if self.tone else {}
+        return DialogueConfig(scenario=self.scenario, brand=self.brand, planner=self.planner,
+                              models=models, flag_keywords=self.flag_keywords, **extra)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"))

@@ -1,0 +1,353 @@
+"""The gateway: the dialogue service's HTTP API (FastAPI ingress of the dialogue app).
+
+Session API (JSON; ``stream=true`` on a message gives server-sent events)::
+
+    POST   /v1/sessions                      {"user_id", "identity_verified", "evidence"}
+    POST   /v1/sessions/{id}/messages        {"content", "attachments"}      ?stream=true
+    GET    /v1/sessions/{id}                 state summary
+    GET    /v1/sessions/{id}/transcript      the Transcript (wow_ray/agents/transcript.py)
+    GET    /v1/sessions/{id}/backend         the session's backend: state hash, rows changed
+    DELETE /v1/sessions/{id}                 end the session
+    POST   /v1/chat/completions              OpenAI-compatible facade (X-Session-Id header)
+    GET    /v1/models, /healthz
+
+Every turn is saved (turn, state, ticket) before its reply is returned; a turn whose master
+replica died is retried, which is safe because nothing of an unsaved turn persists (a
+session's backend is rebuilt from its saved action log). Requests are size-limited, bodies
+are validated by pydantic (a 4xx names the field), sessions are rate-limited per window, and
+API keys are checked as ``AuthOptions`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serve_apps.dialogue_config import DialogueAppArgs
+from serve_apps.gateway_models import (
+    ChatCompletionsBody,
+    CreateSession,
+    MessageIn,
+    completion_chunk,
+    completion_response,
+)
+from wow_ray.agents.local import new_session
+from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
+
+app = FastAPI(title="WOW-Ray dialogue service", version="1")
+_LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+
+
+class TurnOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    turn: int
+    reply: str
+    status: str
+    ticket_id: str | None = None
+    intent: str | None = None
+    latency_s: float = Field(description="Turn time in the gateway, saving included.")
+
+
+def _retryable(exc: BaseException) -> bool:
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    return isinstance(exc, ActorDiedError | ActorUnavailableError | RayActorError)
+
+
+@serve.deployment(name="Gateway", max_ongoing_requests=256)
+@serve.ingress(app)
+class Gateway:
+    def __init__(self, args_json: str, master: DeploymentHandle) -> None:
+        from wow_ray.scenario import load_pack
+
+        self.args = DialogueAppArgs.model_validate_json(args_json)
+        self.options = self.args.gateway
+        self.pack = load_pack(self.args.scenario)
+        self.store = SessionStore(self.args.database_url)
+        self.master = master
+        self.master_stream = master.options(stream=True)
+        self.busy: set[str] = set()
+        keys = [k.strip() for k in os.environ.get(self.options.auth.api_keys_env, "").split(",")]
+        self.key_digests = {hashlib.sha256(k.encode()).hexdigest() for k in keys if k}
+        self.key_digests |= {d.lower() for d in self.options.auth.api_key_sha256}
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def authorize(self, request: Request) -> None:
+        mode = self.options.auth.mode
+        host = request.client.host if request.client else ""
+        if mode == "off" or (mode == "auto" and host in _LOOPBACK):
+            return
+        header = request.headers.get("authorization", "")
+        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else \
+            request.headers.get("x-api-key", "")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        if not key or not any(hmac.compare_digest(digest, d) for d in self.key_digests):
+            raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)")
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.options.limits.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HTTPException(413, f"request body over {limit} bytes")
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise HTTPException(413, f"request body over {limit} bytes")
+        return data
+
+    def _model(self, cls: type[BaseModel], data: bytes) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate_json(data or b"{}")
+        except ValidationError as exc:
+            detail = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "error": e["msg"]}
+                      for e in exc.errors()]
+            raise HTTPException(422, detail) from None
+
+    async def _load(self, session_id: str) -> tuple[Any, int]:
+        try:
+            return await asyncio.to_thread(self.store.load, session_id)
+        except SessionNotFound:
+            raise HTTPException(404, f"no session {session_id!r}") from None
+
+    async def _admit(self, session_id: str, message: MessageIn) -> tuple[Any, int]:
+        limits = self.options.limits
+        if len(message.content) > limits.max_message_chars:
+            raise HTTPException(422, [{"field": "content", "error":
+                                       f"at most {limits.max_message_chars} characters"}])
+        unknown = [a for a in message.attachments if a not in self.pack.manifest.dialogue.evidence]
+        if unknown:
+            raise HTTPException(422, [{"field": "attachments", "error": f"unknown kinds {unknown}; "
+                                       f"expected {self.pack.manifest.dialogue.evidence}"}])
+        state, version = await self._load(session_id)
+        if state.status != "active":
+            raise HTTPException(409, f"session {session_id} is {state.status.replace('_', ' ')}")
+        since = time.time() - limits.window_s
+        from datetime import UTC, datetime
+
+        recent = await asyncio.to_thread(self.store.turns_since, session_id,
+                                         datetime.fromtimestamp(since, UTC))
+        if recent >= limits.turns_per_window:
+            raise HTTPException(429, f"at most {limits.turns_per_window} messages per "
+                                f"{limits.window_s:g} s in a session",
+                                headers={"Retry-After": str(int(limits.window_s))})
+        if session_id in self.busy:
+            raise HTTPException(409, "this session is already answering a message")
+        return state, version
+
+    # -- turns ----------------------------------------------------------------------------
+
+    async def _run_turn(self, state: Any, message: MessageIn) -> Any:
+        for attempt in range(self.options.turn_retries + 1):
+            try:
+                return await self.master.turn.remote(state, message.content, message.attachments)
+            except Exception as exc:
+                if attempt == self.options.turn_retries or not _retryable(exc):
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _save(self, outcome: Any, version: int) -> None:
+        try:
+            await asyncio.to_thread(self.store.save_turn, outcome.state, outcome.turn, version)
+        except SessionConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    def _out(self, outcome: Any, started: float) -> TurnOut:
+        return TurnOut(session_id=outcome.state.session_id, turn=outcome.turn.index,
+                       reply=outcome.turn.reply, status=outcome.state.status,
+                       ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
+                       latency_s=round(time.perf_counter() - started, 4))
+
+    async def turn(self, session_id: str, message: MessageIn) -> TurnOut:
+        started = time.perf_counter()
+        state, version = await self._admit(session_id, message)
+        self.busy.add(session_id)
+        try:
+            outcome = await self._run_turn(state, message)
+            await self._save(outcome, version)
+        finally:
+            self.busy.discard(session_id)
+        return self._out(outcome, started)
+
+    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[tuple[str, Any]]:
+        """(event, data) pairs; the turn is saved before ``done``."""
+        started = time.perf_counter()
+        state, version = await self._admit(session_id, message)
+        self.busy.add(session_id)
+        try:
+            outcome = None
+            for attempt in range(self.options.turn_retries + 1):
+                try:
+                    async for event in self.master_stream.events.remote(
+                            state, message.content, message.attachments):
+                        if event["type"] == "final":
+                            outcome = event["outcome"]
+                        else:
+                            yield event["type"], {k: v for k, v in event.items() if k != "type"}
+                    break
+                except Exception as exc:
+                    if attempt == self.options.turn_retries or not _retryable(exc):
+                        raise
+                    yield "reset", {}
+            await self._save(outcome, version)
+            yield "done", self._out(outcome, started).model_dump()
+        finally:
+            self.busy.discard(session_id)
+
+    # -- routes ---------------------------------------------------------------------------
+
+    @app.post("/v1/sessions", status_code=201)
+    async def create_session(self, request: Request) -> dict:
+        self.authorize(request)
+        body = self._model(CreateSession, await self.body(request))
+        if body.scenario not in (None, self.args.scenario, self.pack.name):
+            raise HTTPException(422, [{"field": "scenario", "error":
+                                       f"this service serves {self.pack.name!r}"}])
+        unknown = [e for e in body.evidence if e not in self.pack.manifest.dialogue.evidence]
+        if unknown:
+            raise HTTPException(422, [{"field": "evidence", "error": f"unknown kinds {unknown}"}])
+        state = new_session(self.pack.name, user_id=body.user_id,
+                            identity_verified=body.identity_verified and body.user_id is not None,
+                            evidence=body.evidence)
+        await asyncio.to_thread(self.store.create, state, json.dumps(body.metadata))
+        brand = self.args.brand or self.pack.manifest.title
+        return {"session_id": state.session_id, "scenario": self.pack.name, "status": "active",
+                "greeting": f"Hello, and welcome to {brand} customer service! How can I help?"}
+
+    @app.post("/v1/sessions/{session_id}/messages")
+    async def send(self, session_id: str, request: Request,
+                   stream: bool = Query(False, description="Answer as server-sent events.")) -> Any:
+        self.authorize(request)
+        message = self._model(MessageIn, await self.body(request))
+        if not stream:
+            return (await self.turn(session_id, message)).model_dump()
+        events = self.turn_events(session_id, message)
+        first = await anext(events)  # admission errors become HTTP errors, not broken streams
+
+        async def sse() -> AsyncIterator[str]:
+            item: tuple[str, Any] | None = first
+            while item is not None:
+                yield f"event: {item[0]}\ndata: {json.dumps(item[1], default=str)}\n\n"
+                try:
+                    item = await anext(events)
+                except StopAsyncIteration:
+                    item = None
+                except HTTPException as exc:
+                    yield f"event: error\ndata: {json.dumps({'status': exc.status_code, 'detail': exc.detail})}\n\n"
+                    item = None
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
+
+    @app.get("/v1/sessions/{session_id}")
+    async def session(self, session_id: str, request: Request) -> dict:
+        self.authorize(request)
+        state, version = await self._load(session_id)
+        return {"session_id": session_id, "scenario": state.scenario, "status": state.status,
+                "turns": state.turns, "version": version, "ticket_id": state.ticket_id,
+                "user_id": state.dialogue.user_id,
+                "active": state.active.model_dump() if state.active else None}
+
+    @app.get("/v1/sessions/{session_id}/transcript")
+    async def transcript(self, session_id: str, request: Request) -> JSONResponse:
+        self.authorize(request)
+        try:
+            found = await asyncio.to_thread(self.store.transcript, session_id)
+        except SessionNotFound:
+            raise HTTPException(404, f"no session {session_id!r}") from None
+        return JSONResponse(found.model_dump(mode="json"))
+
+    @app.get("/v1/sessions/{session_id}/backend")
+    async def backend(self, session_id: str, request: Request) -> dict:
+        """The session's business backend after its actions: what evaluation judges."""
+        from wow_ray.scenario import DialogueState, state_diff
+
+        self.authorize(request)
+        state, _ = await self._load(session_id)
+        env = self.pack.new_environment()
+        try:
+            before = env.backend.dump()
+            for call in state.actions:
+                env.call(call.name, call.arguments, DialogueState(), enforce=False)
+            return {"state_hash": env.state_hash(), "changes": state_diff(before, env.backend.dump()),
+                    "actions": [a.model_dump() for a in state.actions]}
+        finally:
+            env.close()
+
+    @app.delete("/v1/sessions/{session_id}")
+    async def end(self, session_id: str, request: Request) -> dict:
+        self.authorize(request)
+        try:
+            state = await asyncio.to_thread(self.store.end, session_id, "api")
+        except SessionNotFound:
+            raise HTTPException(404, f"no session {session_id!r}") from None
+        except SessionConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"session_id": session_id, "status": state.status}
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request,
+                               x_session_id: str | None = Header(None)) -> Any:
+        """OpenAI-compatible: the last user message is this turn; the session is in
+        ``X-Session-Id`` (or ``session_id`` in the body), created when absent."""
+        self.authorize(request)
+        body = self._model(ChatCompletionsBody, await self.body(request))
+        session_id = x_session_id or body.session_id
+        if session_id is None:
+            state = new_session(self.pack.name, user_id=body.user,
+                                identity_verified=body.user is not None)
+            await asyncio.to_thread(self.store.create, state)
+            session_id = state.session_id
+        message = MessageIn(content=body.last_user_message())
+        headers = {"X-Session-Id": session_id}
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if not body.stream:
+            out = await self.turn(session_id, message)
+            return JSONResponse(completion_response(completion_id, self.pack.name, out.reply,
+                                                    session_id), headers=headers)
+        events = self.turn_events(session_id, message)
+        first = await anext(events)
+
+        async def sse() -> AsyncIterator[str]:
+            # Only the validated reply is sent: OpenAI streams cannot take back text, and the
+            # response agent's draft may be replaced by its fallback.
+            item: tuple[str, Any] | None = first
+            while item is not None:
+                kind, data = item
+                if kind == "done":
+                    for i, word in enumerate(data["reply"].split(" ")):
+                        yield completion_chunk(completion_id, self.pack.name,
+                                               word if i == 0 else " " + word, None)
+                    yield completion_chunk(completion_id, self.pack.name, "", "stop")
+                item = await anext(events, None)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/v1/models")
+    async def models(self, request: Request) -> dict:
+        self.authorize(request)
+        return {"object": "list", "data": [{"id": self.pack.name, "object": "model",
+                                            "owned_by": "wow-ray"}]}
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict:
+        return {"status": "ok", "scenario": self.pack.name}

@@ -1,0 +1,90 @@
+"""Request bodies of the gateway, validated by pydantic, and OpenAI response shapes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class CreateSession(BaseModel):
+    """Who the customer is: facts the calling app vouches for (its login, its uploads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str | None = Field(None, description="Must be this service's scenario if given.")
+    user_id: str | None = Field(None, pattern=ID, description="The signed-in customer's account.")
+    identity_verified: bool = Field(False, description="The app verified the customer (login).")
+    evidence: list[str] = Field(default_factory=list, max_length=10,
+                                description="Evidence already provided (photo, receipt...).")
+    metadata: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Free labels stored with the session (channel...).")
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict) -> dict:
+        if len(value) > 20 or len(json.dumps(value)) > 2000:
+            raise ValueError("at most 20 keys and 2000 characters")
+        return value
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(min_length=1, max_length=100_000, description="The customer's message.")
+    attachments: list[str] = Field(default_factory=list, max_length=5,
+                                   description="Evidence sent with it (the pack's kinds: photo...).")
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | None = None
+
+
+class ChatCompletionsBody(BaseModel):
+    """The OpenAI request fields the facade uses (others are accepted and ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    user: str | None = Field(None, pattern=ID, description="The customer's account id.")
+    session_id: str | None = Field(None, pattern=ID)
+
+    def last_user_message(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user" and message.content and message.content.strip():
+                return message.content
+        from fastapi import HTTPException
+
+        raise HTTPException(422, [{"field": "messages", "error": "needs a non-empty user message"}])
+
+
+def completion_response(completion_id: str, model: str, text: str, session_id: str) -> dict[str, Any]:
+    return {
+        "id": completion_id, "object": "chat.completion", "created": int(time.time()),
+        "model": model, "session_id": session_id,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": "stop"}],
+    }
+
+
+def completion_chunk(completion_id: str, model: str, text: str, finish: str | None) -> str:
+    chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
+             "model": model, "choices": [{"index": 0, "delta": {"content": text} if text else {},
+                                          "finish_reason": finish}]}
+    return f"data: {json.dumps(chunk)}\n\n"

@@ -1,0 +1,55 @@
+"""How the dialogue agents of one scenario are configured (model settings per agent, tone).
+
+The same model serves the in-process agents (tests, scripts) and the Serve app, where it is
+one part of ``build_dialogue_app``'s arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wow_ray.agents.base import Agent, ModelSettings
+from wow_ray.agents.handoff import HANDOFF_AGENT
+from wow_ray.agents.master import MASTER_AGENT
+from wow_ray.agents.response import DEFAULT_TONE, RESPONSE_AGENT
+from wow_ray.agents.solution import SOLUTION_AGENT
+from wow_ray.agents.understanding import UNDERSTANDING_AGENT
+
+AGENT_NAMES = ("master", "understanding", "policy", "solution", "response", "handoff")
+_DEFAULTS: dict[str, Agent] = {a.name: a for a in (MASTER_AGENT, UNDERSTANDING_AGENT,
+                                                     SOLUTION_AGENT, RESPONSE_AGENT, HANDOFF_AGENT)}
+
+
+class DialogueConfig(BaseModel):
+    """The agents of one scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: str = Field("food_delivery", description="Built-in pack name or a pack folder.")
+    brand: str | None = Field(None, description="Name used in replies; default: the pack's title.")
+    tone: str = Field(DEFAULT_TONE, description="How replies should sound.")
+    planner: Literal["playbook", "model"] = Field(
+        "playbook", description="How the solution agent plans tool calls (see solution.py)."
+    )
+    planner_tools: Literal["intent", "all"] = Field(
+        "intent", description="Tools the model planner may propose: those of the intent's "
+        "playbook plus reads (least privilege), or all of them."
+    )
+    models: dict[str, ModelSettings] = Field(
+        default_factory=dict,
+        description="Model settings per agent (master, understanding, solution, response, "
+        "handoff), over each agent's defaults.",
+    )
+    flag_keywords: dict[str, list[str]] | None = Field(
+        None, description="Keywords raising each pack flag; default: understanding.py's table."
+    )
+
+    def agent(self, name: str) -> Agent:
+        """The agent ``name`` with its configured model settings."""
+        base = _DEFAULTS[name]
+        if name not in self.models:
+            return base
+        merged = base.settings.model_copy(update=self.models[name].model_dump(exclude_unset=True))
+        return Agent(base.name, base.instructions, base.prompt, merged, base.tools, base.handoffs)

@@ -1,0 +1,136 @@
+"""The response agent: writes the reply in the brand's tone, grounded in what was done.
+
+The model writes from a list of facts (sentences about tool results, the policy's reasons for
+a refusal, knowledge-base passages) and values it must quote (amounts, ticket numbers). Its
+text is checked before anyone sees it as final:
+
+- every value it must quote is there;
+- every number and id in it appears in the facts, the values or the customer's message, so it
+  cannot promise an amount nobody granted or cite an order nobody named;
+- it does not leak the prompt, and a question is asked when one was needed.
+
+A reply that fails is replaced by one built from the facts themselves (``fallback``), which is
+what a weak model mostly gets; fine-tuning the response adapter is what moves replies from
+the template to the model.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_text
+from wow_ray.agents.prompts import ResponseInput
+from wow_ray.agents.slots import id_shapes
+from wow_ray.agents.state import Reply, RespondRequest
+from wow_ray.agents.transcript import AgentStep
+from wow_ray.llm.chat import ChatClient
+from wow_ray.scenario import ScenarioPack
+
+DEFAULT_TONE = "Be warm, concise and professional; apologise when something went wrong."
+MAX_REPLY_CHARS = 700
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])[0-9]+(?:\.[0-9]+)?(?![0-9])")
+_LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far", "Customer:",
+          "Agent:", "customer service agent, I", "As an AI", "the task")
+
+RESPONSE_AGENT = Agent(
+    name="response",
+    instructions="Write the reply in the brand's tone, grounded in tool results and policy.",
+    prompt="response",
+    settings=ModelSettings(max_tokens=64, retries=0, temperature=0.0),
+)
+
+
+class ResponseAgent:
+    """Replies for one pack."""
+
+    def __init__(self, pack: ScenarioPack, client: ChatClient | None,
+                 agent: Agent = RESPONSE_AGENT, brand: str | None = None,
+                 tone: str = DEFAULT_TONE) -> None:
+        self.pack = pack
+        self.client = client
+        self.agent = agent
+        self.brand = brand or pack.manifest.title
+        self.tone = tone
+        self.shapes = id_shapes(pack)
+        self.slot_text = {s.name: s for i in pack.intents for s in i.slots}
+
+    def ask_label(self, slot: str) -> str:
+        """How to ask for a slot: 'your order number (like O12345)'."""
+        spec = self.slot_text.get(slot)
+        base = slot.removesuffix("_id").replace("_", " ")
+        label = f"the {base} number" if slot.endswith("_id") else f"the {base}"
+        if spec is not None and spec.description and not slot.endswith("_id"):
+            label = spec.description.rstrip(".").lower()
+        shape = self.shapes.get(slot)
+        if shape is not None:
+            label += f" (like {shape.prefix}{'1234567890'[:shape.max_digits]})"
+        if spec is not None and spec.enum:
+            label += f" ({', '.join(v.replace('_', ' ') for v in spec.enum)})"
+        return label
+
+    async def respond(self, req: RespondRequest, on_piece: Callable[[str], Any] | None = None) -> Reply:
+        started = time.perf_counter()
+        inp = ResponseInput(brand=self.brand, tone=self.tone, kind=req.kind, message=req.message,
+                            history=req.history[-4:], facts=req.facts, must_say=req.must_say,
+                            ask_for=[self.ask_label(s) for s in req.ask_for])
+        step = AgentStep(agent=self.agent.name, input=inp.model_dump())
+        text = await run_text(self.client, self.agent, inp, step,
+                              lambda t: self.validate(t, req), on_piece)
+        if text is None:
+            step.fallback = self.client is not None and self.agent.settings.use_model
+            text = self.fallback(req, inp)
+        step.output = {"text": text}
+        step.latency_s = round(time.perf_counter() - started, 6)
+        return Reply(text=text, step=step)
+
+    def validate(self, text: str, req: RespondRequest) -> str:
+        """The reply, cleaned, or ``InvalidOutput`` saying what is wrong with it."""
+        text = " ".join(text.strip().split())
+        if not text:
+            raise InvalidOutput("empty reply")
+        if len(text) > MAX_REPLY_CHARS:
+            raise InvalidOutput("reply too long")
+        if any(leak.lower() in text.lower() for leak in _LEAKS):
+            raise InvalidOutput("reply repeats the instructions")
+        missing = [v for v in req.must_say if v not in text]
+        if missing:
+            raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
+        grounds = " ".join([*req.facts, *req.must_say, req.message, *req.allowed_values])
+        supported = {float(n) for n in _NUMBER.findall(grounds)}
+        for number in _NUMBER.findall(text):
+            if float(number) not in supported:
+                raise InvalidOutput(f"reply mentions {number}, which no fact supports")
+        for shape in self.shapes.values():
+            for ident in shape.find_all(text):
+                if ident not in grounds.upper():
+                    raise InvalidOutput(f"reply mentions {ident}, which no fact supports")
+        if req.kind == "clarify" and "?" not in text:
+            raise InvalidOutput("a clarifying reply must ask a question")
+        return text
+
+    def fallback(self, req: RespondRequest, inp: ResponseInput) -> str:
+        """A reply made of the facts themselves: always grounded, never inventive."""
+        facts = " ".join(req.facts)
+        quoted = [v for v in req.must_say if v not in facts]
+        extra = f" (reference: {', '.join(quoted)})" if quoted else ""
+        if req.kind == "greet":
+            return f"Hello, and welcome to {self.brand} customer service! How can I help you today?"
+        if req.kind == "end":
+            return f"Thank you for contacting {self.brand}. Have a nice day!"
+        if req.kind == "clarify":
+            asks = " and ".join(inp.ask_for) or "a few more details"
+            lead = f"{facts} " if facts else ""
+            return f"{lead}To help you with that, could you tell me {asks}?"
+        if req.kind == "answer":
+            if not req.facts:
+                return (f"I'm here to help with your {self.brand} orders and account. "
+                        "What can I do for you?")
+            return f"Here is what I can tell you: {req.facts[0]}"
+        if req.kind == "handoff":
+            return f"{facts}{extra} A colleague will continue from here.".strip()
+        if req.kind == "deny":
+            return f"I'm sorry. {facts}{extra} Is there anything else I can help with?".strip()
+        return f"{facts}{extra} Is there anything else I can help with?".strip()

@@ -1,0 +1,218 @@
+"""Sessions, transcripts and hand-over tickets in a real database (SQLAlchemy).
+
+SQLite by default (one file, WAL mode, so several gateway replicas on one machine can share
+it); any SQLAlchemy URL works, e.g. ``postgresql+psycopg://user:pw@host/db`` on a cluster
+(install a driver such as ``psycopg``). A turn is saved in one transaction, before the reply is
+returned: the turn row, the session's new state, and its ticket if it was handed over. The
+session row carries a version; a save that finds another version was written in between
+fails with ``SessionConflict`` and changes nothing, so two replicas racing on one session
+cannot interleave turns. Nothing else is ever updated in place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from wow_ray.agents.state import SessionState
+from wow_ray.agents.transcript import Outcome, Transcript, TurnRecord
+from wow_ray.errors import WowRayError
+
+DEFAULT_DATABASE_URL = "sqlite:///~/.wow_ray/sessions.db"
+
+metadata = MetaData()
+sessions = Table(
+    "sessions", metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("scenario", String(128), nullable=False),
+    Column("user_id", String(128)),
+    Column("identity_verified", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("ended_by", String(16)),
+    Column("ticket_id", String(64)),
+    Column("version", Integer, nullable=False, default=0),
+    Column("state", Text, nullable=False),
+    Column("metadata", Text, nullable=False, default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+turns = Table(
+    "turns", metadata,
+    Column("session_id", String(64), ForeignKey("sessions.session_id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("customer", Text, nullable=False),
+    Column("reply", Text, nullable=False),
+    Column("record", Text, nullable=False),
+)
+tickets = Table(
+    "tickets", metadata,
+    Column("ticket_id", String(64), primary_key=True),
+    Column("session_id", String(64), ForeignKey("sessions.session_id"), nullable=False),
+    Column("reason", String(128), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("backend_ref", String(64)),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class SessionError(WowRayError):
+    """Base of the session store's errors."""
+
+
+class SessionNotFound(SessionError):
+    pass
+
+
+class SessionConflict(SessionError):
+    """Another turn of the same session was saved first; this one was not saved."""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back naive; they were written in UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
+    """An engine for ``url``; a SQLite file's folder is created and WAL mode switched on."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url.removeprefix("sqlite:///")).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record) -> None:  # noqa: ANN001 - DBAPI objects
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    metadata.create_all(engine)
+    return engine
+
+
+class SessionStore:
+    """Sessions and their transcripts."""
+
+    def __init__(self, url: str = DEFAULT_DATABASE_URL) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def create(self, state: SessionState, metadata_json: str = "{}") -> None:
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(insert(sessions).values(
+                session_id=state.session_id, scenario=state.scenario,
+                user_id=state.dialogue.user_id, identity_verified=state.dialogue.identity_verified,
+                status=state.status, version=0, state=state.model_dump_json(),
+                metadata=metadata_json, created_at=now, updated_at=now))
+
+    def load(self, session_id: str) -> tuple[SessionState, int]:
+        """The session's state and the version to save against."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions.c.state, sessions.c.version)
+                               .where(sessions.c.session_id == session_id)).first()
+        if row is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return SessionState.model_validate_json(row.state), row.version
+
+    def save_turn(self, state: SessionState, turn: TurnRecord, expected_version: int) -> int:
+        """Store ``turn`` and the state after it, atomically; returns the new version."""
+        now = datetime.now(UTC)
+        values = {"state": state.model_dump_json(), "status": state.status,
+                  "version": expected_version + 1, "updated_at": now, "ticket_id": state.ticket_id}
+        if state.status != "active":
+            values.update(ended_at=now, ended_by="handoff" if state.status == "handed_off" else "customer")
+        with self.engine.begin() as conn:
+            done = conn.execute(update(sessions).values(**values).where(
+                sessions.c.session_id == state.session_id, sessions.c.version == expected_version,
+                sessions.c.status == "active"))
+            if done.rowcount != 1:
+                raise SessionConflict(
+                    f"session {state.session_id} changed while this turn ran; it was not saved")
+            conn.execute(insert(turns).values(
+                session_id=state.session_id, idx=turn.index, created_at=now,
+                customer=turn.customer, reply=turn.reply, record=turn.model_dump_json()))
+            if turn.handoff is not None:
+                h = turn.handoff
+                conn.execute(insert(tickets).values(
+                    ticket_id=h.ticket_id, session_id=state.session_id, reason=h.reason,
+                    summary=h.summary, backend_ref=h.backend_ref, created_at=now))
+        return expected_version + 1
+
+    def end(self, session_id: str, ended_by: str = "api") -> SessionState:
+        """Close an active session (idempotent on an already closed one)."""
+        state, version = self.load(session_id)
+        if state.status != "active":
+            return state
+        state.status = "ended"
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            done = conn.execute(update(sessions).values(
+                state=state.model_dump_json(), status="ended", ended_by=ended_by, ended_at=now,
+                updated_at=now, version=version + 1).where(
+                sessions.c.session_id == session_id, sessions.c.version == version))
+        if done.rowcount != 1:
+            raise SessionConflict(f"session {session_id} changed while ending it; try again")
+        return state
+
+    def turns_since(self, session_id: str, since: datetime) -> int:
+        """Turns saved for the session after ``since`` (the per-session rate limit)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(turns).where(
+                turns.c.session_id == session_id, turns.c.created_at > since)).scalar_one()
+
+    def transcript(self, session_id: str) -> Transcript:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.session_id == session_id)).first()
+            if row is None:
+                raise SessionNotFound(f"no session {session_id!r}")
+            records = conn.execute(select(turns.c.record).where(turns.c.session_id == session_id)
+                                   .order_by(turns.c.idx)).scalars().all()
+        state = SessionState.model_validate_json(row.state)
+        return Transcript(
+            session_id=session_id, scenario=row.scenario, user_id=row.user_id,
+            identity_verified=row.identity_verified, created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at), turns=[TurnRecord.model_validate_json(r) for r in records],
+            outcome=Outcome(status=row.status, ended_by=row.ended_by, ticket_id=row.ticket_id,
+                            ended_at=_utc(row.ended_at)),
+            actions=[a.model_dump() for a in state.actions])
+
+    def ticket(self, ticket_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id)).first()
+        return None if row is None else {**row._mapping, "created_at": _utc(row.created_at)}
+
+    def session_ids(self, *, since: timedelta | None = None, limit: int = 100) -> list[str]:
+        """Recent sessions, newest first (for evaluation and data export)."""
+        query = select(sessions.c.session_id).order_by(sessions.c.created_at.desc()).limit(limit)
+        if since is not None:
+            query = query.where(sessions.c.created_at > datetime.now(UTC) - since)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())

@@ -1,0 +1,105 @@
+"""Slot values the text itself proves: ids found by their shape, enum words, grounding checks.
+
+A weak model invents ids and paraphrases values, so the understanding agent trusts a slot
+value only when the conversation shows it. The shape of each id slot is learnt from the
+pack's own fixtures (every ``order_id`` is ``O`` plus five digits), so a new pack needs no
+code: a slot named like a table's primary key gets a pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from wow_ray.scenario import ScenarioPack
+from wow_ray.scenario.spec import SlotSpec
+
+_ID_SHAPE = re.compile(r"^([A-Za-z]+)([0-9]+)$")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class IdShape:
+    """An id's form: a letter prefix and a run of digits (``O`` + 5 digits)."""
+
+    prefix: str
+    min_digits: int
+    max_digits: int
+
+    @property
+    def json_pattern(self) -> str:
+        """Anchored, for a JSON schema (bounded, so a model cannot run on forever)."""
+        return f"^{self.prefix}[0-9]{{{self.min_digits},{self.max_digits}}}$"
+
+    def find_all(self, text: str) -> list[str]:
+        pattern = rf"(?<![A-Za-z0-9]){self.prefix}[0-9]{{{self.min_digits},{self.max_digits}}}(?![0-9])"
+        found = [m.group(0).upper() for m in re.finditer(pattern, text, re.IGNORECASE)]
+        return list(dict.fromkeys(found))
+
+
+def id_shapes(pack: ScenarioPack) -> dict[str, IdShape]:
+    """Slot name -> the shape of the ids in the fixture table whose primary key it names."""
+    shapes: dict[str, IdShape] = {}
+    for table, spec in pack.schema.tables.items():
+        key = spec.primary_key
+        matches = [_ID_SHAPE.match(str(row.get(key, ""))) for row in pack.fixtures.get(table, [])]
+        if not matches or not all(matches):
+            continue
+        prefixes = {m.group(1).upper() for m in matches}
+        if len(prefixes) != 1:
+            continue
+        lengths = [len(m.group(2)) for m in matches]
+        shapes[key] = IdShape(prefixes.pop(), min(lengths), max(lengths))
+    return shapes
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def appears_in(value: Any, text: str) -> bool:
+    """Whether ``value`` was said: an id or number verbatim, free text word by word."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int | float):
+        number = f"{value:g}"
+        return re.search(rf"(?<![0-9.]){re.escape(number)}(?![0-9])", text) is not None
+    value_words = words(str(value))
+    if not value_words:
+        return False
+    said = set(words(text))
+    return all(w in said for w in value_words)
+
+
+def enum_mention(slot: SlotSpec, text: str) -> str | None:
+    """The one enum value the text names (``cold`` in 'it arrived stone cold'), else None."""
+    if not slot.enum:
+        return None
+    said = " " + " ".join(words(text)) + " "
+    hits = [v for v in slot.enum if f" {' '.join(words(v.replace('_', ' ')))} " in said]
+    return hits[0] if len(hits) == 1 else None
+
+
+def coerce(slot: SlotSpec, value: Any) -> Any:
+    """The value in the slot's declared type and enum, or None when it does not fit."""
+    if value is None or value == "":
+        return None
+    try:
+        if slot.type == "integer":
+            value = int(value)
+        elif slot.type == "number":
+            value = float(value)
+        elif slot.type == "boolean":
+            if isinstance(value, str):
+                value = value.strip().lower() in ("true", "yes", "1")
+            value = bool(value)
+        else:
+            value = str(value).strip()
+    except (TypeError, ValueError):
+        return None
+    if slot.enum and value not in slot.enum:
+        return None
+    return value

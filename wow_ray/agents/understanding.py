@@ -1,0 +1,251 @@
+"""The understanding agent: the intent of a customer message and the slot values in it.
+
+Built to stay correct with a weak model, and to improve as the model does:
+
+- a lexical retriever (BM25 over each intent's name, description and examples) narrows the
+  intents the model may choose from; the response schema enumerates only those, so a clear
+  message leaves the model one choice and a vague one leaves it several;
+- slot values must be grounded: ids have the shape the fixtures give them and must appear in
+  what the customer wrote; free text must be made of the customer's words; an enum word the
+  customer used wins over the model's guess. Ungrounded values are dropped, never used;
+- when the model is off, fails validation after its retries, or is not needed (the customer
+  just answered a question with an order number), a deterministic path decides instead;
+- flags that make the rules demand a human (food safety, legal threats) come from keywords
+  here, never from the model: the model cannot remove one, and extra ones only restrict.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
+from wow_ray.agents.prompts import (
+    NO_INTENT,
+    UnderstandingInput,
+    intent_options,
+    parse_understanding,
+)
+from wow_ray.agents.slots import IdShape, appears_in, coerce, enum_mention, id_shapes
+from wow_ray.agents.state import Understanding, UnderstandRequest
+from wow_ray.agents.transcript import AgentStep
+from wow_ray.llm.chat import ChatClient
+from wow_ray.scenario import ScenarioPack
+from wow_ray.scenario.kb import tokens
+
+# Keywords that raise a pack flag; only flags the pack declares are used.
+DEFAULT_FLAG_KEYWORDS: dict[str, list[str]] = {
+    "food_safety": ["food poisoning", "poisoned", "foreign object", "allergic reaction",
+                    "allergy", "hair in", "glass in", "metal in", "plastic in", "insect",
+                    "cockroach", "bug in", "vomit", "threw up", "got sick", "made me sick"],
+    "legal_threat": ["lawyer", "sue", "suing", "lawsuit", "court", "legal action",
+                     "attorney", "consumer protection"],
+}
+STRONG_SCORE = 4.0  # a BM25 score this high names the intent clearly (see tests)
+_GOODBYE = re.compile(
+    r"^\W*(ok(ay)?\W+)?(thanks?( you)?( so much| a lot)?|thx|ty|bye|goodbye|good bye|"
+    r"that'?s all|that is all|nothing else|no,? thanks?|all good|cheers|have a nice day)\b",
+    re.IGNORECASE,
+)
+
+
+class IntentRetriever:
+    """BM25 over intents; ``rank`` gives (intent, score) pairs, best first."""
+
+    def __init__(self, pack: ScenarioPack, k1: float = 1.2, b: float = 0.75) -> None:
+        docs = {
+            i.name: Counter(tokens(" ".join([i.name.replace("_", " ")] * 2 + [i.description, *i.examples])))
+            for i in pack.intents
+        }
+        self._docs, self._k1, self._b = docs, k1, b
+        self._len = {n: sum(c.values()) for n, c in docs.items()}
+        self._avg = sum(self._len.values()) / max(len(docs), 1)
+        df = Counter(t for c in docs.values() for t in c)
+        self._idf = {t: math.log(1 + (len(docs) - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+    def rank(self, text: str) -> list[tuple[str, float]]:
+        terms = tokens(text)
+        scored = []
+        for name, counts in self._docs.items():
+            norm = self._k1 * (1 - self._b + self._b * self._len[name] / self._avg)
+            score = sum(self._idf[t] * counts[t] * (self._k1 + 1) / (counts[t] + norm)
+                        for t in terms if counts.get(t))
+            if score > 0:
+                scored.append((name, round(score, 4)))
+        return sorted(scored, key=lambda x: (-x[1], x[0]))
+
+    def candidates(self, text: str, *, ratio: float = 0.5, limit: int = 4) -> list[str]:
+        """Intents scoring at least ``ratio`` of the best, at most ``limit``."""
+        ranked = self.rank(text)
+        if not ranked:
+            return []
+        top = ranked[0][1]
+        return [name for name, score in ranked[:limit] if score >= ratio * top]
+
+
+UNDERSTANDING_AGENT = Agent(
+    name="understanding",
+    instructions="Find the customer's intent and the slot values they gave; ask for missing "
+    "required slots.",
+    prompt="understanding",
+    settings=ModelSettings(max_tokens=60, retries=1),
+)
+
+
+class UnderstandingAgent:
+    """Intent and slots for one pack."""
+
+    def __init__(self, pack: ScenarioPack, client: ChatClient | None,
+                 agent: Agent = UNDERSTANDING_AGENT,
+                 flag_keywords: dict[str, list[str]] | None = None) -> None:
+        self.pack = pack
+        self.client = client
+        self.agent = agent
+        self.retriever = IntentRetriever(pack)
+        self.shapes: dict[str, IdShape] = id_shapes(pack)
+        self.intents = {i.name: i for i in pack.intents}
+        keywords = flag_keywords if flag_keywords is not None else DEFAULT_FLAG_KEYWORDS
+        self.flag_keywords = {f: k for f, k in keywords.items() if f in pack.manifest.dialogue.flags}
+        # Whole words only: "sue" must not fire on "issue".
+        self._flag_patterns = {
+            flag: re.compile("|".join(rf"\b{re.escape(k.strip())}\b" for k in keys))
+            for flag, keys in self.flag_keywords.items() if keys
+        }
+
+    # -- the deterministic pieces ---------------------------------------------------------
+
+    def flags(self, text: str) -> list[str]:
+        low = " ".join(text.lower().split())
+        return [flag for flag, pattern in self._flag_patterns.items() if pattern.search(low)]
+
+    def pattern_slots(self, intent: str, text: str) -> dict[str, Any]:
+        """Slot values of ``intent`` the text proves: ids by shape, enum words."""
+        found: dict[str, Any] = {}
+        for slot in self.intents[intent].slots:
+            shape = self.shapes.get(slot.name)
+            if shape is not None:
+                ids = shape.find_all(text)
+                if len(ids) == 1:
+                    found[slot.name] = ids[0]
+            elif (word := enum_mention(slot, text)) is not None:
+                found[slot.name] = word
+        return found
+
+    def grounded(self, intent: str, slots: dict[str, Any], said: str) -> dict[str, Any]:
+        """The model's slot values that fit the slot's type and were said by the customer."""
+        out: dict[str, Any] = {}
+        for slot in self.intents[intent].slots:
+            value = coerce(slot, slots.get(slot.name))
+            if value is None:
+                continue
+            shape = self.shapes.get(slot.name)
+            if shape is not None and value not in shape.find_all(said):
+                continue  # an id the customer never wrote: invented
+            if slot.enum is None and shape is None and (
+                    not appears_in(value, said)
+                    or any(s.find_all(str(value)) for s in self.shapes.values())):
+                continue  # free text not in the customer's words, or an id posing as text
+            out[slot.name] = value
+        return out
+
+    # -- the agent ------------------------------------------------------------------------
+
+    async def understand(self, req: UnderstandRequest) -> Understanding:
+        started = time.perf_counter()
+        message = req.message.strip()
+        said = "\n".join([*(line.text for line in req.history if line.role == "customer"), message])
+        active = req.active
+        collecting = active if active and active.missing and not active.resolved else None
+        ranked = self.retriever.rank(message)
+        strong = bool(ranked) and ranked[0][1] >= STRONG_SCORE
+        candidates = self.retriever.candidates(message)
+        step = AgentStep(agent=self.agent.name)
+        flags = self.flags(message)
+        goodbye = bool(_GOODBYE.match(message)) and len(message.split()) <= 8 and not strong
+
+        intent, slots, source = None, {}, "none"
+        answer_slots: dict[str, Any] = {}
+        if collecting is not None and (not strong or ranked[0][0] == collecting.intent):
+            # Most likely an answer to our question: take what the text proves.
+            answer_slots = self.pattern_slots(collecting.intent, message)
+            answer_slots.update(self._free_text_answer(collecting, message, answer_slots))
+        if answer_slots or (collecting is not None and not strong and not self._model_on()):
+            intent, slots, source = collecting.intent, answer_slots, "pattern"
+        elif not goodbye:
+            # The model chooses among the lexical candidates; with strong lexical evidence
+            # "none" is not on offer. One option and nothing but ids to read: no model needed.
+            options = list(dict.fromkeys([*(candidates if strong else candidates or list(self.intents)),
+                                          *([collecting.intent] if collecting else [])]))
+            offer_none = not strong
+            if len(options) == 1 and not offer_none and not self._needs_reading(options[0], message):
+                intent, source = options[0], "lexical"
+            else:
+                intent, slots, source = await self._ask_model(
+                    step, options, offer_none, req, message, said, collecting,
+                    candidates if strong else [])
+            if intent is not None:  # what the text proves beats the model's reading
+                slots = {**slots, **self.pattern_slots(intent, message)}
+        step.output = {"intent": intent, "slots": slots, "flags": flags, "goodbye": goodbye,
+                       "source": source, "candidates": candidates}
+        step.latency_s = round(time.perf_counter() - started, 6)
+        return Understanding(intent=intent, slots=slots, flags=flags, goodbye=goodbye,
+                             source=source, step=step)
+
+    def _model_on(self) -> bool:
+        return self.client is not None and self.agent.settings.use_model
+
+    def _needs_reading(self, intent: str, message: str) -> bool:
+        """Whether a required slot needs more than a pattern (free text, or an unnamed enum)."""
+        proven = self.pattern_slots(intent, message)
+        return any(s.required and s.name not in proven and s.name not in self.shapes
+                   for s in self.intents[intent].slots)
+
+    async def _ask_model(self, step: AgentStep, options: list[str], offer_none: bool,
+                         req: UnderstandRequest, message: str, said: str,
+                         collecting: Any, strong_candidates: list[str]) -> tuple[str | None, dict, str]:
+        inp = UnderstandingInput(
+            scenario_title=self.pack.manifest.title,
+            candidates=intent_options(self.pack, options),
+            history=req.history[-6:],
+            message=message,
+            expecting=list(collecting.missing) if collecting else [],
+            offer_none=offer_none,
+        )
+        step.input = inp.model_dump()
+        answer = await run_structured(self.client, self.agent, inp, step,
+                                      lambda data: self._validate(data, options, offer_none, said))
+        if answer is not None:
+            return answer[0], answer[1], "model"
+        # No usable answer: only strong lexical evidence names an intent; weak evidence is
+        # no reason to start a request (or to leave the one in progress).
+        step.fallback = self._model_on()
+        intent = strong_candidates[0] if strong_candidates else None
+        return intent, {}, "lexical" if intent else "none"
+
+    def _validate(self, data: dict[str, Any], options: list[str], offer_none: bool,
+                  said: str) -> tuple[str | None, dict]:
+        out = parse_understanding(data)
+        if out.intent == NO_INTENT and offer_none:
+            return None, {}
+        if out.intent not in options:
+            allowed = [*options, *([NO_INTENT] if offer_none else [])]
+            raise InvalidOutput(f"intent must be one of {', '.join(allowed)}")
+        return out.intent, self.grounded(out.intent, out.slots, said)
+
+    def _free_text_answer(self, active: Any, message: str, have: dict[str, Any]) -> dict[str, Any]:
+        """The whole reply as the value when we asked for exactly one free-text slot."""
+        missing = [m for m in active.missing if m not in have]
+        free = [s for s in self.intents[active.intent].slots if s.name in missing
+                and s.type == "string" and not s.enum and s.name not in self.shapes]
+        if len(free) == 1 and len(missing) == 1 and 2 <= len(message) <= 120:
+            return {free[0].name: message}
+        return {}
+
+
+def missing_slots(pack: ScenarioPack, intent: str, slots: dict[str, Any]) -> list[str]:
+    """Required slots of ``intent`` without a value."""
+    spec = next(i for i in pack.intents if i.name == intent)
+    return [s.name for s in spec.slots if s.required and slots.get(s.name) in (None, "")]

@@ -1,0 +1,394 @@
+"""A whole dialogue for one situation, and the training samples of every agent in it.
+
+The oracle says what a by-the-book agent does for the case (per request: the tool calls, what
+the rules refused, the facts to tell). The dialogue is then written the way the service would
+hold it: the customer opens (some slot values said, some not), the agent asks for what is
+missing, the customer answers, the request is solved, the reply quotes the facts, and the
+customer may ask a question or say goodbye. At each step the sample of the agent that would
+call the model there is rendered through ``wow_ray.agents.prompts``: the understanding agent's
+JSON, the master's move where several are legal, the solution agent's next tool call (or
+``done``), the reply, and the hand-over note.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wow_ray.agents.prompts import (
+    NO_INTENT,
+    PROMPT_VERSION,
+    PROMPTS,
+    HandoffInput,
+    HandoffSummary,
+    Line,
+    ResponseInput,
+    SolutionInput,
+    ToolProposal,
+    UnderstandingOutput,
+)
+from wow_ray.agents.templates import money
+from wow_ray.agents.understanding import DEFAULT_FLAG_KEYWORDS
+from wow_ray.data import texts
+from wow_ray.data.formats import ActionCheck, ChatSample, Message, SampleMeta, Source
+from wow_ray.data.runtime import HANDOFF_HISTORY, RESPONSE_HISTORY, SOLUTION_OBSERVATIONS, Runtime
+from wow_ray.scenario import Oracle, ScenarioPack, Situation, ToolCall
+from wow_ray.scenario.rules import Decision
+
+MENTION = {"id": 0.75, "enum": 0.85, "text": 0.6}
+
+
+@dataclass
+class Step:
+    """One oracle action replayed: the call, its result, and whether a rule demanded it."""
+
+    call: ToolCall
+    ok: bool
+    content: Any
+    error: str | None
+    kind: str
+    obligation: bool
+    ends: bool
+
+
+@dataclass
+class Segment:
+    """What the oracle did for one request."""
+
+    steps: list[Step] = field(default_factory=list)
+    communicate: list[str] = field(default_factory=list)
+    denials: list[Decision] = field(default_factory=list)
+
+
+@dataclass
+class Draft:
+    """The dialogue being written: lines so far, samples so far, actions done so far."""
+
+    case_id: str
+    situation: Situation
+    rng: random.Random
+    source: Source
+    history: list[Line] = field(default_factory=list)
+    samples: list[ChatSample] = field(default_factory=list)
+    done: list[ToolCall] = field(default_factory=list)
+    known: dict[str, Any] = field(default_factory=dict)
+    turn: int = 0
+    resolved: bool = False  # the last request's state, as the master summarises it
+    situation_id: str = ""  # default: the case id
+
+    @property
+    def dialogue_id(self) -> str:
+        return f"{self.source}:{self.case_id}"
+
+
+class DialogueBuilder:
+    """Writes dialogues and their samples for one pack."""
+
+    def __init__(self, pack: ScenarioPack, pack_version: str, *, source: Source = "cold_start",
+                 extras: float = 0.25, goodbye: float = 0.8, filler: float = 0.15,
+                 paraphrase: Callable[[str, list[str]], str | None] | None = None) -> None:
+        self.pack = pack
+        self.pack_version = pack_version
+        self.source = source
+        self.rt = Runtime(pack)
+        self.oracle = Oracle(pack)
+        self.intents = {i.name: i for i in pack.intents}
+        self.p_question, self.p_goodbye, self.p_filler = extras, goodbye, filler
+        self.paraphrase = paraphrase
+        self.flag_words = [k for keys in DEFAULT_FLAG_KEYWORDS.values() for k in keys]
+        self.questions = sorted(a.title for a in pack.kb.articles.values())
+        self._rows: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # -- the oracle, request by request ---------------------------------------------------
+
+    def segments(self, situation: Situation) -> list[Segment]:
+        """The oracle's actions split by request (each prefix of the requests solved once)."""
+        results = [self.oracle.solve(situation.model_copy(update={"requests": situation.requests[:k]}))
+                   for k in range(1, len(situation.requests) + 1)]
+        segments, n_den, n_com, before = [], 0, 0, 0
+        for result in results:
+            seg = Segment(communicate=result.communicate_info[n_com:], denials=result.denials[n_den:])
+            seg.steps = [None] * (len(result.actions) - before)  # filled by replay
+            n_den, n_com, before = len(result.denials), len(result.communicate_info), len(result.actions)
+            segments.append(seg)
+        self._replay(situation, results[-1].actions, segments)
+        return segments
+
+    def _replay(self, situation: Situation, actions: list[ToolCall], segments: list[Segment]) -> None:
+        env = self.pack.new_environment()
+        state = situation.initial_state()
+        try:
+            index = 0
+            for request, seg in zip(situation.requests, segments, strict=True):
+                state.slots = dict(request.slots)
+                for j in range(len(seg.steps)):
+                    call = actions[index]
+                    index += 1
+                    required = {o.tool for o in env.obligations(state)}
+                    spec = self.pack.tools.spec(call.name)
+                    result = env.call(call.name, call.arguments, state, enforce=False)
+                    seg.steps[j] = Step(call, result.ok, result.content, result.error, spec.kind,
+                                        call.name in required, spec.ends_dialogue)
+        finally:
+            env.close()
+
+    # -- the dialogue ---------------------------------------------------------------------
+
+    def build(self, case_id: str, situation: Situation, seed: int = 0) -> list[ChatSample]:
+        """Every agent's samples for one dialogue of ``situation`` (deterministic in seed)."""
+        digest = hashlib.sha256(f"{seed}:{case_id}".encode()).digest()
+        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source)
+        segments = self.segments(situation)
+        for k, (request, seg) in enumerate(zip(situation.requests, segments, strict=True)):
+            if not self._request(d, k, request, seg):
+                return d.samples  # handed over: the session is closed
+        if self.questions and d.rng.random() < self.p_question:
+            self._question(d)
+        if d.rng.random() < self.p_goodbye:
+            self._goodbye(d)
+        return d.samples
+
+    def _request(self, d: Draft, k: int, request: Any, seg: Segment) -> bool:
+        intent = self.intents[request.intent]
+        slots = dict(request.slots)
+        mention, missing = self._mentions(d, intent, slots)
+        if seg.steps and seg.steps[0].ends and seg.steps[0].obligation:
+            # The rules demand a hand-over at once (a flag): the service asks nothing first,
+            # so the customer's opening carries everything the hand-over names.
+            mention.update({name: slots[name] for name in missing})
+            missing = []
+        extras = []
+        if request.demand is not None:
+            extras.append(texts.demand_phrase(d.rng, request.demand.tool, request.demand.args,
+                                              self.pack.manifest.currency))
+        attachments: list[str] = []
+        if k == 0:
+            for item in d.situation.evidence:
+                extras.append(d.rng.choice(texts.EVIDENCE.get(item, [f"I've attached a {item}."])))
+                attachments.append(item)
+            extras += [d.rng.choice(texts.FLAGS.get(f, [f"This is a {f} issue."])) for f in d.situation.flags]
+            if d.situation.human_requests:
+                extras.append("I already asked for a human before.")
+        said = texts.opening(d.rng, self.pack.name, intent, mention, self._context(slots), extras, k > 0)
+        text, reworded = self._reworded(said, request)
+        self.understand(d, text, request.intent, said.said,
+                            said.template + ("+paraphrase" if reworded else ""), paraphrased=reworded)
+        for name, value in said.said.items():
+            if name in self.rt.shapes:
+                d.known[name] = value
+        if missing:
+            self._clarify(d, request.intent, slots, missing)
+        return self.solve(d, request.intent, slots, seg)
+
+    def _reworded(self, said: texts.Rendered, request: Any) -> tuple[str, bool]:
+        """The opening, reworded by the LLM if one is configured and its text keeps every value
+        the labels rely on (ids, free text, flag keywords, a demanded amount)."""
+        if self.paraphrase is None:
+            return said.text, False
+        enums = {s.name for s in self.intents[request.intent].slots if s.enum}
+        keep = [v for k, v in said.said.items() if k not in enums]
+        keep += [w for w in self.flag_words if re.search(rf"\b{re.escape(w)}\b", said.text.lower())]
+        if request.demand is not None and "amount" in request.demand.args:
+            keep.append(money(request.demand.args["amount"]))
+        new = self.paraphrase(said.text, keep)
+        return (new, True) if new else (said.text, False)
+
+    def _mentions(self, d: Draft, intent: Any, slots: dict[str, Any]) -> tuple[dict, list[str]]:
+        """Which values the opening states; which required ones the agent must ask for."""
+        mention, missing = {}, []
+        for spec in intent.slots:
+            if spec.name not in slots:
+                continue
+            value = slots[spec.name]
+            if d.known.get(spec.name) == value:
+                continue  # carried over from an earlier request, as the service does
+            kind = "enum" if spec.enum else "id" if spec.name in self.rt.shapes else "text"
+            if not spec.required or d.rng.random() < MENTION[kind]:
+                mention[spec.name] = value
+            else:
+                missing.append(spec.name)
+        return mention, missing
+
+    def _context(self, slots: dict[str, Any]) -> dict[str, str]:
+        """Names a customer would use: the item's, the restaurant's (from the records)."""
+        out: dict[str, str] = {}
+        tables = self.pack.schema.tables
+        for name, value in slots.items():
+            table = next((t for t, s in tables.items() if s.primary_key == name), None)
+            row = self._row(table, value) if table else None
+            if not row:
+                continue
+            if isinstance(row.get("name"), str):
+                out[name.removesuffix("_id")] = row["name"]
+            for column, col in tables[table].columns.items():
+                if col.references and column != tables[table].primary_key:
+                    ref = self._row(col.references.split(".")[0], row.get(column))
+                    if ref and isinstance(ref.get("name"), str):
+                        out.setdefault(column.removesuffix("_id"), ref["name"])
+        return out
+
+    def _row(self, table: str, key: Any) -> dict[str, Any] | None:
+        if table not in self._rows:
+            pk = self.pack.schema.tables[table].primary_key
+            self._rows[table] = {str(r.get(pk)): r for r in self.pack.fixtures.get(table, [])}
+        return self._rows[table].get(str(key))
+
+    def _clarify(self, d: Draft, intent: str, slots: dict[str, Any], missing: list[str]) -> None:
+        said = {k: v for k, v in slots.items() if k not in missing}
+        self._reply(d, intent, "clarify", [], [], ask=missing)
+        if d.rng.random() < self.p_filler:
+            text = d.rng.choice(texts.FILLERS)
+            self.understand(d, text, None, {}, "filler", collecting=intent, expecting=missing)
+            self._master(d, text, ["clarify", "answer"], "clarify", intent, said, False)
+            self._reply(d, intent, "clarify", [], [], ask=missing)
+        specs = {s.name: s for s in self.intents[intent].slots}
+        parts = [texts.answer(d.rng, specs[name], slots[name]) for name in missing]
+        text = " ".join(p.text for p in parts)
+        self.understand(d, text, intent, {n: slots[n] for n in missing}, parts[0].template,
+                            collecting=intent, expecting=missing)
+        for name in missing:
+            if name in self.rt.shapes:
+                d.known[name] = slots[name]
+
+    def solve(self, d: Draft, intent: str, slots: dict[str, Any], seg: Segment,
+               start: int = 0) -> bool:
+        """The solution agent's samples from step ``start`` on (earlier steps are only
+        observed), then the reply; False when the request ended in a hand-over."""
+        steps = seg.steps
+        handed = next((s for s in steps if s.ends), None)
+        observations = []
+        if not (steps and steps[0].ends and steps[0].obligation):  # a required hand-over skips it
+            for index, step in enumerate(steps):
+                if not step.obligation and index >= start:
+                    self._solution(d, intent, slots, observations, step.call)
+                if step.ends:
+                    break
+                observations.append(self.rt.observation(step.call.name, step.call.arguments,
+                                                        step.ok, step.content, step.error))
+                d.done.append(step.call)
+            else:
+                self._solution(d, intent, slots, observations, None)
+        writes = [s for s in steps if s.kind == "write" and s.ok and not s.ends]
+        facts = [self.rt.fact(s.call.name, s.call.arguments, s.content) for s in writes]
+        refusals = list(dict.fromkeys(x.customer_reason for x in seg.denials if x.customer_reason))
+        if not facts and not refusals:
+            facts = list(dict.fromkeys(self.rt.fact(s.call.name, s.call.arguments, s.content)
+                                       for s in steps if s.kind == "read" and s.ok))
+        facts = list(dict.fromkeys([*facts, *refusals]))
+        if handed is not None:
+            self._handoff(d, intent, slots, handed, facts, refusals, seg.communicate)
+            return False
+        if not facts and not seg.communicate:
+            return True  # nothing to say: no reply worth learning from
+        kind = "deny" if refusals and not writes else "resolve"
+        self._reply(d, intent, kind, facts, seg.communicate)
+        return True
+
+    def _handoff(self, d: Draft, intent: str, slots: dict[str, Any], step: Step,
+                 facts: list[str], refusals: list[str], must: list[str]) -> None:
+        d.done.append(step.call)
+        reason = str(step.call.arguments.get("reason", "customer_request"))
+        inp = HandoffInput(
+            scenario_title=self.rt.title, user_id=d.situation.user_id,
+            identity_verified=d.situation.identity_verified, reason=reason, intent=intent,
+            slots=slots, done=facts, refused=refusals, history=d.history[-HANDOFF_HISTORY:])
+        text = texts.summary(d.rng, d.situation.user_id, d.situation.identity_verified, intent,
+                             slots, facts, refusals, reason)
+        self._emit(d, "handoff", inp, HandoffSummary(summary=text), intent, kind=reason)
+        ticket = f"HT-{hashlib.sha256(d.dialogue_id.encode()).hexdigest()[:8]}-{len(d.done)}"
+        env_reason = self._handoff_reason(d, step.call)
+        told = list(dict.fromkeys(x for x in [*facts, env_reason, f"Your ticket number is {ticket}."] if x))
+        self._reply(d, intent, "handoff", told, [*must, ticket])
+
+    def _handoff_reason(self, d: Draft, call: ToolCall) -> str:
+        """What the rule that allowed (or required) the hand-over tells the customer."""
+        env = self.pack.new_environment()
+        state = d.situation.initial_state()
+        try:
+            for prior in d.done[:-1]:
+                env.call(prior.name, prior.arguments, state, enforce=False)
+            return env.check(call, state).customer_reason
+        finally:
+            env.close()
+
+    def _question(self, d: Draft) -> None:
+        for _ in range(3):
+            topic = d.rng.choice(self.questions).lower()
+            text = d.rng.choice(texts.QUESTIONS).format(t=topic)
+            if self.rt.strong_intent(text) is None:
+                break
+        else:
+            return
+        self.understand(d, text, None, {}, "question")
+        last = d.situation.requests[-1]
+        self._master(d, text, ["answer", "end"], "answer", last.intent, last.slots, d.resolved)
+        self._reply(d, None, "answer", self.rt.knowledge(text), [])
+
+    def _goodbye(self, d: Draft) -> None:
+        text = d.rng.choice(texts.GOODBYES)
+        d.turn += 1
+        last = d.situation.requests[-1]
+        self._master(d, text, ["end", "answer"], "end", last.intent, last.slots, d.resolved)
+        d.history.append(Line(role="customer", text=text))
+        self._reply(d, None, "end", [], [])
+
+    # -- samples ---------------------------------------------------------------------------
+
+    def understand(self, d: Draft, text: str, intent: str | None, said: dict[str, Any],
+                       template: str, collecting: str | None = None,
+                       expecting: list[str] | None = None, paraphrased: bool = False) -> None:
+        d.turn += 1
+        inp = self.rt.understanding_input(text, d.history, intent, collecting, expecting)
+        out = UnderstandingOutput(intent=intent or NO_INTENT, slots=said)
+        self._emit(d, "understanding", inp, out, intent, kind=out.intent, template=template,
+                   paraphrased=paraphrased)
+        d.history.append(Line(role="customer", text=text))
+
+    def _master(self, d: Draft, text: str, moves: list[str], move: str, intent: str | None,
+                slots: dict[str, Any], resolved: bool) -> None:
+        inp = self.rt.master_input(text, moves, intent, slots, resolved)
+        self._emit(d, "master", inp, PROMPTS["master"].output_model(next=move), intent, kind=move)
+
+    def _solution(self, d: Draft, intent: str, slots: dict[str, Any],
+                  observations: list[Any], call: ToolCall | None) -> None:
+        inp = SolutionInput(
+            scenario_title=self.rt.title, user_id=d.situation.user_id, intent=intent,
+            slots=slots, policy="", tools=self.rt.tool_schemas(self.rt.solution_tools(intent)),
+            observations=observations[-SOLUTION_OBSERVATIONS:])
+        out = ToolProposal(tool=call.name, arguments=call.arguments) if call else ToolProposal(tool="done")
+        check = ActionCheck(situation=d.situation.model_dump(mode="json"),
+                            prior=[c.model_dump() for c in d.done],
+                            actions=[call.model_dump()] if call else [])
+        self._emit(d, "solution", inp, out, intent, kind=out.tool, check=check)
+
+    def _reply(self, d: Draft, intent: str | None, kind: str, facts: list[str],
+               must: list[str], ask: list[str] | None = None) -> None:
+        # The latest line is the customer's message; the service passes the lines before it.
+        message, earlier = d.history[-1].text, d.history[:-1]
+        labels = self.rt.ask_labels(ask or [])
+        inp = ResponseInput(brand=self.rt.brand, tone=self.rt.tone, kind=kind, message=message,
+                            history=earlier[-RESPONSE_HISTORY:], facts=facts, must_say=must,
+                            ask_for=labels)
+        if kind in ("resolve", "deny", "handoff"):
+            d.resolved = kind != "deny"
+        text, template = texts.reply(d.rng, kind, facts, must, self.rt.brand, labels)
+        self._emit(d, "response", inp, text, intent, kind=kind, template=template)
+        d.history.append(Line(role="agent", text=text))
+
+    def _emit(self, d: Draft, agent: str, inp: Any, out: Any, intent: str | None, *,
+              kind: str = "", template: str = "", check: ActionCheck | None = None,
+              paraphrased: bool = False) -> None:
+        spec = PROMPTS[agent]
+        messages = [Message(**m) for m in spec.messages(inp)]
+        messages.append(Message(role="assistant", content=spec.render(out, inp)))
+        index = len(d.samples)
+        meta = SampleMeta(agent=agent, source=d.source, intent=intent, pack=self.pack.name,
+                          pack_version=self.pack_version, prompt_version=PROMPT_VERSION,
+                          situation_id=d.situation_id or d.case_id, dialogue_id=d.dialogue_id, turn=d.turn, kind=kind,
+                          template=template, paraphrased=paraphrased, check=check,
+                          input=inp.model_dump(mode="json"))
+        d.samples.append(ChatSample(id=f"{d.dialogue_id}:{index:03d}", messages=messages, meta=meta))
