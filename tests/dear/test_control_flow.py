@@ -19,6 +19,7 @@ def test_eval_state_dict_and_repeated_steps_follow_ddp_iteration_by_iteration(gl
         assert result["final"] <= TOLERANCE, result
         assert result["extra_steps"] == 0, result  # an update is applied exactly once
         assert result["steps"] == 8
+        assert result["no_sync_deferred"], result
 
 
 @pytest.mark.parametrize("world, kind, full", [(4, "adamw", False), (2, "sgd", True)])
