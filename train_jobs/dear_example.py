@@ -76,7 +76,8 @@ def train_loop(config: dict) -> None:
         dear.clip_grad_norm_(1.0)
         dear.step()
         if step + 1 == config.get("checkpoint_at"):
-            report_dear(dear, {"step": step + 1, "loss": loss.item()})
+            report_dear(dear, {"step": step + 1, "loss": loss.item(),
+                               "bucket_size_mb": dear.bucket_size_mb})
     dear.flush()
     if rank == 0 and config.get("final_state"):
         torch.save({k: v.cpu() for k, v in dear.module.state_dict().items()},

@@ -6,6 +6,7 @@ Each function returns something small and picklable for the test to assert on.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 import torch.distributed as dist
@@ -245,6 +246,12 @@ def rebucket_and_tune(kind: str) -> dict:
     by_hand, dear = train_dear(kind, 12, 1, None, {},
                                {"bucket_size_mb": 0.004, "find_unused_parameters": True}, hooks)
     dear.close()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("wow_ray.dear")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     tuned, dear = train_dear(kind, 12, 1, None, {}, {
         "bucket_size_mb": 0.004, "find_unused_parameters": True, "tune_bucket_size": True,
         "tune_bounds_mb": (0.001, 0.03), "tune_trials": 3, "tune_warmup_iters": 1,
@@ -253,7 +260,9 @@ def rebucket_and_tune(kind: str) -> dict:
     result = {"by_hand": max_difference(reference, by_hand),
               "tuned": max_difference(reference, tuned), "tuner_done": tuner["done"],
               "chosen": tuner["best_mb"], "bucket_size_mb": dear.bucket_size_mb,
-              "trials": [size for size, _ in tuner["observations"]]}
+              "trials": [size for size, _ in tuner["observations"]],
+              "logged": [r.getMessage() for r in records]}
+    logger.removeHandler(handler)
     dear.close()
     return result
 

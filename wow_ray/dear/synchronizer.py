@@ -471,8 +471,8 @@ class DeAR(nn.Module):
         size = proposal.item()
         self._tuner.accept(size)
         if self._tuner.done and self.rank == 0:
-            logger.info("DeAR bucket size tuned: %.2f MB (trials: %s); pass "
-                        "DeARConfig(bucket_size_mb=%.2f) to reuse it", size,
+            logger.info("DeAR bucket size tuned: %g MB (trials: %s); pass "
+                        "DeARConfig(bucket_size_mb=%g) to reuse it", size,
                         self._tuner.observations, size)
         changed = size != self.bucket_size_mb
         if changed:
