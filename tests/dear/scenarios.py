@@ -250,6 +250,7 @@ def rebucket_and_tune(kind: str) -> dict:
     handler = logging.Handler(logging.INFO)
     handler.emit = records.append
     logger = logging.getLogger("wow_ray.dear")
+    level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     tuned, dear = train_dear(kind, 12, 1, None, {}, {
@@ -263,6 +264,7 @@ def rebucket_and_tune(kind: str) -> dict:
               "trials": [size for size, _ in tuner["observations"]],
               "logged": [r.getMessage() for r in records]}
     logger.removeHandler(handler)
+    logger.setLevel(level)
     dear.close()
     return result
 
