@@ -1,0 +1,69 @@
+"""Rank-side code for the collective and misuse tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from wow_ray.dear import Communicator, DeAR, DeARConfig
+
+
+def collectives(sizes: list[int], algorithm: str, subgroup: list[int] | None = None) -> bool:
+    """Reduce-scatter and all-gather against all_reduce, for sizes that are multiples of n."""
+    group = dist.new_group(subgroup) if subgroup else dist.group.WORLD
+    if subgroup and dist.get_rank() not in subgroup:
+        return True
+    n, rank = dist.get_world_size(group), dist.get_rank(group)
+    comm = Communicator(group, algorithm)
+    ok = True
+    for size in sizes:
+        g = torch.Generator().manual_seed(rank * 7919 + size)
+        data = torch.randn(size * n, generator=g, dtype=torch.float64)
+        expected = data.clone()
+        dist.all_reduce(expected, group=group)
+        handle = comm.reduce_scatter(data)
+        handle.wait()
+        mine = data.view(n, -1)[rank]
+        ok &= torch.allclose(mine, expected.view(n, -1)[rank], rtol=1e-12, atol=1e-12)
+        data.view(n, -1)[[r for r in range(n) if r != rank]] = float("nan")
+        comm.all_gather(data).wait()
+        ok &= torch.allclose(data, expected, rtol=1e-12, atol=1e-12)
+        try:
+            comm.reduce_scatter(torch.zeros(n * size + 1))
+            ok = False
+        except ValueError:
+            pass
+    comm.close()
+    return bool(ok)
+
+
+def misuse_is_refused() -> dict:
+    """Mistakes that would silently give a wrong step raise instead."""
+    refused = {}
+    model = nn.Linear(4, 4)
+    dear = DeAR(model, lambda groups: torch.optim.SGD(groups, lr=0.1), DeARConfig())
+    try:
+        dear.to(torch.float64)
+        refused["move_after_wrap"] = False
+    except RuntimeError:
+        refused["move_after_wrap"] = True
+    loss = dear(torch.ones(2, 4)).sum()
+    loss.backward(retain_graph=True)
+    try:
+        loss.backward()  # a second backward, no forward in between, reductions in flight
+        refused["backward_twice"] = False
+    except RuntimeError:
+        refused["backward_twice"] = True
+    dear.close()
+    try:
+        DeAR(nn.Linear(4, 4), lambda groups: torch.optim.SGD(nn.Linear(2, 2).parameters(), 0.1))
+        refused["foreign_optimizer"] = False
+    except ValueError:
+        refused["foreign_optimizer"] = True
+    try:
+        DeARConfig(bucket_size_mb=0)
+        refused["bad_config"] = False
+    except ValueError:
+        refused["bad_config"] = True
+    return refused

@@ -1,0 +1,66 @@
+"""DeAR's settings: one validated dataclass, so a training job can carry it in its own config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class DeARConfig:
+    """How DeAR buckets, communicates and tunes. Invalid values raise ValueError naming the field.
+
+    bucket_size_mb: size of one fused gradient bucket. Smaller buckets start communicating
+        earlier in backward and let the next forward start sooner; larger ones waste less time
+        per collective. 25 MB is DDP's and the paper's default.
+    tune_bucket_size: tune `bucket_size_mb` online by Bayesian optimisation of the iteration
+        time over the first iterations (the paper's method); the choice is logged and kept in
+        `DeAR.state_dict()`, so a later run can pass it as `bucket_size_mb`.
+    tune_bounds_mb, tune_trials, tune_warmup_iters, tune_iters_per_trial: the search range, the
+        number of bucket sizes tried, and per trial the iterations discarded after switching
+        and the iterations measured.
+    all_gather_lookahead: how many buckets' all-gathers may run ahead of the forward pass.
+        None starts them all when the optimizer steps (most overlap); a number bounds the
+        parameters in flight.
+    find_unused_parameters: trace the autograd graph after each forward, so buckets holding
+        parameters the loss does not use are reduced without waiting for the end of backward,
+        and skip the optimizer update of parameters no rank used (DDP leaves their gradient
+        None, so its optimizer skips them; without this flag they are stepped with a zero
+        gradient, which differs under weight decay).
+    collective: "auto" (ring on gloo, native on NCCL), "ring" or "native"; see collectives.py.
+    broadcast_init: copy rank 0's parameters and buffers to every rank at construction, as
+        DDP does, so every rank starts from the same model.
+    """
+
+    bucket_size_mb: float = 25.0
+    tune_bucket_size: bool = False
+    tune_bounds_mb: tuple[float, float] = (1.0, 256.0)
+    tune_trials: int = 10
+    tune_warmup_iters: int = 2
+    tune_iters_per_trial: int = 3
+    all_gather_lookahead: int | None = None
+    find_unused_parameters: bool = False
+    collective: str = "auto"
+    broadcast_init: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.bucket_size_mb > 0:
+            raise ValueError(f"bucket_size_mb must be > 0, got {self.bucket_size_mb}")
+        low, high = self.tune_bounds_mb
+        if not 0 < low < high:
+            raise ValueError(f"tune_bounds_mb must be (low, high) with 0 < low < high, "
+                             f"got {self.tune_bounds_mb}")
+        self.tune_bounds_mb = (float(low), float(high))
+        for name in ("tune_trials", "tune_iters_per_trial"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.tune_warmup_iters < 0:
+            raise ValueError(f"tune_warmup_iters must be >= 0, got {self.tune_warmup_iters}")
+        if self.all_gather_lookahead is not None and self.all_gather_lookahead < 1:
+            raise ValueError(
+                f"all_gather_lookahead must be None or >= 1, got {self.all_gather_lookahead}")
+        if self.collective not in ("auto", "ring", "native"):
+            raise ValueError(
+                f"collective must be 'auto', 'ring' or 'native', got {self.collective!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
