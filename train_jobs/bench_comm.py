@@ -22,20 +22,30 @@ from pathlib import Path
 from benchmarks.comm.harness import BenchConfig
 from benchmarks.comm.models import ModelSpec
 
+RESULT_FILE = "bench_comm.json"
 SMALL = {"model": ModelSpec(name="gpt", width=32, layers=1, vocab=128, seq_len=16, batch=2),
-         "iters": 2, "warmup": 1, "rounds": 1, "compute_iters": 2, "profile_iters": 1,
+         "iters": 2, "warmup": 1, "rounds": 1, "profile_iters": 1,
          "tune_trials": 2, "tune_warmup_iters": 0, "tune_iters_per_trial": 1,
          "allreduce_sizes": [2**12, 2**16, 2**18], "allreduce_repeats": 1}
 
 
 def train_loop(config: dict) -> None:
-    """One Ray Train worker: the harness, on the process group Ray Train made."""
+    """One Ray Train worker: the harness, on the process group Ray Train made. Rank 0's results
+    travel as a checkpoint (Ray Train keeps reported metrics only with one), so they reach the
+    driver through the run's storage, from whichever node rank 0 ran on."""
+    import tempfile
+
     import ray.train
 
     from benchmarks.comm.harness import run_rank
 
     result = run_rank(BenchConfig.model_validate(config["bench"]))
-    ray.train.report({"result_json": json.dumps(result) if result is not None else ""})
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if result is not None:
+            (Path(folder) / RESULT_FILE).write_text(json.dumps(result))
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report({"rank0": result is not None}, checkpoint=checkpoint)
 
 
 def run(cfg: BenchConfig, workers: int, strategy: str = "STRICT_SPREAD",
@@ -55,7 +65,8 @@ def run(cfg: BenchConfig, workers: int, strategy: str = "STRICT_SPREAD",
     outcome = trainer.fit()
     if outcome.error is not None:
         raise outcome.error
-    result = json.loads(outcome.metrics["result_json"])
+    with outcome.checkpoint.as_directory() as folder:
+        result = json.loads((Path(folder) / RESULT_FILE).read_text())
     result["network_spec"] = {"hosts": workers, "rate": None, "delay": "0ms",
                               "where": f"Ray Train, {strategy}"}
     return result

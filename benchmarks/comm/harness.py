@@ -5,7 +5,7 @@ network namespaces, or by Ray Train in `train_jobs/bench_comm.py`) and returns, 
 JSON-able dict with everything the report and the performance model need:
 
 1. the compute alone: the same model trained without any communication, on every rank at once
-   (so the CPU is shared as in the real runs), per-iteration times;
+   (so the CPU is shared as in the real runs), timed like a method in every round (`local`);
 2. a per-tensor profile of that compute (forward time per module, gradient-ready times in
    backward, the optimizer step), rank 0's medians: the performance model's `Workload`;
 3. the link's alpha and beta, from gloo all-reduces of 4 KB to 16 MB fitted to a + b*m;
@@ -37,7 +37,6 @@ class BenchConfig(BaseModel):
     iters: int = Field(20, description="timed iterations per method (over all rounds)")
     warmup: int = Field(3, description="untimed iterations per method and round")
     rounds: int = Field(2, description="passes over the methods; iters are split between them")
-    compute_iters: int = Field(8, description="iterations of the communication-free baseline")
     profile_iters: int = Field(3, description="iterations profiled per tensor")
     bucket_mb: float = Field(25.0, description="DDP's and fixed DeAR's bucket size")
     tune_trials: int = Field(8, description="DeAR tuned: bucket sizes tried")
@@ -64,27 +63,6 @@ def _make_optimizer(lr: float):
 def _sync_clock() -> float:
     dist.barrier()
     return time.perf_counter()
-
-
-def measure_compute(cfg: BenchConfig) -> list[float]:
-    """Per-iteration seconds of training without communication, every rank at once."""
-    rank = dist.get_rank()
-    model = build_model(cfg.model)
-    opt = _make_optimizer(cfg.lr)(list(model.parameters()))
-    batches = make_batches(cfg.model, rank)
-    times = []
-    last = _sync_clock()
-    for i in range(cfg.compute_iters + 1):
-        x, y = batches[i % len(batches)]
-        loss_fn(model(x), y).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        now = time.perf_counter()
-        if i:  # the first iteration allocates
-            times.append(now - last)
-        last = now
-    dist.barrier()
-    return times
 
 
 def profile_workload(cfg: BenchConfig) -> perfmodel.Workload:
@@ -231,17 +209,17 @@ def run_rank(cfg: BenchConfig) -> dict | None:
     torch.set_num_threads(1)
     world, rank = dist.get_world_size(), dist.get_rank()
     started = time.time()
-    compute = measure_compute(cfg)
     workload = profile_workload(cfg)
     allreduce = measure_allreduce(cfg)
     intercept, slope = perfmodel.fit_line(allreduce["bytes"], allreduce["seconds"])
     net = perfmodel.Network.from_allreduce_fit("measured", intercept, slope, world)
     mg_groups = _mg_groups(cfg, workload, net) if "mgwfbp" in cfg.methods else None
-    methods: dict[str, dict] = {m: {"times": []} for m in cfg.methods}
+    timed = ["local", *cfg.methods]  # local: the compute alone, in the same rounds
+    methods: dict[str, dict] = {m: {"times": []} for m in timed}
     tuned_mb: float | None = None
     for round_index in range(cfg.rounds):
         share = cfg.iters // cfg.rounds + (round_index < cfg.iters % cfg.rounds)
-        for method in cfg.methods:
+        for method in timed:
             tune = method == "dear_tuned" and tuned_mb is None
             bucket = tuned_mb if method == "dear_tuned" and tuned_mb else cfg.bucket_mb
             result = _time_method(cfg, method, share, mg_groups, bucket, tune)
@@ -249,6 +227,7 @@ def run_rank(cfg: BenchConfig) -> dict | None:
             if tune:
                 tuned_mb = result["bucket_mb"]
             methods[method].update(result)
+    compute = methods.pop("local")["times"]
     if rank != 0:
         return None
     return {"world": world, "config": cfg.model_dump(), "started": started,

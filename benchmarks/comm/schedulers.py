@@ -186,11 +186,19 @@ class DeARScheduler(Scheduler):
         self.dear.close(unflatten=False)
 
 
+class Local(Scheduler):
+    """No communication at all: the compute-alone baseline of the lower bound."""
+
+    name = "local"
+
+
 def build_scheduler(method: str, module: nn.Module, make_optimizer: OptimizerFactory, *,
                     bucket_mb: float = 25.0, mg_groups: list[list[int]] | None = None,
                     tune: dict | None = None) -> Scheduler:
     """`method` (one of METHODS) around `module`. `mg_groups` is needed for mgwfbp; `tune`
     holds DeARConfig's tuning fields for dear_tuned."""
+    if method == "local":
+        return Local(module, make_optimizer(list(module.parameters())))
     if method == "bsp":
         return BSP(module, make_optimizer)
     if method == "wfbp":
