@@ -86,6 +86,14 @@ def build_report(results: list[dict], out: Path, command: str,
         "",
         report.validation_summary(results),
         "",
+        "Latency: this container's kernel has no `sch_netem` (`tc qdisc add ... netem` fails "
+        "with 'Specified qdisc kind is unknown'), so `EmulatedCluster(delay=...)` refuses "
+        "with a clear error here and the runs above have the veth's own latency only. The "
+        f"model of the first run ({report.run_title(results[0])}) with one-way latency added "
+        "to every ring step (the MG-WFBP plan re-derived for it), samples/s:",
+        "",
+        report.latency_predictions(results[0]),
+        "",
         "### Performance model: 64 GPUs",
         "",
         "ResNet-50 and BERT-base parameter shapes (25,557,032 and 109,482,240 parameters, "
@@ -94,8 +102,11 @@ def build_report(results: list[dict], out: Path, command: str,
         "forward and two thirds backward, spread over layers by FLOPs "
         "(`benchmarks/comm/shapes.py`). NCCL ring collectives (native reduce-scatter and "
         "all-gather at ring cost). 10GbE: 9.4 Gbit/s, "
-        f"alpha {report.CLUSTER_NETWORKS['10GbE'].alpha * 1e6:.0f} us per ring step; 100Gb "
-        f"InfiniBand: 11.5 GB/s, alpha {report.CLUSTER_NETWORKS['100Gb IB'].alpha * 1e6:.0f} us. "
+        f"alpha {report.CLUSTER_NETWORKS['10GbE'].alpha * 1e6:.0f} us per ring step (fitted "
+        "to one survey number, ResNet-50 WFBP at 32 GPUs; the other five below are "
+        "predictions); 100Gb InfiniBand: 11.5 GB/s, alpha "
+        f"{report.CLUSTER_NETWORKS['100Gb IB'].alpha * 1e6:.0f} us (assumed). The ring's "
+        "bottleneck is one NIC per node, so 4 GPUs per node do not change the formula. "
         "Samples/s:",
         "",
         report.cluster_predictions(64),
