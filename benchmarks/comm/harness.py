@@ -223,6 +223,9 @@ def run_rank(cfg: BenchConfig) -> dict | None:
             tune = method == "dear_tuned" and tuned_mb is None
             bucket = tuned_mb if method == "dear_tuned" and tuned_mb else cfg.bucket_mb
             result = _time_method(cfg, method, share, mg_groups, bucket, tune)
+            if rank == 0:  # progress, for whoever watches a run of many minutes
+                print(f"round {round_index + 1}/{cfg.rounds} {method}: median "
+                      f"{statistics.median(result['times']):.3f} s", flush=True)
             methods[method]["times"] += result.pop("times")
             if tune:
                 tuned_mb = result["bucket_mb"]
