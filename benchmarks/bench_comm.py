@@ -129,6 +129,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--methods", nargs="+")
+    parser.add_argument("--tune-trials", type=int, default=8,
+                        help="DeAR tuned: bucket sizes the Bayesian optimisation tries")
+    parser.add_argument("--tune-iters-per-trial", type=int, default=2)
+    parser.add_argument("--merge", type=Path, nargs="+", default=[],
+                        help="with --report-only: also report the runs of these results.json")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "comm")
     parser.add_argument("--readme", action="store_true",
                         help="also replace the section in benchmarks/README.md")
@@ -140,6 +145,10 @@ def main() -> None:
     if args.report_only:
         saved = json.loads(results_file.read_text())
         results, command = saved["results"], saved["command"]
+        for other in args.merge:  # runs made by separate invocations, reported together
+            extra = json.loads(other.read_text())
+            results += extra["results"]
+            command += "\n" + extra["command"]
     else:
         from benchmarks.comm.launch import run_comparison
 
@@ -149,7 +158,8 @@ def main() -> None:
         results = []
         for model, rate, delay in args.run:
             cfg = BenchConfig(model=MODELS[model], iters=args.iters, warmup=args.warmup,
-                              rounds=args.rounds,
+                              rounds=args.rounds, tune_trials=args.tune_trials,
+                              tune_iters_per_trial=args.tune_iters_per_trial,
                               **({"methods": args.methods} if args.methods else {}))
             load = list(os.getloadavg())
             print(f"run {model} on {args.hosts} hosts, {rate or 'loopback'} {delay}; "
