@@ -241,17 +241,16 @@ def latency_predictions(result: dict, delays_ms: tuple[float, ...] = (0.1, 1.0))
     """The validated model of one emulated run with one-way latency added to every ring step
     (what netem would add; this machine's kernel has no netem), samples/s per method."""
     facts = run_facts(result)
-    methods = [m for m in result["methods"] if m != "mgwfbp"] + ["mgwfbp"]
+    methods = list(result["methods"])
     lines = ["| added latency | " + " | ".join(LABELS[m] for m in methods) + " |",
              "|" + " --- |" * (len(methods) + 1)]
     for delay in (0.0, *delays_ms):
         net = facts["net"].model_copy(update={"alpha": facts["net"].alpha + delay / 1e3})
         cells = []
         for m in methods:
-            bucket = result["methods"][m].get("bucket_mb", 25.0) if m in result["methods"] \
-                else 25.0
+            bucket = result["methods"][m].get("bucket_mb", 25.0)
             seconds = perfmodel.predict("dear" if m == "dear_tuned" else m, facts["workload"],
                                         net, facts["p"], bucket_mb=bucket)
-            cells.append(f"{facts['p'] * facts['batch'] / seconds:.1f}")
+            cells.append(f"{facts['p'] * facts['batch'] / seconds:.2f}")
         lines.append(f"| {delay:g} ms | " + " | ".join(cells) + " |")
     return "\n".join(lines)
