@@ -133,7 +133,11 @@ def markdown_run(result: dict) -> str:
         f"{facts['comm_s'] / facts['compute_s']:.2f}); lower bound {facts['bound_s']:.3f} s; "
         f"measured alpha {facts['net'].alpha * 1e3:.3f} ms/step, "
         f"{1 / facts['net'].beta / 1e6:.0f} MB/s; load average at the end "
-        f"{result['loadavg_end'][0]:.1f}; {result['duration_s'] / 60:.1f} min.",
+        f"{result['loadavg_end'][0]:.1f}; {result['duration_s'] / 60:.1f} min."
+        + (f" DeAR's Bayesian tuning ran {result['config']['tune_trials']} trials in "
+           f"{result['methods']['dear_tuned']['tuning_s']:.0f} s before its timed iterations; "
+           "later rounds reuse the size it chose."
+           if "tuning_s" in result["methods"].get("dear_tuned", {}) else ""),
         "",
         "| method | median s | min s | max s | samples/s | speedup vs DDP | gap to bound "
         "| model s | model error |",
@@ -234,6 +238,13 @@ def survey_comparison() -> str:
             predicted = 32 * w.batch / perfmodel.predict(method, w, net, 32)
             lines.append(f"| {model} | {LABELS[method]} | {value:.1f} | {predicted:.1f} "
                          f"| {predicted / value:.2f} |")
+        best = max(measured.values())
+        dear = 32 * w.batch / perfmodel.predict("dear_tuned", w, net, 32)
+        bound = 32 * w.batch / perfmodel.lower_bound(w, net, 32)
+        lines.append(f"| {model} | DeAR (tuned), model only | - | {dear:.1f} "
+                     f"| {dear / best:.2f} of the survey's best |")
+        lines.append(f"| {model} | lower bound | - | {bound:.1f} "
+                     f"| {bound / best:.2f} of the survey's best |")
     return "\n".join(lines)
 
 
