@@ -37,6 +37,7 @@ class MethodRow(BaseModel):
     iterations: int
     samples_per_s: float
     speedup_vs_ddp: float | None
+    round_speedup_vs_ddp: float | None = None
     gap_to_bound: float
     predicted_s: float | None
     model_error: float | None
@@ -76,6 +77,34 @@ def run_facts(result: dict) -> dict:
             "bound_s": max(compute, comm), "batch": result["config"]["model"]["batch"]}
 
 
+def _rounds(result: dict, times: list[float]) -> list[list[float]]:
+    """A method's times cut into the rounds they were measured in (harness.run_rank's split)."""
+    cfg = result["config"]
+    rounds, iters = cfg.get("rounds", 1), cfg.get("iters", len(times))
+    if len(times) != iters:
+        return [times]
+    out, start = [], 0
+    for r in range(rounds):
+        share = iters // rounds + (r < iters % rounds)
+        out.append(times[start:start + share])
+        start += share
+    return out
+
+
+def _round_speedup(result: dict, method: str) -> float | None:
+    """Median over rounds of DDP's median / this method's median in the same round: methods
+    of one round ran minutes apart, rounds up to an hour, so this ratio suffers less from the
+    shared machine's drifting load than the ratio of overall medians."""
+    if "ddp" not in result["methods"]:
+        return None
+    ours = _rounds(result, result["methods"][method]["times"])
+    ddp = _rounds(result, result["methods"]["ddp"]["times"])
+    if len(ours) != len(ddp):
+        return None
+    return statistics.median(statistics.median(d) / statistics.median(o)
+                             for o, d in zip(ours, ddp, strict=True) if o and d)
+
+
 def method_rows(result: dict) -> list[MethodRow]:
     facts = run_facts(result)
     p, batch = facts["p"], facts["batch"]
@@ -96,6 +125,7 @@ def method_rows(result: dict) -> list[MethodRow]:
             method=method, median_s=med, min_s=min(data["times"]), max_s=max(data["times"]),
             iterations=len(data["times"]), samples_per_s=p * batch / med,
             speedup_vs_ddp=medians["ddp"] / med if "ddp" in medians else None,
+            round_speedup_vs_ddp=_round_speedup(result, method),
             gap_to_bound=med / facts["bound_s"] - 1, predicted_s=predicted,
             model_error=None if predicted is None else predicted / med - 1,
             bucket_mb=data.get("bucket_mb")))
@@ -139,9 +169,9 @@ def markdown_run(result: dict) -> str:
            "later rounds reuse the size it chose."
            if "tuning_s" in result["methods"].get("dear_tuned", {}) else ""),
         "",
-        "| method | median s | min s | max s | samples/s | speedup vs DDP | gap to bound "
-        "| model s | model error |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | median s | min s | max s | samples/s | speedup vs DDP | per-round speedup "
+        "| gap to bound | model s | model error |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in method_rows(result):
         label = LABELS.get(row.method, row.method)
@@ -150,7 +180,8 @@ def markdown_run(result: dict) -> str:
         lines.append(
             f"| {label} | {row.median_s:.3f} | {row.min_s:.3f} | {row.max_s:.3f} "
             f"| {row.samples_per_s:.1f} | "
-            + (f"{row.speedup_vs_ddp:.2f}x" if row.speedup_vs_ddp else "-")
+            + (f"{row.speedup_vs_ddp:.2f}x" if row.speedup_vs_ddp else "-") + " | "
+            + (f"{row.round_speedup_vs_ddp:.2f}x" if row.round_speedup_vs_ddp else "-")
             + f" | {100 * row.gap_to_bound:+.0f}% | "
             + (f"{row.predicted_s:.3f} | {100 * row.model_error:+.0f}%"
                if row.predicted_s is not None else "- | -") + " |")
