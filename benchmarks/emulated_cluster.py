@@ -125,8 +125,14 @@ class EmulatedCluster:
             return
         tbf = ["tbf", "rate", self.rate, "burst", str(self.burst), "limit", str(self.limit)]
         if self.delay not in ("0", "0ms"):
-            _tc("qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem",
-                "delay", self.delay, netns=host.netns)
+            try:
+                _tc("qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem",
+                    "delay", self.delay, netns=host.netns)
+            except subprocess.CalledProcessError as error:
+                # Some kernels (this container's among them) are built without sch_netem.
+                raise RuntimeError(f"cannot add {self.delay} of latency: tc netem failed "
+                                   f"({error.stderr.strip()}); is sch_netem in the kernel?"
+                                   ) from error
             _tc("qdisc", "add", "dev", "eth0", "parent", "1:1", "handle", "10:", *tbf,
                 netns=host.netns)
         else:

@@ -1,0 +1,241 @@
+"""What every rank runs: profile the model, measure the link, then time each scheduler.
+
+`run_rank(config)` assumes torch.distributed is initialised (by `bench_comm.py`'s launcher in
+network namespaces, or by Ray Train in `train_jobs/bench_comm.py`) and returns, on rank 0, one
+JSON-able dict with everything the report and the performance model need:
+
+1. the compute alone: the same model trained without any communication, on every rank at once
+   (so the CPU is shared as in the real runs), timed like a method in every round (`local`);
+2. a per-tensor profile of that compute (forward time per module, gradient-ready times in
+   backward, the optimizer step), rank 0's medians: the performance model's `Workload`;
+3. the link's alpha and beta, from gloo all-reduces of 4 KB to 16 MB fitted to a + b*m;
+4. per scheduler, per-iteration times (step end to step end, so DeAR's all-gathers that overlap
+   the next forward are counted) over `iters` iterations after `warmup`, in `rounds` rounds that
+   visit every method in turn, so drifts of the shared machine's load hit all methods alike.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, Field
+
+from . import perfmodel
+from .models import ModelSpec, build_model, fsdp_units, loss_fn, make_batches
+from .schedulers import METHODS, build_scheduler
+
+
+class BenchConfig(BaseModel):
+    """One comparison: a model, the methods, how long to measure."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    methods: list[str] = Field(default_factory=lambda: list(METHODS))
+    iters: int = Field(20, description="timed iterations per method (over all rounds)")
+    warmup: int = Field(3, description="untimed iterations per method and round")
+    rounds: int = Field(2, description="passes over the methods; iters are split between them")
+    profile_iters: int = Field(3, description="iterations profiled per tensor")
+    bucket_mb: float = Field(25.0, description="DDP's and fixed DeAR's bucket size")
+    tune_trials: int = Field(8, description="DeAR tuned: bucket sizes tried")
+    tune_warmup_iters: int = Field(1)
+    tune_iters_per_trial: int = Field(2)
+    allreduce_sizes: list[int] = Field(
+        default_factory=lambda: [2**12, 2**16, 2**20, 2**22, 2**24],
+        description="bytes of the all-reduces that measure alpha and beta")
+    allreduce_repeats: int = Field(5)
+    lr: float = 0.01
+
+    def model_post_init(self, _: object) -> None:
+        unknown = set(self.methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"methods: unknown {sorted(unknown)}; choose from {METHODS}")
+        if self.iters < self.rounds:
+            raise ValueError("iters must be >= rounds")
+
+
+def _make_optimizer(lr: float):
+    return lambda params: torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def _sync_clock() -> float:
+    dist.barrier()
+    return time.perf_counter()
+
+
+def profile_workload(cfg: BenchConfig) -> perfmodel.Workload:
+    """Per-tensor forward/backward times of this rank (medians over profile_iters); every rank
+    runs it at once so that the CPU is shared as in the real runs."""
+    rank = dist.get_rank()
+    model = build_model(cfg.model)
+    opt = _make_optimizer(cfg.lr)(list(model.parameters()))
+    batches = make_batches(cfg.model, rank)
+    names = {id(p): n for n, p in model.named_parameters()}
+    owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    starts: dict[int, float] = {}
+    ready: dict[str, float] = {}
+    hooks = [m.register_forward_pre_hook(
+        lambda m, _a: starts.__setitem__(id(m), time.perf_counter())) for m in owners]
+    hooks += [p.register_post_accumulate_grad_hook(
+        lambda p: ready.__setitem__(names[id(p)], time.perf_counter()))
+        for p in model.parameters()]
+    samples: list[tuple[dict, dict, float]] = []
+    dist.barrier()
+    for i in range(cfg.profile_iters + 1):
+        starts.clear()
+        ready.clear()
+        x, y = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        loss = loss_fn(model(x), y)
+        t_fwd = time.perf_counter()
+        loss.backward()
+        t_bwd = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t_upd = time.perf_counter()
+        if i == 0:
+            continue
+        fwd = {}
+        ordered = sorted(owners, key=lambda m: starts[id(m)])
+        for k, m in enumerate(ordered):
+            end = starts[id(ordered[k + 1])] if k + 1 < len(ordered) else t_fwd
+            begin = t0 if k == 0 else starts[id(m)]
+            fwd[id(m)] = end - begin
+        by_ready = sorted(ready, key=ready.get)
+        bwd, previous = {}, t_fwd
+        for name in by_ready:
+            bwd[name] = ready[name] - previous
+            previous = ready[name]
+        bwd[by_ready[-1]] += t_bwd - previous
+        samples.append((fwd, bwd, t_upd - t_bwd))
+    for hook in hooks:
+        hook.remove()
+    dist.barrier()
+    owner_of = {id(p): m for m in owners for p in m.parameters(recurse=False)}
+    order = list(reversed(sorted(ready, key=ready.get)))  # forward order = reverse of backward
+    by_name = dict(model.named_parameters())
+    tensors, seen = [], set()
+    for name in order:
+        owner = owner_of[id(by_name[name])]
+        fwd = 0.0
+        if id(owner) not in seen:
+            seen.add(id(owner))
+            fwd = statistics.median(s[0][id(owner)] for s in samples)
+        tensors.append(perfmodel.Tensor(
+            name=name, bytes=by_name[name].numel() * by_name[name].element_size(), fwd_s=fwd,
+            bwd_s=statistics.median(s[1][name] for s in samples)))
+    index = {t.name: i for i, t in enumerate(tensors)}
+    units = [[index[f"blocks.{b}.{n}"] for n, _ in unit.named_parameters()]
+             for b, unit in enumerate(fsdp_units(model))]
+    in_units = {i for u in units for i in u}
+    units.insert(0, [i for i in range(len(tensors)) if i not in in_units])  # the root
+    return perfmodel.Workload(name=cfg.model.name, tensors=tensors, batch=cfg.model.batch,
+                              update_s=statistics.median(s[2] for s in samples),
+                              fsdp_units=units)
+
+
+def measure_allreduce(cfg: BenchConfig) -> dict[str, list[float]]:
+    """Median seconds of gloo all-reduces of each size (barrier before each)."""
+    medians = []
+    for size in cfg.allreduce_sizes:
+        buf = torch.zeros(size // 4)
+        dist.all_reduce(buf)
+        times = []
+        for _ in range(cfg.allreduce_repeats):
+            start = _sync_clock()
+            dist.all_reduce(buf)
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return {"bytes": [float(s) for s in cfg.allreduce_sizes], "seconds": medians}
+
+
+def _mg_groups(cfg: BenchConfig, workload: perfmodel.Workload,
+               net: perfmodel.Network) -> list[list[int]]:
+    """MG-WFBP's groups as indices into model.parameters(), decided on rank 0 (every rank must
+    fuse the same tensors) from its profile and the measured alpha-beta."""
+    plan = [None]
+    if dist.get_rank() == 0:
+        model = build_model(cfg.model)
+        position = {n: i for i, (n, _) in enumerate(model.named_parameters())}
+        groups = perfmodel.mgwfbp_plan(workload, net, dist.get_world_size())
+        plan = [[[position[workload.tensors[i].name] for i in g] for g in groups]]
+    dist.broadcast_object_list(plan, src=0)
+    return plan[0]
+
+
+def _time_method(cfg: BenchConfig, method: str, iters: int, mg_groups, bucket_mb: float,
+                 tune: bool) -> dict:
+    rank = dist.get_rank()
+    model = build_model(cfg.model)
+    tune_fields = {"tune_trials": cfg.tune_trials, "tune_warmup_iters": cfg.tune_warmup_iters,
+                   "tune_iters_per_trial": cfg.tune_iters_per_trial,
+                   "tune_bounds_mb": (0.25, max(1.0, _model_mb(model)))}
+    sched = build_scheduler("dear_tuned" if tune else
+                            ("dear" if method == "dear_tuned" else method),
+                            model, _make_optimizer(cfg.lr), bucket_mb=bucket_mb,
+                            mg_groups=mg_groups, tune=tune_fields)
+    batches = make_batches(cfg.model, rank)
+    extra = {}
+    warmup = cfg.warmup
+    if tune:  # the tuner's iterations: trials * (warm-up + measured) and the first one
+        warmup += cfg.tune_trials * (cfg.tune_warmup_iters + cfg.tune_iters_per_trial) + 1
+    times, last = [], _sync_clock()
+    tune_start = last
+    for i in range(warmup + iters):
+        x, y = batches[i % len(batches)]
+        loss_fn(sched.module(x), y).backward()
+        sched.step()
+        now = time.perf_counter()
+        if i >= warmup:
+            times.append(now - last)
+        elif tune and i == warmup - cfg.warmup - 1:
+            extra["tuning_s"] = now - tune_start
+        last = now
+    if method.startswith("dear"):
+        extra["bucket_mb"] = sched.dear.bucket_size_mb
+    sched.close()
+    dist.barrier()
+    return {"times": times, **extra}
+
+
+def _model_mb(model: torch.nn.Module) -> float:
+    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+
+
+def run_rank(cfg: BenchConfig) -> dict | None:
+    """The whole measurement on this rank; rank 0 returns the results (see module doc)."""
+    torch.set_num_threads(1)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    started = time.time()
+    workload = profile_workload(cfg)
+    allreduce = measure_allreduce(cfg)
+    intercept, slope = perfmodel.fit_line(allreduce["bytes"], allreduce["seconds"])
+    net = perfmodel.Network.from_allreduce_fit("measured", intercept, slope, world)
+    mg_groups = _mg_groups(cfg, workload, net) if "mgwfbp" in cfg.methods else None
+    timed = ["local", *cfg.methods]  # local: the compute alone, in the same rounds
+    methods: dict[str, dict] = {m: {"times": []} for m in timed}
+    tuned_mb: float | None = None
+    for round_index in range(cfg.rounds):
+        share = cfg.iters // cfg.rounds + (round_index < cfg.iters % cfg.rounds)
+        for method in timed:
+            tune = method == "dear_tuned" and tuned_mb is None
+            bucket = tuned_mb if method == "dear_tuned" and tuned_mb else cfg.bucket_mb
+            result = _time_method(cfg, method, share, mg_groups, bucket, tune)
+            if rank == 0:  # progress, for whoever watches a run of many minutes
+                print(f"round {round_index + 1}/{cfg.rounds} {method}: median "
+                      f"{statistics.median(result['times']):.3f} s", flush=True)
+            methods[method]["times"] += result.pop("times")
+            if tune:
+                tuned_mb = result["bucket_mb"]
+            methods[method].update(result)
+    compute = methods.pop("local")["times"]
+    if rank != 0:
+        return None
+    return {"world": world, "config": cfg.model_dump(), "started": started,
+            "duration_s": time.time() - started, "loadavg_end": list(os.getloadavg()),
+            "compute_times": compute, "workload": workload.model_dump(),
+            "allreduce": allreduce, "network": net.model_dump(), "mg_groups": mg_groups,
+            "param_names": [n for n, _ in build_model(cfg.model).named_parameters()],
+            "methods": methods}

@@ -1,0 +1,263 @@
+"""A performance model of one training iteration for each scheduler, on P workers.
+
+Inputs, all measured or derived from known shapes:
+- a `Workload`: the trainable tensors in forward order, each with its size, the forward time
+  spent from its module's start to the next tensor's module's start, and the backward time
+  from the previous gradient (in backward order) to its own; plus the optimizer step's time;
+- a `Network`: the alpha-beta model of one link, `alpha` per message and step, `beta` seconds
+  per byte, so a ring all-reduce of m bytes on P workers costs 2(P-1)alpha + 2(P-1)/P m beta,
+  and a ring reduce-scatter or all-gather half of that (Thakur et al.; the survey's eq. 2).
+
+Each scheduler is a small timeline simulation with one communication channel (collectives
+run one after another, FIFO, as gloo's and NCCL's queues do) and one compute stream:
+
+- bsp: F + B + allreduce(M) + U.
+- wfbp / mgwfbp / ddp: messages (tensors, merged groups, buckets) become ready in backward
+  order and are all-reduced back to back; the iteration ends when backward and the last
+  message are done, plus U. ddp's buckets: 1 MB first, then `bucket_mb`, in backward order.
+- fsdp2 (parameters kept after forward): each unit's all-gather precedes its forward (no
+  prefetch on CPU), reduce-scatters run during backward, each rank steps 1/P of the model;
+  `native_factor` scales torch's own reduce-scatter/all-gather (gloo's cost about twice a ring
+  half, DESIGN.md; NCCL's 1).
+- dear: in steady state the iteration starts at the previous step's end, when all buckets'
+  all-gathers are queued in forward order; a tensor's forward waits for its bucket; buckets
+  are reduce-scattered, last first, as their gradients complete; the step (1/P of the model)
+  follows the last reduce-scatter.
+
+The lower bound is max(F + B + U, 2(P-1)/P M / bandwidth): compute alone, or the bytes of one
+ring all-reduce at the link's bandwidth.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, Field
+
+FIRST_BUCKET_MB = 1.0  # DDP's first bucket (torch.distributed._DEFAULT_FIRST_BUCKET_BYTES)
+
+
+class Tensor(BaseModel):
+    name: str
+    bytes: int
+    fwd_s: float = Field(0.0, description="forward time attributed to this tensor")
+    bwd_s: float = Field(0.0, description="backward time from the previous gradient to this one")
+
+
+class Workload(BaseModel):
+    """Tensors in forward order (backward visits them in reverse) and the optimizer step."""
+
+    name: str
+    tensors: list[Tensor]
+    update_s: float = Field(0.0, description="optimizer step over the whole model")
+    batch: int = Field(1, description="samples per worker per iteration")
+    fsdp_units: list[list[int]] = Field(default_factory=list,
+                                        description="tensor indices per FSDP unit, forward order")
+
+    @property
+    def fwd(self) -> float:
+        return sum(t.fwd_s for t in self.tensors)
+
+    @property
+    def bwd(self) -> float:
+        return sum(t.bwd_s for t in self.tensors)
+
+    @property
+    def model_bytes(self) -> int:
+        return sum(t.bytes for t in self.tensors)
+
+    @property
+    def compute(self) -> float:
+        return self.fwd + self.bwd + self.update_s
+
+
+class Network(BaseModel):
+    name: str
+    alpha: float = Field(description="seconds per message per ring step (latency, startup)")
+    beta: float = Field(description="seconds per byte on one link (1 / bandwidth)")
+    native_factor: float = Field(1.0, description="torch's native reduce-scatter/all-gather "
+                                 "cost relative to a ring half (gloo ~2, NCCL 1)")
+
+    def allreduce(self, nbytes: float, p: int) -> float:
+        if p <= 1:
+            return 0.0
+        return 2 * (p - 1) * self.alpha + 2 * (p - 1) / p * nbytes * self.beta
+
+    def half(self, nbytes: float, p: int) -> float:
+        """A ring reduce-scatter or all-gather."""
+        return self.allreduce(nbytes, p) / 2
+
+    @classmethod
+    def from_allreduce_fit(cls, name: str, intercept: float, slope: float, p: int,
+                           native_factor: float = 1.0) -> Network:
+        """From a fit t(m) = intercept + slope * m of all-reduce times measured on P ranks."""
+        return cls(name=name, alpha=max(intercept, 0.0) / (2 * (p - 1)),
+                   beta=slope * p / (2 * (p - 1)), native_factor=native_factor)
+
+
+def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (intercept, slope)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    return my - slope * mx, slope
+
+
+def _ready_times(w: Workload) -> list[float]:
+    """Seconds after backward starts at which each tensor's gradient exists (forward order)."""
+    ready, clock = [0.0] * len(w.tensors), 0.0
+    for i in reversed(range(len(w.tensors))):
+        clock += w.tensors[i].bwd_s
+        ready[i] = clock
+    return ready
+
+
+def _fifo(messages: list[tuple[float, float]], free: float = 0.0) -> float:
+    """(ready time, duration) in launch order on one channel; returns when the last ends."""
+    for ready, duration in messages:
+        free = max(free, ready) + duration
+    return free
+
+
+def _overlapped(w: Workload, groups: list[list[int]], cost) -> float:
+    """Backward with `groups` (launch order) all-reduced as they complete, then the step."""
+    ready = _ready_times(w)
+    msgs = [(max(ready[i] for i in g), cost(sum(w.tensors[i].bytes for i in g)))
+            for g in groups]
+    return w.fwd + max(w.bwd, _fifo(msgs)) + w.update_s
+
+
+def backward_order(w: Workload) -> list[int]:
+    return list(reversed(range(len(w.tensors))))
+
+
+def mgwfbp_groups(ready: list[float], sizes: list[float], a: float, b: float) -> list[list[int]]:
+    """MG-WFBP's merge rule (Shi et al., INFOCOM 2019) for messages costing a + b*m, given in
+    the order their gradients arrive: merge the next tensor into the current group when the
+    current group's all-reduce could not start at least `a` before that tensor is ready, since
+    then waiting for it and paying one startup is never slower. Returns positions in `ready`."""
+    groups: list[list[int]] = [[0]] if ready else []
+    free = 0.0  # when the channel is done with the groups already closed
+    for i in range(1, len(ready)):
+        current = groups[-1]
+        start = max(ready[current[-1]], free)
+        if start + a > ready[i]:
+            current.append(i)
+        else:
+            free = start + a + b * sum(sizes[j] for j in current)
+            groups.append([i])
+    return groups
+
+
+def _cut(w: Workload, bucket_bytes: float) -> list[list[int]]:
+    """DeAR's buckets: contiguous byte ranges of the flat parameter buffer (forward order);
+    a tensor belongs to every bucket it overlaps."""
+    count = max(1, math.ceil(w.model_bytes / bucket_bytes))
+    buckets: list[list[int]] = [[] for _ in range(count)]
+    offset = 0
+    for i, t in enumerate(w.tensors):
+        first = int(offset // bucket_bytes)
+        last = int(max(offset, offset + t.bytes - 1) // bucket_bytes)
+        for k in range(first, min(last, count - 1) + 1):
+            buckets[k].append(i)
+        offset += t.bytes
+    return [b for b in buckets if b]
+
+
+def _ddp_buckets(w: Workload, bucket_mb: float) -> list[list[int]]:
+    buckets: list[list[int]] = [[]]
+    limit, filled = FIRST_BUCKET_MB * 2**20, 0.0
+    for i in backward_order(w):
+        if buckets[-1] and filled + w.tensors[i].bytes > limit:
+            buckets.append([])
+            limit, filled = bucket_mb * 2**20, 0.0
+        buckets[-1].append(i)
+        filled += w.tensors[i].bytes
+    return buckets
+
+
+def predict(method: str, w: Workload, net: Network, p: int, bucket_mb: float = 25.0,
+            mg_groups: list[list[int]] | None = None) -> float:
+    """Seconds per iteration of `method` (schedulers.METHODS) on `p` workers."""
+    if method == "bsp":
+        return w.compute + net.allreduce(w.model_bytes, p)
+    if method == "wfbp":
+        return _overlapped(w, [[i] for i in backward_order(w)], lambda m: net.allreduce(m, p))
+    if method == "mgwfbp":
+        groups = mg_groups if mg_groups is not None else mgwfbp_plan(w, net, p)
+        return _overlapped(w, groups, lambda m: net.allreduce(m, p))
+    if method == "ddp":
+        return _overlapped(w, _ddp_buckets(w, bucket_mb), lambda m: net.allreduce(m, p))
+    if method == "fsdp2":
+        return _fsdp2(w, net, p)
+    if method == "dear":
+        return _dear(w, net, p, bucket_mb)
+    if method == "dear_tuned":
+        return min(_dear(w, net, p, mb) for mb in tuning_grid(w))
+    raise ValueError(f"unknown method {method!r}")
+
+
+def mgwfbp_plan(w: Workload, net: Network, p: int) -> list[list[int]]:
+    """MG-WFBP's groups as tensor indices, from the workload's gradient-ready times."""
+    order = backward_order(w)
+    ready = _ready_times(w)
+    a = net.allreduce(0, p)
+    b = net.allreduce(1, p) - a
+    groups = mgwfbp_groups([ready[i] for i in order], [w.tensors[i].bytes for i in order], a, b)
+    return [[order[j] for j in g] for g in groups]
+
+
+def tuning_grid(w: Workload) -> list[float]:
+    """Bucket sizes (MB) the model considers for dear_tuned: powers of two up to the model."""
+    top = max(1.0, w.model_bytes / 2**20)
+    grid, mb = [25.0], 0.25
+    while mb < 2 * top:
+        grid.append(mb)
+        mb *= 2
+    return sorted(set(grid))
+
+
+def best_dear_bucket(w: Workload, net: Network, p: int) -> float:
+    return min(tuning_grid(w), key=lambda mb: _dear(w, net, p, mb))
+
+
+def _dear(w: Workload, net: Network, p: int, bucket_mb: float) -> float:
+    bucket_bytes = bucket_mb * 2**20
+    buckets = _cut(w, bucket_bytes)
+    size = [min(bucket_bytes, w.model_bytes - k * bucket_bytes) for k in range(len(buckets))]
+    # the all-gathers queued at the previous step's end, in forward order
+    ag_end, clock = [], 0.0
+    for s in size:
+        clock += net.half(s, p)
+        ag_end.append(clock)
+    bucket_of: dict[int, int] = {}
+    for k in reversed(range(len(buckets))):  # a tensor split over buckets needs all of them
+        for i in buckets[k]:
+            bucket_of.setdefault(i, k)
+    t = 0.0
+    for i, tensor in enumerate(w.tensors):
+        t = max(t, ag_end[bucket_of[i]]) + tensor.fwd_s
+    fwd_end = t
+    ready = [fwd_end + r for r in _ready_times(w)]
+    rs = [(max(ready[i] for i in buckets[k]), net.half(size[k], p))
+          for k in reversed(range(len(buckets)))]
+    end = max(fwd_end + w.bwd, _fifo(rs, free=ag_end[-1]))
+    return end + w.update_s / p
+
+
+def _fsdp2(w: Workload, net: Network, p: int) -> float:
+    units = w.fsdp_units or [list(range(len(w.tensors)))]
+    gathers = sum(net.native_factor * net.half(sum(w.tensors[i].bytes for i in u), p)
+                  for u in units)
+    ready = _ready_times(w)
+    rs = [(max(ready[i] for i in u), net.native_factor *
+           net.half(sum(w.tensors[i].bytes for i in u), p)) for u in reversed(units)]
+    return w.fwd + gathers + max(w.bwd, _fifo(rs)) + w.update_s / p
+
+
+def lower_bound(w: Workload, net: Network, p: int) -> float:
+    """max(compute, the bytes of one ring all-reduce at the link's bandwidth)."""
+    if p <= 1:
+        return w.compute
+    return max(w.compute, 2 * (p - 1) / p * w.model_bytes * net.beta)

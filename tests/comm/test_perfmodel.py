@@ -1,0 +1,58 @@
+"""The performance model's arithmetic on a two-tensor case worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.comm import perfmodel as pm
+from benchmarks.comm.shapes import parameter_count, survey_workload
+
+# forward order: A (100 bytes) then B (300 bytes); backward meets B first (3 s), then A (1 s)
+W = pm.Workload(name="hand", update_s=0.5, batch=1, tensors=[
+    pm.Tensor(name="A", bytes=100, fwd_s=1.0, bwd_s=1.0),
+    pm.Tensor(name="B", bytes=300, fwd_s=2.0, bwd_s=3.0)])
+NET = pm.Network(name="hand", alpha=0.1, beta=0.01)  # all-reduce on 2: 0.2 + 0.01 m
+
+
+def test_collective_costs():
+    assert NET.allreduce(400, 2) == pytest.approx(0.2 + 4.0)
+    assert NET.half(200, 2) == pytest.approx(0.1 + 1.0)
+    assert NET.allreduce(400, 1) == 0.0
+    net = pm.Network.from_allreduce_fit("fit", intercept=6e-3, slope=1.5e-8, p=4)
+    assert (net.alpha, net.beta) == (pytest.approx(1e-3), pytest.approx(1e-8))
+    assert pm.fit_line([1, 2, 3], [3, 5, 7]) == (pytest.approx(1.0), pytest.approx(2.0))
+
+
+def test_schedulers_by_hand():
+    # BSP: F 3 + B 4 + U 0.5 + all-reduce(400) 4.2
+    assert pm.predict("bsp", W, NET, 2) == pytest.approx(11.7)
+    # WFBP: B ready at 3, reduced 3-6.2; A ready at 4, reduced 6.2-7.4; 3 + 7.4 + 0.5
+    assert pm.predict("wfbp", W, NET, 2) == pytest.approx(10.9)
+    # DDP: both tensors fit DDP's 1 MB first bucket: one all-reduce once A is ready (4-8.2)
+    assert pm.predict("ddp", W, NET, 2) == pytest.approx(11.7)
+    # DeAR, 200-byte buckets [A, B] and [B]: all-gathers end at 1.1 and 2.2; A's forward
+    # 1.1-2.1, B's 2.2-4.2; gradients B at 7.2, A at 8.2; reduce-scatters 7.2-8.3, 8.3-9.4;
+    # then half the update (each rank steps its shard)
+    assert pm.predict("dear", W, NET, 2, bucket_mb=200 / 2**20) == pytest.approx(9.65)
+    # FSDP2, one unit: gather 2.1 before forward, reduce-scatter 4-6.1, then half the update
+    assert pm.predict("fsdp2", W, NET, 2) == pytest.approx(3 + 2.1 + 6.1 + 0.25)
+    assert pm.lower_bound(W, NET, 2) == pytest.approx(7.5)  # compute 7.5 > 400 * 0.01
+
+
+def test_mgwfbp_merges_only_when_a_startup_is_saved():
+    # startup 0.2: B's all-reduce starts at 3, more than 0.2 before A is ready at 4: no merge
+    assert pm.mgwfbp_plan(W, NET, 2) == [[1], [0]]
+    assert pm.predict("mgwfbp", W, NET, 2) == pytest.approx(10.9)
+    # startup 2: waiting for A (ready at 4 < 3 + 2) and sending once is faster
+    slow = pm.Network(name="slow", alpha=1.0, beta=0.01)
+    assert pm.mgwfbp_plan(W, slow, 2) == [[1, 0]]
+    assert pm.predict("mgwfbp", W, slow, 2) == pytest.approx(3 + (4 + 2 + 4) + 0.5)
+    assert pm.predict("wfbp", W, slow, 2) == pytest.approx(3 + (3 + 5 + 3) + 0.5)
+
+
+def test_survey_shapes_are_the_published_architectures():
+    assert parameter_count("resnet50") == 25_557_032
+    assert parameter_count("bert_base") == 109_482_240
+    w = survey_workload("resnet50")
+    assert w.fwd + w.bwd == pytest.approx(64 / 253.1)
+    assert w.bwd == pytest.approx(2 * w.fwd)
