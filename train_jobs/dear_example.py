@@ -46,7 +46,10 @@ def _batch(step: int, micro: int, rank: int, device: torch.device) -> tuple[torc
 
 
 def train_loop(config: dict) -> None:
-    """The per-worker training function."""
+    """The per-worker training function. Config: steps, checkpoint_at (report a checkpoint
+    after that step), resume_from (a checkpoint folder, when Ray Train has none to restore),
+    lr, bucket_size_mb, accumulation; for tests, final_state (rank 0 saves the final model
+    there; "{start}" becomes the step it started from) and fail_once_marker."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rank = ray.train.get_context().get_world_rank()
@@ -73,12 +76,21 @@ def train_loop(config: dict) -> None:
         dear.clip_grad_norm_(1.0)
         dear.step()
         if step + 1 == config.get("checkpoint_at"):
-            report_dear(dear, {"step": step + 1, "loss": loss.item()})
+            report_dear(dear, {"step": step + 1, "loss": loss.item(),
+                               "bucket_size_mb": dear.bucket_size_mb})
     dear.flush()
     if rank == 0 and config.get("final_state"):
         torch.save({k: v.cpu() for k, v in dear.module.state_dict().items()},
-                   config["final_state"])
+                   config["final_state"].format(start=start))
     dear.close()
+    marker = config.get("fail_once_marker")
+    if marker and not Path(marker).exists():
+        # For the fault-tolerance test: the first attempt fails after finishing, so Ray Train
+        # restarts the workers, which resume from the last reported checkpoint.
+        torch.distributed.barrier()  # every rank has seen the marker missing
+        if rank == 0:
+            Path(marker).touch()
+        raise RuntimeError("injected failure (fail_once_marker)")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Each function returns something small and picklable for the test to assert on.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 import torch.distributed as dist
@@ -142,7 +143,8 @@ def ddp_vs_dear(kind: str, steps: int = 12, accum: int = 1, clip: float | None =
 
 def lockstep(kind: str, iterations: int = 8) -> dict:
     """DDP and DeAR side by side, iteration by iteration, through the awkward control flow:
-    evaluation under no_grad right after a step (all-gathers still in flight), state_dict()
+    evaluation under no_grad right after a step (all-gathers still in flight) and between a
+    no_sync() forward and its backward (which must still not communicate), state_dict()
     right after a step, two synchronised backward passes before one step, a step after
     accumulating only under no_sync(), a second step with no backward in between (must do
     nothing), stepping through `model.optimizer.step()` instead of `model.step()`, and a
@@ -157,7 +159,7 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
                 DeARConfig(bucket_size_mb=0.004, find_unused_parameters=True))
     schedulers = [torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)
                   for o in (ref_opt, dear.optimizer)]
-    eval_diff, state_diff, extra_steps = 0.0, 0.0, 0
+    eval_diff, state_diff, extra_steps, deferred = 0.0, 0.0, 0, True
     probe = batch(99)[0]
     for step in range(iterations):
         if step == iterations // 2:
@@ -168,7 +170,13 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
             with ddp.no_sync() if (mode == 2 and not last) else contextlib.nullcontext():
                 _loss(ddp, step, micro).backward()
             with dear.no_sync() if mode == 2 else contextlib.nullcontext():
-                _loss(dear, step, micro).backward()
+                loss = _loss(dear, step, micro)
+            if mode == 2:  # evaluation between a no_sync forward and its backward
+                with torch.no_grad():
+                    dear(probe)
+            loss.backward()  # a backward outside the context follows its forward's decision
+            if mode == 2:
+                deferred &= not dear._rs_inflight
         ref_opt.step()
         ref_opt.zero_grad(set_to_none=True)
         before = dear.steps
@@ -193,7 +201,7 @@ def lockstep(kind: str, iterations: int = 8) -> dict:
                            ref_model.state_dict())
     dear.close()
     return {"eval_diff": eval_diff, "state_diff": state_diff, "final": final,
-            "extra_steps": extra_steps, "steps": dear.steps}
+            "extra_steps": extra_steps, "steps": dear.steps, "no_sync_deferred": deferred}
 
 
 def checkpoint_resume(kind: str, full_optimizer: bool, steps: int = 10, at: int = 5) -> dict:
@@ -238,6 +246,13 @@ def rebucket_and_tune(kind: str) -> dict:
     by_hand, dear = train_dear(kind, 12, 1, None, {},
                                {"bucket_size_mb": 0.004, "find_unused_parameters": True}, hooks)
     dear.close()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger("wow_ray.dear")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     tuned, dear = train_dear(kind, 12, 1, None, {}, {
         "bucket_size_mb": 0.004, "find_unused_parameters": True, "tune_bucket_size": True,
         "tune_bounds_mb": (0.001, 0.03), "tune_trials": 3, "tune_warmup_iters": 1,
@@ -246,7 +261,10 @@ def rebucket_and_tune(kind: str) -> dict:
     result = {"by_hand": max_difference(reference, by_hand),
               "tuned": max_difference(reference, tuned), "tuner_done": tuner["done"],
               "chosen": tuner["best_mb"], "bucket_size_mb": dear.bucket_size_mb,
-              "trials": [size for size, _ in tuner["observations"]]}
+              "trials": [size for size, _ in tuner["observations"]],
+              "logged": [r.getMessage() for r in records]}
+    logger.removeHandler(handler)
+    logger.setLevel(level)
     dear.close()
     return result
 

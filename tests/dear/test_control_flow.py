@@ -19,6 +19,7 @@ def test_eval_state_dict_and_repeated_steps_follow_ddp_iteration_by_iteration(gl
         assert result["final"] <= TOLERANCE, result
         assert result["extra_steps"] == 0, result  # an update is applied exactly once
         assert result["steps"] == 8
+        assert result["no_sync_deferred"], result
 
 
 @pytest.mark.parametrize("world, kind, full", [(4, "adamw", False), (2, "sgd", True)])
@@ -47,6 +48,9 @@ def test_rebucketing_and_tuning_keep_ddp_equivalence(gloo, world, kind):
         assert result["tuner_done"] and len(result["trials"]) == 3
         assert result["bucket_size_mb"] == result["chosen"]
     assert len({r["chosen"] for r in results}) == 1  # every rank took rank 0's choice
+    logged = results[0]["logged"]  # rank 0 logs the choice, ready to reuse
+    assert len(logged) == 1 and f"DeARConfig(bucket_size_mb={results[0]['chosen']:g})" in logged[0]
+    assert all(not r["logged"] for r in results[1:])
 
 
 @pytest.mark.parametrize("world", [2, 4])

@@ -197,9 +197,10 @@ class DeAR(nn.Module):
         return self.module(*args, **kwargs)
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
-        # DDP decides at forward time whether the coming backward synchronises; so do we.
-        self._sync_this_backward = self._no_sync_depth == 0
         if torch.is_grad_enabled():
+            # DDP decides at forward time whether the coming backward synchronises; so do we
+            # (a no_grad forward, evaluation say, prepares no backward and decides nothing).
+            self._sync_this_backward = self._no_sync_depth == 0
             # The coming backward accumulates into the gradient buffers: an earlier
             # backward's reduce-scatters (no step in between) must be done with them, and
             # the launch bookkeeping starts afresh for the backward this forward prepares.
@@ -470,8 +471,8 @@ class DeAR(nn.Module):
         size = proposal.item()
         self._tuner.accept(size)
         if self._tuner.done and self.rank == 0:
-            logger.info("DeAR bucket size tuned: %.2f MB (trials: %s); pass "
-                        "DeARConfig(bucket_size_mb=%.2f) to reuse it", size,
+            logger.info("DeAR bucket size tuned: %g MB (trials: %s); pass "
+                        "DeARConfig(bucket_size_mb=%g) to reuse it", size,
                         self._tuner.observations, size)
         changed = size != self.bucket_size_mb
         if changed:
