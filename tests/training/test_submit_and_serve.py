@@ -82,6 +82,10 @@ def jobs_address():
         except subprocess.TimeoutExpired:
             head.terminate()
             head.wait(timeout=30)
+        # `ray start` records its address for `address="auto"`; drop the record if it is ours.
+        record = Path("/tmp/ray/ray_current_cluster")
+        if record.is_file() and record.read_text().strip().endswith(f":{ports['port']}"):
+            record.unlink()
 
 
 def test_a_submitted_job_registers_an_adapter_the_llm_app_serves_by_name(
