@@ -179,3 +179,17 @@ def test_the_job_explains_itself_and_validates_without_running(tmp_path):
     out = subprocess.run([sys.executable, "-m", "train_jobs.finetune", "--config", str(path),
                           "--dry-run"], capture_output=True, text=True, check=True).stdout
     assert '"synchroniser": "dear"' in out
+
+
+def test_wow_ray_train_reports_a_missing_dataset_in_one_line(tmp_path, monkeypatch, registry,
+                                                             tiny_model):
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", registry.storage.root)
+    path = tmp_path / "job.yaml"
+    path.write_text(f"base_model: {tiny_model.ref}\ndataset: no-such-data\noutput_name: x\n")
+    result = CliRunner().invoke(app, ["train", "run", str(path)])
+    assert result.exit_code != 0
+    assert "no dataset named 'no-such-data'" in str(result.exception)
