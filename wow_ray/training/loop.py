@@ -181,8 +181,10 @@ class Worker:
             for at in range(0, len(items), size):
                 index = items[at:at + size]
                 with _autocast(self.config, self.device):
+                    # The plain module, not DDP's wrapper: its forward broadcasts buffers, a
+                    # collective that a worker with no held-out items left would never join.
                     loss, more = objective.loss_sum(
-                        self.sync.model, to_device(data.batch(index), self.device), self.reference)
+                        self.sync.module, to_device(data.batch(index), self.device), self.reference)
                 loss_sum += loss.item()
                 count += objective.count(data, index)
                 for k, v in more.items():
