@@ -157,7 +157,7 @@ class Worker:
                 extras[k] = extras.get(k, 0.0) + v.item()
         grad_norm = self.sync.clip_grad_norm_(config.max_grad_norm or float("inf"))
         self.sync.step()
-        keys = sorted(extras)
+        keys = objective.extras
         sums = _all_sum([loss_sum, float(tokens), *(extras[k] for k in keys)], self.device)
         seconds = time.perf_counter() - started
         metrics = {"step": step + 1, "epoch": round((step + 1) / self.plan.steps_per_epoch, 4),
@@ -190,7 +190,9 @@ class Worker:
                 for k, v in more.items():
                     extras[k] = extras.get(k, 0.0) + v.item()
         self.sync.module.train()
-        keys = sorted(extras)
+        # Every worker sums the same keys, even one with no held-out items (the all-reduce
+        # must have one shape on every rank).
+        keys = objective.extras
         sums = _all_sum([loss_sum, count, *(extras.get(k, 0.0) for k in keys)], self.device)
         out = {"eval_loss": sums[0] / max(sums[1], 1.0)}
         out.update({f"eval_{k}": v / max(sums[1], 1.0) for k, v in zip(keys, sums[2:], strict=True)})

@@ -24,6 +24,8 @@ def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, t
 class SFTObjective:
     """Cross-entropy on assistant tokens of packed rows."""
 
+    extras: tuple[str, ...] = ()  # per-item statistics besides the loss, summed over workers
+
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
 
@@ -44,6 +46,8 @@ class SFTObjective:
 
 class DPOObjective:
     """DPO over (chosen, rejected) pairs; the reference is the frozen start model."""
+
+    extras: tuple[str, ...] = ("accuracy", "margin")
 
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
