@@ -51,11 +51,12 @@ def settings_from(ctx: typer.Context) -> WowSettings:
 
 
 def _register_subcommands() -> None:
-    from wow_ray.cli import data, model, scenario, serve
+    from wow_ray.cli import data, model, scenario, serve, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(model.app, name="model")
     app.add_typer(scenario.app, name="scenario")
+    app.add_typer(train.app, name="train")
     serve.register(app)
 
 
