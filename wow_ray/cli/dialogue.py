@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -161,6 +160,7 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
     from ray._common.utils import import_attr
     from ray.serve.config import HTTPOptions
 
+    from wow_ray.cli.serve import deploy_with_progress
     from wow_ray.ray_runtime import init_ray
     from wow_ray.registry import Registry, resolve_model
 
@@ -175,23 +175,8 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
     build = import_attr(DIALOGUE_APP_IMPORT_PATH)
     llm_settings = settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})
     app = build({"scenario": scenario, "llm": {"settings": llm_settings}})
-    errors: list[BaseException] = []
-
-    def deploy() -> None:
-        try:
-            serve.run(app, name=scenario, route_prefix="/")
-        except BaseException as exc:  # reported on the main thread
-            errors.append(exc)
-
-    worker = threading.Thread(target=deploy, daemon=True)
     started = time.monotonic()
-    worker.start()
-    with console.status("") as status:
-        while worker.is_alive():
-            status.update(f"deploying {scenario}: {time.monotonic() - started:.0f} s")
-            worker.join(timeout=1.0)
-    if errors:
-        raise errors[0]
+    deploy_with_progress(app, scenario, "/")
     url = f"http://{settings.serve.host}:{settings.serve.port}"
     console.print(f"[green]serving[/] the {scenario} dialogue service at {url} "
                   f"after {time.monotonic() - started:.0f} s")

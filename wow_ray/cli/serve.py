@@ -60,11 +60,25 @@ def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
     build_llm_app = _import_attr(LLM_APP_IMPORT_PATH)
     app = build_llm_app(settings.model_dump(exclude={"ray_address", "ray_num_cpus"}))
 
+    started = time.monotonic()
+    deploy_with_progress(app, settings.serve.app_name, settings.serve.route_prefix)
+    url = f"http://{settings.serve.host}:{settings.serve.port}"
+    console.print(
+        f"[green]serving[/] {entry.name} at {url}/v1 (OpenAI-compatible) after {time.monotonic() - started:.0f} s"
+    )
+    return url
+
+
+def deploy_with_progress(app, name: str, route_prefix: str) -> None:
+    """``serve.run`` on a thread, so the terminal shows a live timer while vLLM loads; a failed
+    deployment is raised here, on the caller's thread."""
+    from ray import serve
+
     errors: list[BaseException] = []
 
     def deploy() -> None:
         try:
-            serve.run(app, name=settings.serve.app_name, route_prefix=settings.serve.route_prefix)
+            serve.run(app, name=name, route_prefix=route_prefix)
         except BaseException as exc:  # reported on the main thread
             errors.append(exc)
 
@@ -73,17 +87,10 @@ def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
     worker.start()
     with console.status("") as status:
         while worker.is_alive():
-            status.update(
-                f"deploying {settings.serve.app_name}: {time.monotonic() - started:.0f} s"
-            )
+            status.update(f"deploying {name}: {time.monotonic() - started:.0f} s")
             worker.join(timeout=1.0)
     if errors:
         raise errors[0]
-    url = f"http://{settings.serve.host}:{settings.serve.port}"
-    console.print(
-        f"[green]serving[/] {entry.name} at {url}/v1 (OpenAI-compatible) after {time.monotonic() - started:.0f} s"
-    )
-    return url
 
 
 def _import_attr(path: str):  # entry points are imported by name: wow_ray never imports serve_apps
