@@ -15,7 +15,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from wow_ray.llm.chat import ChatResult, LLMError
+from wow_ray.llm.chat import ChatResult, LLMError, StreamTally, completion_result
 
 
 class ChatMessage(BaseModel):
@@ -179,12 +179,7 @@ class AsyncOpenAIChatClient:
         with _reaching(self.base_url):
             response = await self._http.post("/chat/completions", json=body)
         _raise_for_error(response)
-        data = response.json()
-        usage = data.get("usage") or {}
-        choice = data["choices"][0]
-        return ChatResult(choice["message"].get("content") or "", data.get("model", model or ""),
-                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                          time.perf_counter() - started, choice.get("finish_reason"))
+        return completion_result(response.json(), model or "", started)
 
     async def stream(
         self,
@@ -198,8 +193,7 @@ class AsyncOpenAIChatClient:
         body = _request_body(self.model, messages, {
             "model": model, "max_tokens": max_tokens, "temperature": temperature, "stream": True,
             "stream_options": {"include_usage": True}, **self.extra_body})
-        pieces: list[str] = []
-        served, usage, finish = model or "", {}, None
+        tally = StreamTally(model or "", started)
         with _reaching(self.base_url):  # a dropped connection mid-stream reads the same
             async with self._http.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:
@@ -209,15 +203,9 @@ class AsyncOpenAIChatClient:
                     chunk = _sse_chunks(line)
                     if chunk is None:
                         continue
-                    served = chunk.get("model", served)
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices", []):
-                        finish = choice.get("finish_reason") or finish
-                        if piece := (choice.get("delta") or {}).get("content"):
-                            pieces.append(piece)
-                            yield piece
-        yield ChatResult("".join(pieces), served, usage.get("prompt_tokens", 0),
-                         usage.get("completion_tokens", 0), time.perf_counter() - started, finish)
+                    for piece in tally.add(chunk):
+                        yield piece
+        yield tally.result()
 
 
 def _raise_for_error(response: httpx.Response) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from wow_ray.llm.chat import ChatResult, LLMError
+from wow_ray.llm.chat import ChatResult, LLMError, StreamTally, completion_result
 
 
 class ServeHandleChatClient:
@@ -66,11 +66,7 @@ class ServeHandleChatClient:
             response = response or item
         if not isinstance(response, dict) or not response.get("choices"):
             raise LLMError(f"unexpected answer from the LLM deployment: {str(response)[:200]}")
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
-        return ChatResult(choice["message"].get("content") or "", response.get("model", body["model"]),
-                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                          time.perf_counter() - started, choice.get("finish_reason"))
+        return completion_result(response, body["model"], started)
 
     async def stream(
         self,
@@ -84,19 +80,12 @@ class ServeHandleChatClient:
         body = {"model": model or self.base_model, "messages": [dict(m) for m in messages],
                 "max_tokens": max_tokens, "temperature": temperature, "stream": True,
                 "stream_options": {"include_usage": True}}
-        pieces: list[str] = []
-        served, usage, finish = body["model"], {}, None
+        tally = StreamTally(body["model"], started)
         async for batch in self._items(body):
             for chunk in _chunks(batch):
-                served = chunk.get("model", served)
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices", []):
-                    finish = choice.get("finish_reason") or finish
-                    if piece := (choice.get("delta") or {}).get("content"):
-                        pieces.append(piece)
-                        yield piece
-        yield ChatResult("".join(pieces), served, usage.get("prompt_tokens", 0),
-                         usage.get("completion_tokens", 0), time.perf_counter() - started, finish)
+                for piece in tally.add(chunk):
+                    yield piece
+        yield tally.result()
 
 
 def _chunks(batch: Any) -> list[dict[str, Any]]:
