@@ -34,6 +34,8 @@ HEADING = "## Communication schedulers (issue 6)"
 # iteration in about a second, large enough that gradients take tens of MB.
 MODELS = {
     "gpt": ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4),
+    "gpt-sliced": ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4,
+                            head_slices=8),
     "resnet": ModelSpec(name="resnet", width=32, layers=1, image_size=32, batch=16),
 }
 
@@ -80,7 +82,12 @@ def build_report(results: list[dict], out: Path, command: str,
         "`benchmarks/comm/perfmodel.py`: the measured per-tensor forward and backward times "
         "(profiled on every host at once, scaled to the compute-only runs) and alpha-beta "
         "(gloo all-reduces of 4 KB to 16 MB on the same links, fitted) predict each "
-        "scheduler's iteration (column `model s` above; error = model / measured - 1). gloo's "
+        "scheduler's iteration (column `model s` above; error = model / measured - 1). On "
+        "these two cores communication is not free for the compute (gloo's threads, the "
+        "ring's additions, the kernel's TCP and `tbf` take cycles), so the harness also times "
+        "the compute while 16 MB all-reduces run back to back on every host, and the model "
+        "stretches compute that overlaps communication by that factor (`compute under "
+        "communication` above; 1 for the GPU predictions below). gloo's "
         f"own reduce-scatter and all-gather (FSDP2) are counted at {report.GLOO_NATIVE_FACTOR:g}x "
         "a ring half (DESIGN.md).",
         "",

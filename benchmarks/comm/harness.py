@@ -9,6 +9,8 @@ JSON-able dict with everything the report and the performance model need:
 2. a per-tensor profile of that compute (forward time per module, gradient-ready times in
    backward, the optimizer step), rank 0's medians: the performance model's `Workload`;
 3. the link's alpha and beta, from gloo all-reduces of 4 KB to 16 MB fitted to a + b*m;
+   and how much slower the compute runs while all-reduces are in flight (on CPU the
+   communication competes with it for the cores: gloo's threads, the kernel's TCP and `tbf`);
 4. per scheduler, per-iteration times (step end to step end, so DeAR's all-gathers that overlap
    the next forward are counted) over `iters` iterations after `warmup`, in `rounds` rounds that
    visit every method in turn, so drifts of the shared machine's load hit all methods alike.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import threading
 import time
 
 import torch
@@ -46,6 +49,8 @@ class BenchConfig(BaseModel):
         default_factory=lambda: [2**12, 2**16, 2**20, 2**22, 2**24],
         description="bytes of the all-reduces that measure alpha and beta")
     allreduce_repeats: int = Field(5)
+    slowdown_iters: int = Field(4, description="compute iterations timed alone and under "
+                                "communication, for the model's slowdown factor")
     lr: float = 0.01
 
     def model_post_init(self, _: object) -> None:
@@ -151,6 +156,52 @@ def measure_allreduce(cfg: BenchConfig) -> dict[str, list[float]]:
     return {"bytes": [float(s) for s in cfg.allreduce_sizes], "seconds": medians}
 
 
+def _compute_times(cfg: BenchConfig, iters: int) -> list[float]:
+    """Seconds per iteration of the model trained alone (no communication), after one
+    untimed iteration."""
+    model = build_model(cfg.model)
+    sched = build_scheduler("local", model, _make_optimizer(cfg.lr))
+    batches = make_batches(cfg.model, dist.get_rank())
+    times = []
+    for i in range(iters + 1):
+        x, y = batches[i % len(batches)]
+        start = time.perf_counter()
+        loss_fn(sched.module(x), y).backward()
+        sched.step()
+        if i:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def measure_comm_slowdown(cfg: BenchConfig) -> float:
+    """Compute time while gloo all-reduces of 16 MB run back to back in a second thread (on a
+    group of their own), over the compute time alone, rank 0's medians: the performance
+    model stretches compute that overlaps communication by this factor. All ranks keep
+    all-reducing until every rank's compute is done (a MAX over a stop flag after each)."""
+    group = dist.new_group(backend="gloo")
+    stop = threading.Event()
+
+    def traffic() -> None:
+        payload, flag = torch.ones(2**22), torch.zeros(1)
+        while True:
+            dist.all_reduce(payload, group=group)
+            flag.fill_(float(stop.is_set()))
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=group)
+            if flag.item():
+                return
+
+    dist.barrier()
+    alone = _compute_times(cfg, cfg.slowdown_iters)
+    dist.barrier()
+    thread = threading.Thread(target=traffic, name="bench-traffic", daemon=True)
+    thread.start()
+    busy = _compute_times(cfg, cfg.slowdown_iters)
+    stop.set()
+    thread.join()
+    dist.destroy_process_group(group)
+    return max(1.0, statistics.median(busy) / statistics.median(alone))
+
+
 def _mg_groups(cfg: BenchConfig, workload: perfmodel.Workload,
                net: perfmodel.Network) -> list[list[int]]:
     """MG-WFBP's groups as indices into model.parameters(), decided on rank 0 (every rank must
@@ -213,6 +264,7 @@ def run_rank(cfg: BenchConfig) -> dict | None:
     allreduce = measure_allreduce(cfg)
     intercept, slope = perfmodel.fit_line(allreduce["bytes"], allreduce["seconds"])
     net = perfmodel.Network.from_allreduce_fit("measured", intercept, slope, world)
+    workload.comm_slowdown = measure_comm_slowdown(cfg)
     mg_groups = _mg_groups(cfg, workload, net) if "mgwfbp" in cfg.methods else None
     timed = ["local", *cfg.methods]  # local: the compute alone, in the same rounds
     methods: dict[str, dict] = {m: {"times": []} for m in timed}

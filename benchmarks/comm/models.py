@@ -2,6 +2,9 @@
 
 - `gpt`: a GPT-style decoder (token and position embeddings, pre-norm blocks of causal
   self-attention and a 4x MLP, an untied output head): many equal, large matrices, like BERT.
+  `head_slices` > 1 computes the output head in vocabulary slices (as Megatron-LM's
+  vocabulary-parallel output layer does): the same function, but the head's gradient, a
+  quarter of the model, becomes ready slice by slice instead of all at once.
 - `resnet`: a ResNet-style CNN (a stem, basic residual blocks in four stages with batch norm,
   global pooling, a classifier): many small tensors near the input, large ones near the output,
   like ResNet-50.
@@ -25,6 +28,8 @@ class ModelSpec(BaseModel):
     width: int = Field(384, description="gpt: model width; resnet: channels of the first stage")
     layers: int = Field(4, description="gpt: transformer blocks; resnet: blocks per stage")
     vocab: int = Field(8192, description="gpt: vocabulary size")
+    head_slices: int = Field(1, ge=1, description="gpt: output head in this many vocabulary "
+                             "slices (must divide vocab)")
     seq_len: int = Field(128, description="gpt: tokens per sample")
     image_size: int = Field(32, description="resnet: input height and width")
     classes: int = Field(100, description="resnet: output classes")
@@ -59,13 +64,24 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(spec.width, max(1, spec.width // 64))
                                     for _ in range(spec.layers))
         self.norm = nn.LayerNorm(spec.width)
-        self.head = nn.Linear(spec.width, spec.vocab, bias=False)
+        if spec.vocab % spec.head_slices:
+            raise ValueError(f"ModelSpec.head_slices ({spec.head_slices}) must divide vocab "
+                             f"({spec.vocab})")
+        if spec.head_slices == 1:
+            self.head = nn.Linear(spec.width, spec.vocab, bias=False)
+        else:
+            self.head = nn.ModuleList(
+                nn.Linear(spec.width, spec.vocab // spec.head_slices, bias=False)
+                for _ in range(spec.head_slices))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        x = self.norm(x)
+        if isinstance(self.head, nn.ModuleList):
+            return torch.cat([slice_(x) for slice_ in self.head], dim=-1)
+        return self.head(x)
 
 
 class BasicBlock(nn.Module):

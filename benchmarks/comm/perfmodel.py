@@ -24,6 +24,9 @@ run one after another, FIFO, as gloo's and NCCL's queues do) and one compute str
   are reduce-scattered, last first, as their gradients complete; the step (1/P of the model)
   follows the last reduce-scatter.
 
+Compute that runs while the channel is busy is stretched by the workload's `comm_slowdown`
+(measured on CPU, where communication takes cycles from the compute; 1 for GPUs).
+
 The lower bound is max(F + B + U, 2(P-1)/P M / bandwidth): compute alone, or the bytes of one
 ring all-reduce at the link's bandwidth.
 """
@@ -50,6 +53,8 @@ class Workload(BaseModel):
     name: str
     tensors: list[Tensor]
     update_s: float = Field(0.0, description="optimizer step over the whole model")
+    comm_slowdown: float = Field(1.0, ge=1.0, description="compute runs this many times "
+                                 "slower while communication is in flight (CPU: measured)")
     batch: int = Field(1, description="samples per worker per iteration")
     fsdp_units: list[list[int]] = Field(default_factory=list,
                                         description="tensor indices per FSDP unit, forward order")
@@ -105,7 +110,8 @@ def fit_line(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 
 def _ready_times(w: Workload) -> list[float]:
-    """Seconds after backward starts at which each tensor's gradient exists (forward order)."""
+    """Seconds after backward starts at which each tensor's gradient exists (forward order),
+    with no communication in flight."""
     ready, clock = [0.0] * len(w.tensors), 0.0
     for i in reversed(range(len(w.tensors))):
         clock += w.tensors[i].bwd_s
@@ -113,19 +119,38 @@ def _ready_times(w: Workload) -> list[float]:
     return ready
 
 
-def _fifo(messages: list[tuple[float, float]], free: float = 0.0) -> float:
-    """(ready time, duration) in launch order on one channel; returns when the last ends."""
-    for ready, duration in messages:
-        free = max(free, ready) + duration
-    return free
+def _compute(clock: float, seconds: float, busy_until: float, slowdown: float) -> float:
+    """When `seconds` of compute started at `clock` end, if it runs `slowdown` times slower
+    while the channel is busy (until `busy_until`)."""
+    if busy_until <= clock:
+        return clock + seconds
+    slow = busy_until - clock
+    if seconds * slowdown <= slow:
+        return clock + seconds * slowdown
+    return busy_until + seconds - slow / slowdown
+
+
+def _backward(w: Workload, messages: list[tuple[list[int], float]], clock: float = 0.0,
+              free: float = 0.0) -> tuple[float, float]:
+    """Backward from `clock`, the channel busy until `free`: each message (tensor indices,
+    seconds; in launch order) is sent, FIFO, once all its gradients exist; compute is slowed
+    while the channel is busy. Returns (backward's end, the last message's end)."""
+    pending = [(set(g), seconds) for g, seconds in messages]
+    done: set[int] = set()
+    for i in reversed(range(len(w.tensors))):
+        clock = _compute(clock, w.tensors[i].bwd_s, free, w.comm_slowdown)
+        done.add(i)
+        while pending and pending[0][0] <= done:
+            free = max(free, clock) + pending.pop(0)[1]
+    for _, duration in pending:  # groups of tensors the backward never reached
+        free = max(free, clock) + duration
+    return clock, free
 
 
 def _overlapped(w: Workload, groups: list[list[int]], cost) -> float:
     """Backward with `groups` (launch order) all-reduced as they complete, then the step."""
-    ready = _ready_times(w)
-    msgs = [(max(ready[i] for i in g), cost(sum(w.tensors[i].bytes for i in g)))
-            for g in groups]
-    return w.fwd + max(w.bwd, _fifo(msgs)) + w.update_s
+    end, last = _backward(w, [(g, cost(sum(w.tensors[i].bytes for i in g))) for g in groups])
+    return w.fwd + max(end, last) + w.update_s
 
 
 def backward_order(w: Workload) -> list[int]:
@@ -237,23 +262,21 @@ def _dear(w: Workload, net: Network, p: int, bucket_mb: float) -> float:
             bucket_of.setdefault(i, k)
     t = 0.0
     for i, tensor in enumerate(w.tensors):
-        t = max(t, ag_end[bucket_of[i]]) + tensor.fwd_s
-    fwd_end = t
-    ready = [fwd_end + r for r in _ready_times(w)]
-    rs = [(max(ready[i] for i in buckets[k]), net.half(size[k], p))
-          for k in reversed(range(len(buckets)))]
-    end = max(fwd_end + w.bwd, _fifo(rs, free=ag_end[-1]))
-    return end + w.update_s / p
+        t = _compute(max(t, ag_end[bucket_of[i]]), tensor.fwd_s, ag_end[-1], w.comm_slowdown)
+    # reduce-scatters, last bucket first, each once all its gradients exist (a bucket's
+    # bytes, not its tensors': a tensor may straddle two buckets)
+    rs = [(buckets[k], net.half(size[k], p)) for k in reversed(range(len(buckets)))]
+    end, last = _backward(w, rs, clock=t, free=ag_end[-1])
+    return max(end, last) + w.update_s / p
 
 
 def _fsdp2(w: Workload, net: Network, p: int) -> float:
     units = w.fsdp_units or [list(range(len(w.tensors)))]
     gathers = sum(net.native_factor * net.half(sum(w.tensors[i].bytes for i in u), p)
                   for u in units)
-    ready = _ready_times(w)
-    rs = [(max(ready[i] for i in u), net.native_factor *
-           net.half(sum(w.tensors[i].bytes for i in u), p)) for u in reversed(units)]
-    return w.fwd + gathers + max(w.bwd, _fifo(rs)) + w.update_s / p
+    end, last = _backward(w, [(u, net.native_factor * net.half(
+        sum(w.tensors[i].bytes for i in u), p)) for u in reversed(units)])
+    return w.fwd + gathers + max(end, last) + w.update_s / p
 
 
 def lower_bound(w: Workload, net: Network, p: int) -> float:

@@ -149,7 +149,10 @@ def run_title(result: dict) -> str:
     model = result["config"]["model"]
     link = spec.get("rate") or "loopback"
     delay = spec.get("delay", "0ms")
-    return (f"{model['name']}, {result['world']} hosts, {link}"
+    name = model["name"]
+    if model.get("head_slices", 1) > 1:
+        name += f" (head in {model['head_slices']} slices)"
+    return (f"{name}, {result['world']} hosts, {link}"
             + (f" + {delay} latency" if delay not in ("0ms", "0") else ""))
 
 
@@ -162,7 +165,8 @@ def markdown_run(result: dict) -> str:
         f"link's bandwidth {facts['comm_s']:.3f} s (communication / compute = "
         f"{facts['comm_s'] / facts['compute_s']:.2f}); lower bound {facts['bound_s']:.3f} s; "
         f"measured alpha {facts['net'].alpha * 1e3:.3f} ms/step, "
-        f"{1 / facts['net'].beta / 1e6:.0f} MB/s; load average at the end "
+        f"{1 / facts['net'].beta / 1e6:.0f} MB/s; compute under communication "
+        f"{facts['workload'].comm_slowdown:.2f}x slower; load average at the end "
         f"{result['loadavg_end'][0]:.1f}; {result['duration_s'] / 60:.1f} min."
         + (f" DeAR's Bayesian tuning ran {result['config']['tune_trials']} trials in "
            f"{result['methods']['dear_tuned']['tuning_s']:.0f} s before its timed iterations; "

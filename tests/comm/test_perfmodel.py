@@ -39,6 +39,22 @@ def test_schedulers_by_hand():
     assert pm.lower_bound(W, NET, 2) == pytest.approx(7.5)  # compute 7.5 > 400 * 0.01
 
 
+def test_compute_slows_only_while_the_channel_is_busy():
+    slowed = W.model_copy(update={"comm_slowdown": 2.0})
+    # BSP never overlaps: unchanged
+    assert pm.predict("bsp", slowed, NET, 2) == pytest.approx(11.7)
+    # DeAR: A's forward starts at 1.1 at half speed until the gathers end at 2.2 (0.55 s of
+    # work done), the rest by 2.65; B's 2.65-4.65; B's gradient at 7.65, reduce-scattered
+    # 7.65-8.75 while A's backward runs at half speed until 8.75, the rest by 9.2; A's
+    # bucket 9.2-10.3; half the update
+    assert pm.predict("dear", slowed, NET, 2, bucket_mb=200 / 2**20) == pytest.approx(10.55)
+    # WFBP on a fast link: B's all-reduce 3-3.3 slows A's backward for 0.3 s (ends 4.15),
+    # A's all-reduce 4.15-4.25: 3 + 4.25 + 0.5
+    fast = pm.Network(name="fast", alpha=0.0, beta=0.001)
+    assert pm.predict("wfbp", W, fast, 2) == pytest.approx(3 + 4.1 + 0.5)
+    assert pm.predict("wfbp", slowed, fast, 2) == pytest.approx(3 + 4.25 + 0.5)
+
+
 def test_mgwfbp_merges_only_when_a_startup_is_saved():
     # startup 0.2: B's all-reduce starts at 3, more than 0.2 before A is ready at 4: no merge
     assert pm.mgwfbp_plan(W, NET, 2) == [[1], [0]]
