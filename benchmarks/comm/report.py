@@ -232,6 +232,9 @@ def chart(results: list[dict], path: Path) -> None:
         ax.invert_yaxis()
         ax.set_xlabel("samples/s (median; bars: min-max)")
         ax.set_title(run_title(result), fontsize=9)
+        fastest = min(facts["bound_s"], *(r.min_s for r in rows))  # seconds per iteration
+        top = facts["p"] * facts["batch"] / fastest
+        ax.set_xlim(0, top * 1.35)  # room on the right for the legend, clear of the bars
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
