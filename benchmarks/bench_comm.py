@@ -130,7 +130,10 @@ def build_report(results: list[dict], out: Path, command: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", type=parse_run, default=[],
-                        help="MODEL:RATE[:DELAY], e.g. gpt:300mbit or resnet:1gbit:0.1ms")
+                        help="MODEL:RATE[:DELAY], MODEL one of " + ", ".join(MODELS)
+                        + " (gpt-sliced: the GPT with its output head in 8 vocabulary "
+                        "slices); e.g. gpt-sliced:300mbit or resnet:1gbit:0.1ms (a delay "
+                        "needs the kernel's sch_netem); repeat for several runs")
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
