@@ -93,11 +93,15 @@ def build_report(results: list[dict], out: Path, command: str,
         "",
         report.validation_summary(results),
         "",
-        "Latency: this container's kernel has no `sch_netem` (`tc qdisc add ... netem` fails "
-        "with 'Specified qdisc kind is unknown'), so `EmulatedCluster(delay=...)` refuses "
-        "with a clear error here and the runs above have the veth's own latency only. The "
-        f"model of the first run ({report.run_title(results[0])}) with one-way latency added "
-        "to every ring step (the MG-WFBP plan re-derived for it), samples/s:",
+        "Latency: `tc netem` where the kernel has it; this container's kernel has no "
+        "`sch_netem` (nor `fq` or `etf`), so a run with a delay (`--run MODEL:RATE:DELAY`) "
+        "gets it from a userspace delay line instead (`benchmarks/delay_line.py`: each "
+        "host's link is a pair of taps, every frame held `DELAY` on its sender's uplink, "
+        "`tbf` shaping both taps as before). Runs without a delay have the veth's own "
+        "latency only. The model (alpha and beta measured on the run's own links, so a run "
+        "with a delay is predicted with it) of the first run "
+        f"({report.run_title(results[0])}) with one-way latency added to every ring step "
+        "(the MG-WFBP plan re-derived for it), samples/s:",
         "",
         report.latency_predictions(results[0]),
         "",
@@ -132,8 +136,9 @@ def main() -> None:
     parser.add_argument("--run", action="append", type=parse_run, default=[],
                         help="MODEL:RATE[:DELAY], MODEL one of " + ", ".join(MODELS)
                         + " (gpt-sliced: the GPT with its output head in 8 vocabulary "
-                        "slices); e.g. gpt-sliced:300mbit or resnet:1gbit:0.1ms (a delay "
-                        "needs the kernel's sch_netem); repeat for several runs")
+                        "slices); e.g. gpt-sliced:300mbit or resnet:1gbit:0.1ms (a delay: "
+                        "netem, or a userspace delay line where the kernel lacks it); "
+                        "repeat for several runs")
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -159,6 +164,9 @@ def main() -> None:
             extra = json.loads(other.read_text())
             results += extra["results"]
             command += "\n" + extra["command"]
+        if args.merge:  # keep the merged runs, and how they were merged, in results.json
+            command += "\n" + report_command()
+            results_file.write_text(json.dumps({"command": command, "results": results}))
     else:
         from benchmarks.comm.launch import run_comparison
 

@@ -5,7 +5,9 @@ training on a real network, and this machine has none. Each "host" is a network 
 one interface named `eth0` (the same name everywhere, so `GLOO_SOCKET_IFNAME=eth0` works on
 every rank, DESIGN.md), joined to a private bridge by a veth pair. Both directions of every
 veth are shaped with a token bucket (`tbf`), so each host has `rate` up and `rate` down, like a
-host on a switch; an optional `netem` delay adds latency.
+host on a switch. An optional delay adds one-way latency on each host's uplink: with `netem`
+where the kernel has it, otherwise with a userspace delay line (`delay_line.py`), for which the
+hosts' links are tap devices instead of veths.
 
 Needs root (ip netns, veth, bridge, tc). Traffic stays between the namespaces created here.
 Teardown runs on normal exit, on exceptions, on Ctrl-C and on SIGTERM; names carry a per-run
@@ -60,7 +62,9 @@ class EmulatedCluster:
     """N namespaces on one bridge; `rate` shapes each host's uplink and downlink.
 
     rate: a tc rate ("1gbit", "10gbit") or None for unshaped veths.
-    delay: one-way latency added on each host's uplink ("0ms" for none), via netem.
+    delay: one-way latency added on each host's uplink ("0ms" for none; "0.1ms", "1ms").
+    latency: how the delay is added: "netem", "delay-line" (taps and `delay_line.py`), or
+        "auto": netem if the kernel has it, else the delay line.
     burst/limit: the token bucket's burst and queue, in bytes. The default burst is what tbf
     needs to reach `rate` with the kernel's timer granularity; the queue is one bandwidth-delay
     product of a few milliseconds, like a switch port buffer.
@@ -69,16 +73,22 @@ class EmulatedCluster:
     n_hosts: int
     rate: str | None = "1gbit"
     delay: str = "0ms"
+    latency: str = "auto"
     burst: int = 256 * 1024
     limit: int = 2 * 1024 * 1024
     subnet: str = "10.77.0"
     hosts: list[Host] = field(default_factory=list)
     _suffix: str = ""
     _up: bool = False
+    _delay_line: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_hosts <= 200:
             raise ValueError(f"n_hosts must be in 1..200, got {self.n_hosts}")
+        if self.latency not in ("auto", "netem", "delay-line"):
+            raise ValueError(f"latency must be 'auto', 'netem' or 'delay-line', "
+                             f"got {self.latency!r}")
+        self.delay_s = parse_delay(self.delay)  # a bad delay fails before anything is built
         self._suffix = str(os.getpid())  # names stay under 15 chars; see cleanup_stale
 
     @property
@@ -99,6 +109,9 @@ class EmulatedCluster:
 
     def _build(self) -> None:
         self._up = True
+        if self.delay_s > 0 and self.latency == "auto":
+            self.latency = "netem" if netem_available() else "delay-line"
+        taps = self.delay_s > 0 and self.latency == "delay-line"
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("link", "set", self.bridge, "up")
         for i in range(self.n_hosts):
@@ -110,8 +123,12 @@ class EmulatedCluster:
             )
             self.hosts.append(host)
             _ip("netns", "add", host.netns)
-            _ip("link", "add", host.host_veth, "type", "veth", "peer", "name", "eth0",
-                "netns", host.netns)
+            if not taps:
+                _ip("link", "add", host.host_veth, "type", "veth", "peer", "name", "eth0",
+                    "netns", host.netns)
+        if taps:
+            self._start_delay_line()
+        for host in self.hosts:
             _ip("link", "set", host.host_veth, "master", self.bridge)
             _ip("link", "set", host.host_veth, "up")
             _ip("-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0")
@@ -119,12 +136,36 @@ class EmulatedCluster:
             _ip("-n", host.netns, "link", "set", "lo", "up")
             self._shape(host)
 
+    def _start_delay_line(self) -> None:
+        """Each host's link as two taps joined by the delay line; the host's tap then moves
+        into its namespace as eth0 (the delay line keeps its file descriptor)."""
+        from benchmarks.delay_line import TAP_MTU
+
+        pairs = []
+        for host in self.hosts:
+            host_tap = f"{NAME_PREFIX}{self._suffix}t{host.index}"
+            for tap in (host_tap, host.host_veth):
+                _ip("tuntap", "add", "dev", tap, "mode", "tap")
+                _ip("link", "set", tap, "mtu", str(TAP_MTU))
+            pairs.append(f"{host_tap}:{host.host_veth}")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self._delay_line = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.delay_line", "--delay-ms",
+             str(self.delay_s * 1e3), *pairs], cwd=root, stdout=subprocess.PIPE, text=True)
+        if self._delay_line.stdout.readline().strip() != "ready":
+            raise RuntimeError("the delay line (benchmarks/delay_line.py) did not start; "
+                               "see its error above")
+        for host in self.hosts:
+            host_tap = f"{NAME_PREFIX}{self._suffix}t{host.index}"
+            _ip("link", "set", host_tap, "netns", host.netns)
+            _ip("-n", host.netns, "link", "set", host_tap, "name", "eth0")
+
     def _shape(self, host: Host) -> None:
         """Uplink: egress of eth0 in the namespace; downlink: egress of the bridge-side veth."""
         if self.rate is None:
             return
         tbf = ["tbf", "rate", self.rate, "burst", str(self.burst), "limit", str(self.limit)]
-        if self.delay not in ("0", "0ms"):
+        if self.delay_s > 0 and self.latency == "netem":
             try:
                 _tc("qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem",
                     "delay", self.delay, netns=host.netns)
@@ -144,6 +185,9 @@ class EmulatedCluster:
         if not self._up:
             return
         self._up = False
+        if self._delay_line is not None:
+            self._delay_line.terminate()
+            self._delay_line.wait()
         for host in self.hosts:
             _ip("netns", "del", host.netns, check=False)  # takes its veth pair with it
             _ip("link", "del", host.host_veth, check=False)
@@ -176,6 +220,26 @@ class EmulatedCluster:
         full_env = dict(os.environ if env is None else env)
         full_env.setdefault("GLOO_SOCKET_IFNAME", self.hosts[index].interface)
         return subprocess.Popen(self.exec_argv(index, argv), env=full_env, **kwargs)
+
+
+def parse_delay(text: str) -> float:
+    """tc's time syntax ("0", "0ms", "100us", "0.5ms", "1s") in seconds."""
+    match = re.fullmatch(r"([\d.]+)\s*(us|ms|s)?", text.strip())
+    if not match:
+        raise ValueError(f"delay must look like '0.1ms', '100us' or '1ms', got {text!r}")
+    return float(match.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, None: 1e-3}[match.group(2)]
+
+
+def netem_available() -> bool:
+    """Whether this kernel can add a netem qdisc (tried in a throwaway namespace)."""
+    probe = f"{NAME_PREFIX}{os.getpid()}-probe"
+    _ip("netns", "add", probe)
+    try:
+        done = subprocess.run(["ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo",
+                               "root", "netem", "delay", "1ms"], capture_output=True)
+        return done.returncode == 0
+    finally:
+        _ip("netns", "del", probe, check=False)
 
 
 def cleanup_stale() -> list[str]:
@@ -239,14 +303,16 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=2)
     parser.add_argument("--rate", default="1gbit")
     parser.add_argument("--delay", default="0ms")
+    parser.add_argument("--latency", default="auto", choices=["auto", "netem", "delay-line"])
     parser.add_argument("--check", action="store_true", help="measure one TCP stream")
     parser.add_argument("--cleanup", action="store_true", help="remove stale namespaces")
     args = parser.parse_args()
     if args.cleanup:
         print("removed:", cleanup_stale())
         return
-    with EmulatedCluster(args.hosts, rate=args.rate, delay=args.delay) as cluster:
-        print("hosts:", [(h.netns, h.ip) for h in cluster.hosts])
+    with EmulatedCluster(args.hosts, rate=args.rate, delay=args.delay,
+                         latency=args.latency) as cluster:
+        print("hosts:", [(h.netns, h.ip) for h in cluster.hosts], "latency:", cluster.latency)
         if args.check:
             print(f"one TCP stream host1 -> host0: {_iperf_like(cluster):.1f} MB/s")
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from benchmarks.emulated_cluster import EmulatedCluster, cleanup_stale
+from benchmarks.emulated_cluster import EmulatedCluster, cleanup_stale, netem_available
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("tc") is None,
@@ -42,27 +42,78 @@ def _start_holder() -> tuple[subprocess.Popen, list[str]]:
     return proc, names
 
 
-def _netem_available() -> bool:
-    probe = "wowrnetemprobe"
-    subprocess.run(["ip", "netns", "add", probe], check=True)
+_ECHO_SERVER = """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 6001)); s.listen(1); print("listening", flush=True)
+c, _ = s.accept(); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+while True:
+    b = c.recv(64)
+    if not b: break
+    c.sendall(b)
+"""
+
+_ECHO_CLIENT = """
+import socket, statistics, time
+c = socket.create_connection(("10.77.0.1", 6001)); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+times = []
+for _ in range(40):
+    t = time.perf_counter(); c.sendall(b"x"); c.recv(64); times.append(time.perf_counter() - t)
+print(statistics.median(times) * 1e3)
+"""
+
+
+def _round_trip_ms(cluster: EmulatedCluster) -> float:
+    server = cluster.popen(0, [sys.executable, "-c", _ECHO_SERVER], stdout=subprocess.PIPE,
+                           text=True)
     try:
-        return subprocess.run(["ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo",
-                               "root", "netem", "delay", "1ms"],
-                              capture_output=True).returncode == 0
+        assert server.stdout.readline().strip() == "listening"
+        client = cluster.popen(1, [sys.executable, "-c", _ECHO_CLIENT], stdout=subprocess.PIPE,
+                               text=True)
+        return float(client.communicate(timeout=60)[0])
     finally:
-        subprocess.run(["ip", "netns", "del", probe])
+        server.kill()
+        server.wait()
 
 
-def test_latency_is_added_by_netem_or_refused_clearly():
-    if not _netem_available():
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def test_the_delay_line_adds_latency_on_each_uplink_and_keeps_the_rate():
+    with EmulatedCluster(2, rate="100mbit") as plain:
+        base = _round_trip_ms(plain)
+    with EmulatedCluster(2, rate="100mbit", delay="1ms", latency="delay-line") as cluster:
+        taps = {h.host_veth for h in cluster.hosts}
+        assert taps <= _links()
+        qdiscs = subprocess.run(["ip", "netns", "exec", cluster.hosts[1].netns, "tc", "qdisc",
+                                 "show", "dev", "eth0"], capture_output=True, text=True).stdout
+        assert "tbf" in qdiscs and "100Mbit" in qdiscs
+        delayed = _round_trip_ms(cluster)
+    # a round trip crosses two uplinks, each holding every frame 1 ms
+    assert delayed >= 2.0 and delayed > base, (base, delayed)
+    assert not taps & _links()
+    assert not {h.netns for h in cluster.hosts} & _namespaces()
+
+
+def test_netem_latency_works_or_is_refused_clearly():
+    if not netem_available():
         with pytest.raises(RuntimeError, match="netem"), \
-                EmulatedCluster(2, rate="100mbit", delay="1ms"):
+                EmulatedCluster(2, rate="100mbit", delay="1ms", latency="netem"):
             pass
         return
-    with EmulatedCluster(2, rate="100mbit", delay="1ms") as cluster:
+    with EmulatedCluster(2, rate="100mbit", delay="1ms", latency="netem") as cluster:
         qdiscs = subprocess.run(["ip", "netns", "exec", cluster.hosts[1].netns, "tc", "qdisc",
                                  "show", "dev", "eth0"], capture_output=True, text=True).stdout
         assert "netem" in qdiscs and "tbf" in qdiscs
+
+
+def test_bad_latency_settings_are_refused_before_anything_is_built():
+    with pytest.raises(ValueError, match="delay"):
+        EmulatedCluster(2, delay="soon")
+    with pytest.raises(ValueError, match="latency"):
+        EmulatedCluster(2, delay="1ms", latency="carrier-pigeon")
 
 
 def test_shaped_hosts_exist_inside_and_are_gone_after_exit():
