@@ -32,10 +32,10 @@ from benchmarks.report import write_section  # noqa: E402
 HEADING = "## Communication schedulers (issue 6)"
 # The models' sizes for the benchmark: small enough that 4 processes on 2 cores finish an
 # iteration in about a second, large enough that gradients take tens of MB.
+GPT = ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4)
 MODELS = {
-    "gpt": ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4),
-    "gpt-sliced": ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4,
-                            head_slices=8),
+    "gpt": GPT,
+    "gpt-sliced": GPT.model_copy(update={"head_slices": 8}),
     "resnet": ModelSpec(name="resnet", width=32, layers=1, image_size=32, batch=16),
 }
 

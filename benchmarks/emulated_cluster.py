@@ -143,11 +143,10 @@ class EmulatedCluster:
 
         pairs = []
         for host in self.hosts:
-            host_tap = f"{NAME_PREFIX}{self._suffix}t{host.index}"
-            for tap in (host_tap, host.host_veth):
+            for tap in (self._host_tap(host), host.host_veth):
                 _ip("tuntap", "add", "dev", tap, "mode", "tap")
                 _ip("link", "set", tap, "mtu", str(TAP_MTU))
-            pairs.append(f"{host_tap}:{host.host_veth}")
+            pairs.append(f"{self._host_tap(host)}:{host.host_veth}")
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._delay_line = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.delay_line", "--delay-ms",
@@ -156,9 +155,12 @@ class EmulatedCluster:
             raise RuntimeError("the delay line (benchmarks/delay_line.py) did not start; "
                                "see its error above")
         for host in self.hosts:
-            host_tap = f"{NAME_PREFIX}{self._suffix}t{host.index}"
-            _ip("link", "set", host_tap, "netns", host.netns)
-            _ip("-n", host.netns, "link", "set", host_tap, "name", "eth0")
+            _ip("link", "set", self._host_tap(host), "netns", host.netns)
+            _ip("-n", host.netns, "link", "set", self._host_tap(host), "name", "eth0")
+
+    def _host_tap(self, host: Host) -> str:
+        """The host's tap before it moves into its namespace as eth0 (delay line only)."""
+        return f"{NAME_PREFIX}{self._suffix}t{host.index}"
 
     def _shape(self, host: Host) -> None:
         """Uplink: egress of eth0 in the namespace; downlink: egress of the bridge-side veth."""
@@ -191,6 +193,8 @@ class EmulatedCluster:
         for host in self.hosts:
             _ip("netns", "del", host.netns, check=False)  # takes its veth pair with it
             _ip("link", "del", host.host_veth, check=False)
+            if self._delay_line is not None:  # a tap the build failed to move is still here
+                _ip("link", "del", self._host_tap(host), check=False)
         _ip("link", "del", self.bridge, check=False)
 
     def _install_teardown_handlers(self) -> None:

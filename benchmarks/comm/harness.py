@@ -156,23 +156,6 @@ def measure_allreduce(cfg: BenchConfig) -> dict[str, list[float]]:
     return {"bytes": [float(s) for s in cfg.allreduce_sizes], "seconds": medians}
 
 
-def _compute_times(cfg: BenchConfig, iters: int) -> list[float]:
-    """Seconds per iteration of the model trained alone (no communication), after one
-    untimed iteration."""
-    model = build_model(cfg.model)
-    sched = build_scheduler("local", model, _make_optimizer(cfg.lr))
-    batches = make_batches(cfg.model, dist.get_rank())
-    times = []
-    for i in range(iters + 1):
-        x, y = batches[i % len(batches)]
-        start = time.perf_counter()
-        loss_fn(sched.module(x), y).backward()
-        sched.step()
-        if i:
-            times.append(time.perf_counter() - start)
-    return times
-
-
 def measure_comm_slowdown(cfg: BenchConfig) -> float:
     """Compute time while gloo all-reduces of 16 MB run back to back in a second thread (on a
     group of their own), over the compute time alone, rank 0's medians: the performance
@@ -190,12 +173,14 @@ def measure_comm_slowdown(cfg: BenchConfig) -> float:
             if flag.item():
                 return
 
-    dist.barrier()
-    alone = _compute_times(cfg, cfg.slowdown_iters)
-    dist.barrier()
+    def compute_times() -> list[float]:  # the model trained alone, as the `local` method
+        return _time_method(cfg, "local", cfg.slowdown_iters, None, cfg.bucket_mb,
+                            tune=False)["times"]
+
+    alone = compute_times()
     thread = threading.Thread(target=traffic, name="bench-traffic", daemon=True)
     thread.start()
-    busy = _compute_times(cfg, cfg.slowdown_iters)
+    busy = compute_times()
     stop.set()
     thread.join()
     dist.destroy_process_group(group)
