@@ -93,3 +93,14 @@ def test_chat_reports_an_unreachable_endpoint(tmp_path):
     assert result.returncode == 1
     assert "127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("typed", ["", "\n\n/quit\n", "/exit\nnever sent\n"])
+def test_interactive_chat_leaves_at_end_of_input_or_quit_without_sending(typed):
+    # nothing listens on port 9: a message sent would fail with exit code 1
+    result = subprocess.run(
+        [sys.executable, "-m", "wow_ray.cli", "chat", "--url", "http://127.0.0.1:9"],
+        input=typed, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "chatting with" in result.stderr

@@ -116,6 +116,8 @@ def _brief(summary: Any) -> str:
 def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
                  api_key: str | None, message: str | None, show_steps: bool) -> None:
     """An interactive session; ``/attach photo`` sends evidence, ``/new`` starts over."""
+    from wow_ray.cli.serve import read_user_line
+
     client = SessionClient(url, api_key)
     try:
         session = client.create(user_id, verified, scenario)
@@ -128,10 +130,8 @@ def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
         out.print(f"[bold green]agent>[/] {session['greeting']}")
         pending: list[str] = []
         while True:
-            try:
-                text = console.input("[bold cyan]you>[/] ").strip()
-            except (EOFError, KeyboardInterrupt):
-                console.print()
+            text = read_user_line()
+            if text is None:
                 return
             if text in ("/quit", "/exit"):
                 client.end(sid)

@@ -195,12 +195,8 @@ def chat(
             return
         console.print(f"chatting with {model or 'the served model'} at {url}; /reset, /quit")
         while True:
-            try:
-                text = console.input("[bold cyan]you>[/] ").strip()
-            except (EOFError, KeyboardInterrupt):
-                console.print()
-                return
-            if text in ("/quit", "/exit"):
+            text = read_user_line()
+            if text is None or text in ("/quit", "/exit"):
                 return
             if text == "/reset":
                 history = history[:1] if system else []
@@ -210,6 +206,15 @@ def chat(
             history.append(ChatMessage(role="user", content=text))
             reply = _stream_reply(client, history, options)
             history.append(ChatMessage(role="assistant", content=reply))
+
+
+def read_user_line() -> str | None:
+    """The user's next line in a terminal chat, stripped; None at end of input or Ctrl-C."""
+    try:
+        return console.input("[bold cyan]you>[/] ").strip()
+    except (EOFError, KeyboardInterrupt):
+        console.print()
+        return None
 
 
 def _stream_reply(client: OpenAIChatClient, messages: list[ChatMessage], options: dict) -> str:
