@@ -1,0 +1,152 @@
+"""Customer tokens and scoped API keys (wow_ray/serving/access.py), without a server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+import jwt
+import pytest
+
+from wow_ray.serving.access import (
+    AccessDenied,
+    ApiKey,
+    Gatekeeper,
+    KeyRing,
+    hash_api_key,
+    mint_anonymous_token,
+    mint_customer_token,
+    new_api_key,
+    parse_keys_env,
+    verify_customer_token,
+)
+
+SECRET = "s" * 48
+OTHER = "o" * 48
+
+
+def test_a_minted_token_verifies_to_its_customer():
+    found = verify_customer_token(mint_customer_token(SECRET, "U0214", verified=True), [SECRET])
+    assert (found.subject, found.user_id, found.verified, found.anonymous) == ("U0214", "U0214", True, False)
+
+
+def test_expired_token_refused():
+    token = mint_customer_token(SECRET, "U0214", ttl_s=60, now=time.time() - 120)
+    with pytest.raises(AccessDenied, match="expired") as caught:
+        verify_customer_token(token, [SECRET])
+    assert caught.value.status == 401
+
+
+def test_token_signed_with_another_secret_refused():
+    with pytest.raises(AccessDenied, match="not signed"):
+        verify_customer_token(mint_customer_token(OTHER, "U0214"), [SECRET])
+
+
+def test_forged_claims_refused():
+    """Changing the subject of a real token breaks its signature."""
+    header, payload, signature = mint_customer_token(SECRET, "U0214").split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["sub"] = "U0215"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    with pytest.raises(AccessDenied):
+        verify_customer_token(f"{header}.{forged_payload}.{signature}", [SECRET])
+
+
+@pytest.mark.parametrize("token", [
+    jwt.encode({"sub": "U0214", "aud": "wow-ray", "exp": 9_999_999_999}, key="", algorithm="none"),
+    jwt.encode({"sub": "U0214", "aud": "wow-ray"}, SECRET, algorithm="HS256"),  # no expiry
+    jwt.encode({"sub": "U0214", "exp": 9_999_999_999}, SECRET, algorithm="HS256"),  # no audience
+    "not-a-token",
+])
+def test_unsigned_or_incomplete_tokens_refused(token):
+    with pytest.raises(AccessDenied) as caught:
+        verify_customer_token(token, [SECRET])
+    assert caught.value.status == 401
+
+
+def test_secret_rotation_accepts_old_and_new():
+    old = mint_customer_token(OTHER, "U0214")
+    assert verify_customer_token(old, [SECRET, OTHER]).subject == "U0214"
+
+
+def test_short_secret_refused():
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        mint_customer_token("short", "U0214")
+
+
+def test_anonymous_token_has_no_user():
+    found = verify_customer_token(mint_anonymous_token(SECRET), [SECRET])
+    assert found.anonymous and found.user_id is None and not found.verified
+
+
+def _gate(tmp_path=None, **kwargs) -> Gatekeeper:
+    keys = [ApiKey(name=s, scope=s, sha256=hash_api_key(f"{s}-key"))
+            for s in ("customer", "operator", "admin")]
+    return Gatekeeper(KeyRing(keys), [SECRET], **kwargs)
+
+
+@pytest.mark.parametrize("scope", ["customer", "operator", "admin"])
+def test_each_scope_refused_the_others_routes(scope):
+    gate = _gate()
+    headers = {"authorization": f"Bearer {scope}-key"}
+    gate.channel(headers, "10.0.0.1", scope)
+    for other in {"customer", "operator", "admin"} - {scope}:
+        with pytest.raises(AccessDenied) as caught:
+            gate.channel(headers, "10.0.0.1", other)
+        assert caught.value.status == 403
+
+
+def test_loopback_is_not_trusted_unless_configured():
+    with pytest.raises(AccessDenied) as caught:
+        _gate().channel({}, "127.0.0.1", "customer")
+    assert caught.value.status == 401
+    _gate(trust_loopback=True).channel({}, "127.0.0.1", "customer")
+    with pytest.raises(AccessDenied):
+        _gate(trust_loopback=True).channel({}, "10.0.0.1", "customer")
+
+
+def test_unknown_key_refused():
+    with pytest.raises(AccessDenied) as caught:
+        _gate().channel({"x-api-key": "wrong"}, "10.0.0.1", "customer")
+    assert caught.value.status == 401
+
+
+def test_session_owner_checked():
+    gate = _gate()
+    mine = {"x-customer-token": mint_customer_token(SECRET, "U0214")}
+    assert gate.owner(mine, "U0214", "s1").user_id == "U0214"
+    with pytest.raises(AccessDenied) as caught:
+        gate.owner(mine, "U0215", "s1")
+    assert caught.value.status == 403
+    with pytest.raises(AccessDenied) as caught:
+        gate.owner({}, "U0214", "s1")
+    assert caught.value.status == 401
+
+
+def test_new_customer_needs_a_token_unless_anonymous_allowed():
+    with pytest.raises(AccessDenied, match="customer token is required"):
+        _gate().new_customer({})
+    found, token = _gate(allow_anonymous=True).new_customer({})
+    assert found.anonymous and verify_customer_token(token, [SECRET]).subject == found.subject
+
+
+def test_keys_file_rotates_without_restart(tmp_path):
+    path = tmp_path / "keys.yaml"
+    first, second = new_api_key(), new_api_key()
+    path.write_text(f"keys: [{{name: app, scope: customer, sha256: {hash_api_key(first)}}}]\n")
+    ring = KeyRing(file=str(path))
+    assert ring.scope_of(first) == "customer" and ring.scope_of(second) is None
+    path.write_text(f"keys: [{{name: app, scope: customer, sha256: {hash_api_key(second)}}}]\n")
+    os.utime(path, (time.time() + 5, time.time() + 5))
+    assert ring.scope_of(second) == "customer" and ring.scope_of(first) is None
+    path.write_text("keys: [{name: app, scope: nobody}]\n")  # a typo keeps the keys read last
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    assert ring.scope_of(second) == "customer" and "scope" in ring.file_error
+
+
+def test_keys_env_names_the_bad_item():
+    assert [k.scope for k in parse_keys_env("customer:a, operator:b", "K")] == ["customer", "operator"]
+    with pytest.raises(ValueError, match="K: item 2"):
+        parse_keys_env("customer:a,root:b", "K")
