@@ -108,6 +108,12 @@ def add_gift_note(db: Backend, order_id: str, gold_only: bool | None = None) -> 
     tools: [add_gift_note]
     when: [customer.tier == 'gold', order.status == 'pending']
     priority: 50
+  - id: GIFT-OWN
+    title: Gift notes only on the customer's own orders (the ownership proof asks for it)
+    effect: forbid
+    tools: [add_gift_note]
+    when: [order.customer_id != dialogue.user_id]
+    priority: 100
 """)
     pack = load_pack(pack_dir)
     from wow_ray.scenario import DialogueState, ToolCall

@@ -19,6 +19,7 @@ from wow_ray.scenario.errors import ExpressionError, PackIssue, PackValidationEr
 from wow_ray.scenario.expr import compile_expr, compile_value
 from wow_ray.scenario.fixtures import check_references, check_table
 from wow_ray.scenario.kb import KnowledgeBase, read_article
+from wow_ray.scenario.ownership import ownership_issues
 from wow_ray.scenario.pack import ScenarioPack
 from wow_ray.scenario.rules import RuleCompiler, RuleEngine
 from wow_ray.scenario.spec import (
@@ -108,6 +109,8 @@ def load_pack(name_or_path: str | Path) -> ScenarioPack:
                             root / "rules.yaml")
     except PackValidationError as exc:
         r.issues += exc.issues
+    if engine is not None:
+        r.issues += ownership_issues(manifest, [t.spec for t in toolset], engine.rules)
     playbooks, pb_lines = r.model("playbooks.yaml", PlaybooksFile)
     if playbooks is not None and engine is not None:
         _check_playbooks(r, playbooks, pb_lines, intents_file, toolset, engine, catalogue)
@@ -226,6 +229,9 @@ def _check_entities(r: _Reader, manifest: PackManifest, schema: FixtureSchema, c
             r.add("pack.yaml", f"unknown table '{entity.table}' (tables: {', '.join(schema.tables)})",
                   f"entities.{name}.table", lines, (*base, "table"))
             continue
+        if entity.owner is not None and entity.owner not in schema.tables[entity.table].columns:
+            r.add("pack.yaml", f"table '{entity.table}' has no column '{entity.owner}'",
+                  f"entities.{name}.owner", lines, (*base, "owner"))
         for i, path in enumerate(entity.lookup):
             _compile(r, "pack.yaml", lambda p=path: compile_expr(p, lookup_catalogue), f"entities.{name}.lookup[{i}]", lines, (*base, "lookup", i))
         for field, source in entity.derived.items():

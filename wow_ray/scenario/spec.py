@@ -76,6 +76,11 @@ class EntitySpec(_Strict):
     aggregates: dict[str, AggregateSpec] = Field(
         default_factory=dict, description="Extra numeric fields computed over other tables."
     )
+    owner: str | None = Field(
+        None, description="Column holding the account id of the customer the record belongs "
+        "to; every write that can name the record must be covered by an ownership rule "
+        "(see ownership.py)."
+    )
 
 
 class ClockSpec(_Strict):
@@ -194,6 +199,10 @@ class ToolSpec(_Strict):
         None, description="Key of the result holding an amount given to the customer."
     )
     ends_dialogue: bool = Field(False, description="After it, the agent hands the dialogue over.")
+    ownership_exempt: str | None = Field(
+        None, min_length=1, description="Why no ownership rule needs to cover this write tool "
+        "(see ownership.py); without it the pack must have one."
+    )
 
 
 class ToolsFile(_Strict):
