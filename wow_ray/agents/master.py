@@ -150,6 +150,7 @@ class MasterAgent:
         move = moves[0] if len(moves) == 1 else await self._decide(state, message, moves, record)
         record.moves.append(move)
         respond = await self._act(move, state, understood, review, record, message)
+        respond.done = self.claims_done(state)
         for step in record.steps[done:]:
             yield _step(step.agent, step.output)
 
@@ -248,6 +249,11 @@ class MasterAgent:
         step.latency_s = round(time.perf_counter() - started, 6)
         record.steps.append(step)
         return move
+
+    def claims_done(self, state: SessionState) -> list[str]:
+        """What the writes executed in this dialogue did, as replies may claim it."""
+        return sorted({claim for action in state.actions
+                       for claim in self.pack.tools.spec(action.name).claims})
 
     # -- acting -------------------------------------------------------------------------
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_text
-from wow_ray.agents.prompts import ResponseInput
+from wow_ray.agents.claims import Recital, claims_in, unsupported_claims
+from wow_ray.agents.prompts import ResponseInput, response_messages
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.state import Reply, RespondRequest
 from wow_ray.agents.transcript import AgentStep
@@ -56,6 +57,10 @@ class ResponseAgent:
         self.tone = tone
         self.shapes = id_shapes(pack)
         self.slot_text = {s.name: s for i in pack.intents for s in i.slots}
+        self.recital = Recital(
+            m["content"] for kind in get_args(RespondRequest.model_fields["kind"].annotation)
+            for m in response_messages(ResponseInput(brand=self.brand, tone=self.tone,
+                                                     kind=kind, message="")))
 
     def ask_label(self, slot: str) -> str:
         """How to ask for a slot: 'your order number (like O12345)'."""
@@ -95,6 +100,17 @@ class ResponseAgent:
             raise InvalidOutput("reply too long")
         if any(leak.lower() in text.lower() for leak in _LEAKS):
             raise InvalidOutput("reply repeats the instructions")
+        recited = self.recital.recited(text)
+        if recited:
+            raise InvalidOutput(f"reply recites its instructions ('{recited}')")
+        if req.done is not None:
+            # A claim is backed by a write executed in this dialogue, or stated by the facts
+            # themselves (a rule's reason: "this order was already refunded").
+            backed = {*req.done, *claims_in(" ".join([*req.facts, *req.must_say]))}
+            unsupported = unsupported_claims(text, backed)
+            if unsupported:
+                raise InvalidOutput(f"reply says a {' and a '.join(unsupported)} was done, "
+                                    "but no write in this dialogue did it")
         missing = [v for v in req.must_say if v not in text]
         if missing:
             raise InvalidOutput(f"reply does not quote {', '.join(missing)}")

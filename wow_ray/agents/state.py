@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wow_ray.agents.prompts import Line
 from wow_ray.agents.transcript import AgentStep, HandoffRecord, ToolCallRecord
-from wow_ray.scenario import DialogueState, ToolCall
+from wow_ray.scenario import ClaimKind, DialogueState, ToolCall
 
 STATE_SCHEMA_VERSION = 1
 SessionStatus = Literal["active", "ended", "handed_off"]
@@ -182,6 +182,10 @@ class RespondRequest(_Model):
     intent: str | None = None
     allowed_values: list[str] = Field(
         default_factory=list, description="Numbers and ids the reply may mention besides facts."
+    )
+    done: list[ClaimKind] | None = Field(
+        None, description="What the writes executed in this dialogue did (their tools' claims): "
+        "a reply may say only these, or what its facts say, were done. None: not checked."
     )
 
 

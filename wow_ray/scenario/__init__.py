@@ -49,12 +49,14 @@ from wow_ray.scenario.pack import Environment, ScenarioPack
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.scaffold import scaffold_pack
 from wow_ray.scenario.schemas import export_json_schemas, json_schemas
+from wow_ray.scenario.spec import ClaimKind
 from wow_ray.scenario.state import DialogueState, ToolCall
 from wow_ray.scenario.tasks import GoldAction, IntentRequest, Situation, Task
 
 __all__ = [
     "Backend",
     "BackendTemplate",
+    "ClaimKind",
     "Decision",
     "DialogueState",
     "Environment",

@@ -186,6 +186,10 @@ class ParametersSchema(_Strict):
         return self
 
 
+# What a reply may say was done once a tool ran (wow_ray/agents/claims.py reads replies for them).
+ClaimKind = Literal["refund", "coupon", "cancellation", "address_change", "ticket"]
+
+
 class ToolSpec(_Strict):
     """One tool: what the model sees (name, description, parameters) and how the engine treats
     it (read or write, what it compensates, whether it ends the dialogue)."""
@@ -199,6 +203,10 @@ class ToolSpec(_Strict):
         None, description="Key of the result holding an amount given to the customer."
     )
     ends_dialogue: bool = Field(False, description="After it, the agent hands the dialogue over.")
+    claims: list[ClaimKind] = Field(
+        default_factory=list, description="What a reply may say was done once this write ran "
+        "(a refund, a coupon...); a reply claiming what no executed write did is withdrawn."
+    )
     ownership_exempt: str | None = Field(
         None, min_length=1, description="Why no ownership rule needs to cover this write tool "
         "(see ownership.py); without it the pack must have one."
