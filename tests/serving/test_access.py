@@ -150,3 +150,28 @@ def test_keys_env_names_the_bad_item():
     assert [k.scope for k in parse_keys_env("customer:a, operator:b", "K")] == ["customer", "operator"]
     with pytest.raises(ValueError, match="K: item 2"):
         parse_keys_env("customer:a,root:b", "K")
+
+
+def test_cli_credentials_and_keys_file(tmp_path, monkeypatch):
+    """`wow-ray auth` writes hashed keys a KeyRing accepts, and revokes them."""
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+    from wow_ray.serving.credentials import ensure_cli_key, ensure_secret
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    keys_file = tmp_path / ".wow_ray" / "api_keys.yaml"
+    runner = CliRunner()
+    made = runner.invoke(app, ["auth", "new-key", "console", "--scope", "operator"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    assert key not in keys_file.read_text() and oct(keys_file.stat().st_mode)[-3:] == "600"
+    ring = KeyRing(file=str(keys_file))
+    assert ring.scope_of(key) == "operator"
+    cli_key = ensure_cli_key()
+    assert ensure_cli_key() == cli_key and ring.scope_of(cli_key) == "customer"
+    assert runner.invoke(app, ["auth", "revoke", "console"]).exit_code == 0
+    os.utime(keys_file, (time.time() + 5, time.time() + 5))
+    assert ring.scope_of(key) is None and ring.scope_of(cli_key) == "customer"
+    token = runner.invoke(app, ["auth", "customer-token", "U0214"]).stdout.strip()
+    assert verify_customer_token(token, [ensure_secret()]).user_id == "U0214"

@@ -192,7 +192,7 @@ class KeyRing:
         self._file_keys: list[ApiKey] = []
         self._file_mtime: float | None = None
         self.file_error: str | None = None
-        if self.file is not None:
+        if self.file is not None and self.file.exists():
             self._file_keys = read_keys_file(self.file)  # a broken file fails at start-up
             self._file_mtime = self.file.stat().st_mtime
 
@@ -201,6 +201,9 @@ class KeyRing:
             return
         try:
             mtime = self.file.stat().st_mtime
+        except FileNotFoundError:
+            self._file_keys, self._file_mtime = [], None  # removed: its keys are revoked
+            return
         except OSError as exc:
             self.file_error = str(exc)
             return
