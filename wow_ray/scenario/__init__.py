@@ -40,7 +40,7 @@ from wow_ray.scenario.errors import (
 )
 from wow_ray.scenario.loader import builtin_packs, load_pack, resolve_pack_path, validate_pack
 from wow_ray.scenario.oracle import Oracle, OracleResult, check_gold, fill_gold
-from wow_ray.scenario.pack import Environment, ScenarioPack
+from wow_ray.scenario.pack import Environment, GateVerdict, ScenarioPack
 from wow_ray.scenario.replay import Replay, ReplayResult, ReplayStep, apply_logged, replay
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.scaffold import scaffold_pack
@@ -54,6 +54,7 @@ __all__ = [
     "Decision",
     "DialogueState",
     "Environment",
+    "GateVerdict",
     "GoldAction",
     "IntentRequest",
     "Obligation",

@@ -25,7 +25,7 @@ from typing import Any
 from wow_ray.scenario.binding import ToolResult
 from wow_ray.scenario.errors import PackIssue
 from wow_ray.scenario.expr import compile_expr, compile_value
-from wow_ray.scenario.pack import Environment, ScenarioPack
+from wow_ray.scenario.pack import Environment, GateVerdict, ScenarioPack
 from wow_ray.scenario.replay import replay
 from wow_ray.scenario.rules import Decision
 from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
@@ -131,9 +131,9 @@ class _Run:
             if self.state.ended:
                 return
             call = obligation.as_call()
-            decision = self.env.check(call, self.state)
-            if decision.allowed:
-                self.execute(call, None)
+            verdict = self.env.gate(call, self.state)
+            if verdict.decision.allowed:
+                self.execute(call, verdict, None)
 
     def call_step(self, step: CallStep) -> bool:
         """Take the step if its condition holds and the rules allow it; True if taken."""
@@ -146,14 +146,15 @@ class _Run:
             self.obligations()
             if self.state.ended:
                 return False
-        decision = self.env.check(call, self.state)
-        if not decision.allowed:
-            self.out.denials.append(decision)
+        verdict = self.env.gate(call, self.state)
+        if not verdict.decision.allowed:
+            self.out.denials.append(verdict.decision)
             return False
-        return self.execute(call, step)
+        return self.execute(call, verdict, step)
 
-    def execute(self, call: ToolCall, step: CallStep | None) -> bool:
-        result: ToolResult = self.env.call(call.name, call.arguments, self.state, enforce=False)
+    def execute(self, call: ToolCall, verdict: GateVerdict, step: CallStep | None) -> bool:
+        """Run a call the gate allowed; the action is kept as the playbook wrote it."""
+        result: ToolResult = self.env.run(verdict, self.state)
         if not result.ok:
             return False
         self.out.actions.append(call)
