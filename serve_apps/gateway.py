@@ -292,19 +292,11 @@ class Gateway:
     @app.get("/v1/sessions/{session_id}/backend")
     async def backend(self, session_id: str, request: Request) -> dict:
         """The session's business backend after its actions: what evaluation judges."""
-        from wow_ray.scenario import DialogueState, state_diff
+        from wow_ray.scenario import replay
 
         self.authorize(request)
         state, _ = await self._load(session_id)
-        env = self.pack.new_environment()
-        try:
-            before = env.backend.dump()
-            for call in state.actions:
-                env.call(call.name, call.arguments, DialogueState(), enforce=False)
-            return {"state_hash": env.state_hash(), "changes": state_diff(before, env.backend.dump()),
-                    "actions": [a.model_dump() for a in state.actions]}
-        finally:
-            env.close()
+        return replay(self.pack, None, state.actions, check=False).to_dict()
 
     @app.delete("/v1/sessions/{session_id}")
     async def end(self, session_id: str, request: Request) -> dict:

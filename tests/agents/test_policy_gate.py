@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import yaml
 
 from tests.agents.conftest import run
@@ -29,6 +31,37 @@ def test_an_allowed_write_runs_and_a_denied_one_does_not():
     no = execute(agent, big, [ok.action])
     assert not no.record.executed and no.action is None and not no.record.decision.allowed
     assert no.record.error == no.record.decision.customer_reason
+
+
+def counting(monkeypatch, counts, obj, name, label):
+    """Count calls of ``obj.name`` under ``label`` (the original still runs)."""
+    original = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        counts[label] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counted)
+
+
+def test_a_call_passes_the_gate_once(monkeypatch):
+    pack = load_pack("food_delivery")
+    agent = PolicyAgent(pack)
+    agent.envs.get("s1", [])  # the session's backend exists: what is counted below is the gate
+    counts = Counter()
+    counting(monkeypatch, counts, pack.tools, "validate", "validate")
+    counting(monkeypatch, counts, pack.rules, "check", "rules")
+    counting(monkeypatch, counts, pack.tools._tools["issue_coupon"], "fn", "tool")
+    ok = execute(agent, COUPON)
+    assert ok.record.executed and ok.record.decision.allowed
+    assert counts == {"validate": 1, "rules": 1, "tool": 1}
+    counts.clear()
+    before = agent.envs.get("s1", [ok.action]).state_hash()
+    big = ToolCall(name="issue_coupon", arguments={**COUPON.arguments, "amount": 50})
+    no = execute(agent, big, [ok.action])
+    assert counts == {"validate": 1, "rules": 1}, "a denied write runs no tool"
+    assert not no.record.executed and not no.record.decision.allowed and no.record.decision.rule_ids
+    assert agent.envs.get("s1", [ok.action]).state_hash() == before
 
 
 def test_a_dry_run_only_asks_the_rules():

@@ -18,7 +18,7 @@ def test_copies_are_isolated(food):
     assert a.get("orders", "O10001")["status"] == "cancelled"
     assert b.get("orders", "O10001")["status"] != "cancelled"
     assert b.state_hash() == before and a.state_hash() != before
-    diff = state_diff(b.dump(), a.dump())
+    diff = state_diff(b, a)
     assert list(diff) == ["orders"] and diff["orders"]["added"][0]["status"] == "cancelled"
 
 

@@ -107,3 +107,18 @@ def test_reads_of_other_customers_are_refused(food):
 def test_unknown_tool_check(food):
     decision = food.new_environment().check(ToolCall(name="drop_tables"), DialogueState())
     assert not decision.allowed and decision.rule_ids == ("engine.unknown_tool",)
+
+
+def test_an_enforced_call_is_one_gate_verdict_then_a_run(food):
+    env = food.new_environment()
+    state = DialogueState(user_id="U0214", identity_verified=True)
+    coupon = ToolCall(name="issue_coupon", arguments={"user_id": "U0214", "amount": 5,
+                                                      "reason": "late_delivery", "order_id": "O10337"})
+    verdict = env.gate(coupon, state)
+    assert verdict.decision.allowed and verdict.invalid is None and verdict.call.arguments["amount"] == 5.0
+    result = env.run(verdict, state)
+    assert result.ok and result.decision is verdict.decision and state.tools_called == ["issue_coupon"]
+    bad = env.gate(ToolCall(name="issue_coupon", arguments={"user_id": "U0214"}), state)
+    assert bad.decision.rule_ids == ("engine.invalid_arguments",) and "amount" in bad.invalid
+    refused = env.run(bad, state)
+    assert not refused.ok and refused.error == bad.invalid and state.tools_called == ["issue_coupon"]

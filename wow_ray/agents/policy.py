@@ -28,7 +28,7 @@ from wow_ray.agents.state import (
     ReviewRequest,
 )
 from wow_ray.agents.transcript import AgentStep, RuleDecisionRecord, ToolCallRecord
-from wow_ray.scenario import ScenarioPack, ToolCall, ToolError
+from wow_ray.scenario import ScenarioPack
 
 POLICY_AGENT = Agent(
     name="policy",
@@ -99,23 +99,21 @@ class PolicyAgent:
         if state.ended:
             record.error = "the conversation was handed over; no further actions"
             return ExecuteResult(record=record, dialogue=state)
-        decision = env.check(call, state)
+        # One pass of the gate: arguments validated once, rules asked once, the decision kept in
+        # the record; an allowed call then runs on the validated arguments, not checked again.
+        verdict = env.gate(call, state)
+        decision = verdict.decision
         record.decision = RuleDecisionRecord(**decision.to_dict())
         action = None
         if req.dry_run:
             record.error = None if decision.allowed else decision.customer_reason
         elif decision.allowed:
-            try:
-                clean = ToolCall(name=call.name, arguments=self.pack.tools.validate(call.name, call.arguments))
-            except ToolError as exc:  # check() validated already; kept for a changed toolset
-                record.error = str(exc)
-                return ExecuteResult(record=record, dialogue=state)
-            result = env.call(clean.name, clean.arguments, state, enforce=True)
+            result = env.run(verdict, state)
             record.ok, record.result, record.error = result.ok, result.content, result.error
             if result.ok:
                 record.executed = True
-                action = clean
-                self.envs.advanced(req.session_id, [*req.actions, clean])
+                action = verdict.call
+                self.envs.advanced(req.session_id, [*req.actions, action])
         else:
             record.error = decision.customer_reason or "not allowed"
         record.latency_s = round(time.perf_counter() - started, 6)

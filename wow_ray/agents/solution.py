@@ -31,7 +31,7 @@ from wow_ray.agents.state import Denial, ExecuteRequest, ExecuteResult, SolveReq
 from wow_ray.agents.templates import money, tool_sentence
 from wow_ray.agents.transcript import AgentStep, ToolCallRecord
 from wow_ray.llm.chat import ChatClient
-from wow_ray.scenario import DialogueState, Environment, Oracle, ScenarioPack, ToolCall
+from wow_ray.scenario import Environment, Oracle, ScenarioPack, ToolCall, apply_logged
 from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
 
 Planner = Literal["playbook", "model"]
@@ -97,7 +97,7 @@ class _Run:
         self.dialogue = out.dialogue
         if out.action is not None:
             self.actions.append(out.action)
-            self.env.call(out.action.name, out.action.arguments, DialogueState(), enforce=False)
+            apply_logged(self.env, out.action)
             self.agent.mirror.advanced(self.req.session_id, self.actions)
             self.result = record.result if isinstance(record.result, dict) else {"value": record.result}
             if tell:

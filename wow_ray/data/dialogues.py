@@ -36,7 +36,7 @@ from wow_ray.agents.understanding import DEFAULT_FLAG_KEYWORDS
 from wow_ray.data import texts
 from wow_ray.data.formats import ActionCheck, ChatSample, Message, SampleMeta, Source
 from wow_ray.data.runtime import HANDOFF_HISTORY, RESPONSE_HISTORY, SOLUTION_OBSERVATIONS, Runtime
-from wow_ray.scenario import Oracle, ScenarioPack, Situation, ToolCall
+from wow_ray.scenario import Oracle, Replay, ScenarioPack, Situation, ToolCall
 from wow_ray.scenario.rules import Decision
 
 MENTION = {"id": 0.75, "enum": 0.85, "text": 0.6}
@@ -119,22 +119,18 @@ class DialogueBuilder:
         return segments
 
     def _replay(self, situation: Situation, actions: list[ToolCall], segments: list[Segment]) -> None:
-        env = self.pack.new_environment()
-        state = situation.initial_state()
-        try:
+        with Replay(self.pack, situation, check=False) as rerun:
             index = 0
             for request, seg in zip(situation.requests, segments, strict=True):
-                state.slots = dict(request.slots)
+                rerun.state.slots = dict(request.slots)
                 for j in range(len(seg.steps)):
                     call = actions[index]
                     index += 1
-                    required = {o.tool for o in env.obligations(state)}
+                    required = {o.tool for o in rerun.env.obligations(rerun.state)}
                     spec = self.pack.tools.spec(call.name)
-                    result = env.call(call.name, call.arguments, state, enforce=False)
+                    result = rerun.step(call).result
                     seg.steps[j] = Step(call, result.ok, result.content, result.error, spec.kind,
                                         call.name in required, spec.ends_dialogue)
-        finally:
-            env.close()
 
     # -- the dialogue ---------------------------------------------------------------------
 
@@ -306,14 +302,9 @@ class DialogueBuilder:
 
     def _handoff_reason(self, d: Draft, call: ToolCall) -> str:
         """What the rule that allowed (or required) the hand-over tells the customer."""
-        env = self.pack.new_environment()
-        state = d.situation.initial_state()
-        try:
-            for prior in d.done[:-1]:
-                env.call(prior.name, prior.arguments, state, enforce=False)
-            return env.check(call, state).customer_reason
-        finally:
-            env.close()
+        with Replay(self.pack, d.situation, check=False) as rerun:
+            rerun.run(d.done[:-1])
+            return rerun.env.check(call, rerun.state).customer_reason
 
     def _question(self, d: Draft) -> None:
         for _ in range(3):

@@ -114,7 +114,7 @@ class SampleChecker:
         situation = Situation.model_validate(check.situation)
         calls = [ToolCall.model_validate(a) for a in [*check.prior, *check.actions]]
         ends = {t.spec.name for t in self.pack.tools if t.spec.ends_dialogue}
-        result = replay(self.pack, situation, calls)
+        result = replay(self.pack, situation, calls, diff=False)
         for call, decision, outcome in zip(calls, result.decisions, result.results, strict=True):
             if not decision.allowed:
                 return f"{call.name} denied by {', '.join(decision.rule_ids) or 'default'}"

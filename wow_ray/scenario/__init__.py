@@ -22,6 +22,8 @@ Public surface (everything else is internal)::
     pack.policy, pack.intents, pack.intent_schema(), pack.kb.search("refund time")
 
     Oracle(pack).solve(task)                     # gold actions + facts to communicate
+    replay(pack, task.situation, gold_actions)   # a fresh backend after an action log:
+                                                 # decisions, results, state_hash, diff
 
 A pack is a folder (see ``spec.py`` for each file). ``wow-ray scenario validate PATH`` checks
 one, ``wow-ray scenario new NAME`` writes a working skeleton to start from.
@@ -37,15 +39,9 @@ from wow_ray.scenario.errors import (
     ToolError,
 )
 from wow_ray.scenario.loader import builtin_packs, load_pack, resolve_pack_path, validate_pack
-from wow_ray.scenario.oracle import (
-    Oracle,
-    OracleResult,
-    ReplayResult,
-    check_gold,
-    fill_gold,
-    replay,
-)
-from wow_ray.scenario.pack import Environment, ScenarioPack
+from wow_ray.scenario.oracle import Oracle, OracleResult, check_gold, fill_gold
+from wow_ray.scenario.pack import Environment, GateVerdict, ScenarioPack
+from wow_ray.scenario.replay import Replay, ReplayResult, ReplayStep, apply_logged, replay
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.scaffold import scaffold_pack
 from wow_ray.scenario.schemas import export_json_schemas, json_schemas
@@ -60,6 +56,7 @@ __all__ = [
     "Decision",
     "DialogueState",
     "Environment",
+    "GateVerdict",
     "GoldAction",
     "IntentRequest",
     "Obligation",
@@ -67,7 +64,9 @@ __all__ = [
     "OracleResult",
     "PackIssue",
     "PackValidationError",
+    "Replay",
     "ReplayResult",
+    "ReplayStep",
     "RuleEngine",
     "RulesError",
     "ScenarioError",
@@ -79,6 +78,7 @@ __all__ = [
     "ToolResult",
     "Toolset",
     "builtin_packs",
+    "apply_logged",
     "check_gold",
     "export_json_schemas",
     "fill_gold",

@@ -11,13 +11,13 @@ Tools act on a ``Backend`` through a few helpers (``get``, ``find``, ``insert``,
 holds one connection: one episode, one thread at a time.
 
 ``state_hash()`` digests every table, independent of row order, so an evaluator compares the
-state an agent left with the state the gold actions leave.
+state an agent left with the state the gold actions leave; ``state_diff(before, after)`` says
+which rows and fields differ.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -235,29 +235,54 @@ class Backend:
         digest = hashlib.sha256()
         for name in sorted(self.tables):
             columns = sorted(c.name for c in self.tables[name].columns)
-            query = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{name}"'
-            cursor = self.conn.connection.driver_connection.cursor()  # plain tuples, fast repr
-            try:
-                lines = sorted(map(repr, cursor.execute(query).fetchall()))
-            finally:
-                cursor.close()
+            lines = sorted(map(repr, self._raw_rows(name, columns)))
             digest.update(f"{name}\n{','.join(columns)}\n{len(lines)}\n".encode())
             digest.update("\n".join(lines).encode())
             digest.update(b"\n")
         return digest.hexdigest()
 
+    def snapshot(self) -> dict[str, dict[Any, tuple]]:
+        """Every table's rows as the driver returns them (no conversion), by primary key:
+        cheap enough to take per replay, which ``state_diff`` relies on."""
+        out = {}
+        for name in sorted(self.tables):
+            columns = [c.name for c in self.tables[name].columns]
+            key = columns.index(self.schema.tables[name].primary_key)
+            out[name] = {row[key]: row for row in self._raw_rows(name, columns)}
+        return out
 
-def state_diff(before: Mapping[str, list[dict]], after: Mapping[str, list[dict]]) -> dict[str, dict]:
-    """Rows added and removed per table between two ``dump()`` results (changed = both)."""
+    def _raw_rows(self, table: str, columns: list[str]) -> list[tuple]:
+        query = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table}"'
+        cursor = self.conn.connection.driver_connection.cursor()  # plain tuples, fast repr
+        try:
+            return cursor.execute(query).fetchall()
+        finally:
+            cursor.close()
+
+
+def state_diff(before: Backend, after: Backend) -> dict[str, dict]:
+    """What differs between two backends of one schema, per table that differs (JSON-able).
+
+    ``added`` and ``removed`` are row images, as lines in a text diff: a new row is in
+    ``added``, a deleted one in ``removed``, and a changed row in both (its new image added,
+    its old one removed). ``changed`` pairs the images of changed rows by primary key and
+    names the fields: ``{key: {field: [before, after]}}``. Raw rows are compared, and only
+    the rows that differ are read as JSON, so a diff costs about two state hashes."""
+    old, new = before.snapshot(), after.snapshot()
     out = {}
-    for table in sorted(set(before) | set(after)):
-        a = {json.dumps(r, sort_keys=True) for r in before.get(table, [])}
-        b = {json.dumps(r, sort_keys=True) for r in after.get(table, [])}
-        if a != b:
-            out[table] = {
-                "removed": [json.loads(r) for r in sorted(a - b)],
-                "added": [json.loads(r) for r in sorted(b - a)],
-            }
+    for table in sorted(set(old) | set(new)):
+        a, b = old.get(table, {}), new.get(table, {})
+        gone = sorted((k for k in a if a[k] != b.get(k)), key=repr)
+        came = sorted((k for k in b if b[k] != a.get(k)), key=repr)
+        if not gone and not came:
+            continue
+        removed = {k: jsonable(before.get(table, k)) for k in gone}
+        added = {k: jsonable(after.get(table, k)) for k in came}
+        changed = {
+            str(k): {f: [removed[k][f], v] for f, v in row.items() if removed[k].get(f) != v}
+            for k, row in added.items() if k in removed
+        }
+        out[table] = {"added": list(added.values()), "removed": list(removed.values()), "changed": changed}
     return out
 
 

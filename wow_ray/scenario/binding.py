@@ -8,6 +8,8 @@ The loader checks that the two agree. Agents then use:
 - ``tools.validate(name, args)``: arguments checked by a pydantic model built from the schema;
 - ``tools.invoke(backend, name, args)``: a ``ToolResult``. Bad arguments, a ``ToolError`` raised
   by the tool, or any other exception become an error result (rolled back), never a crash.
+  ``tools.run(backend, name, clean)`` is the same for arguments ``validate`` already returned
+  (the rule gate validates once, before it asks the rules).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class ToolResult:
     ok: bool
     content: Any = None
     error: str | None = None
-    decision: Any = None  # the rule engine's Decision when a write was denied
+    decision: Any = None  # the rule engine's Decision, when the call went through the gate
 
     def observation(self) -> str:
         """The text an LLM reads back: the JSON result, or ``{"error": ...}``."""
@@ -205,6 +207,10 @@ class Toolset:
             clean = self.validate(name, args)
         except ToolError as exc:
             return ToolResult(name, False, error=str(exc))
+        return self.run(backend, name, clean)
+
+    def run(self, backend: Backend, name: str, clean: Mapping[str, Any]) -> ToolResult:
+        """Run the tool in a transaction on arguments ``validate`` returned (not validated again)."""
         try:
             content = self._tools[name].fn(backend, **clean)
             backend.commit()

@@ -12,9 +12,9 @@ runs the intent's playbook from ``playbooks.yaml`` in a fresh environment:
   that ends the dialogue (a hand-over) stops everything.
 
 Every action the oracle returns passed the rule engine at its point in the sequence, against
-the backend as the earlier actions left it. ``replay`` re-checks a list of actions the same
-way, which is how tests hold ``tasks.json`` to the oracle, and how evaluation gets the target
-state hash. Data construction can call ``solve`` on situations it samples.
+the backend as the earlier actions left it. ``replay`` (``replay.py``) re-checks a list of
+actions the same way, which is how ``check_gold`` holds ``tasks.json`` to the oracle, and how
+evaluation gets the target state hash. Data construction can call ``solve`` on situations it samples.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Any
 from wow_ray.scenario.binding import ToolResult
 from wow_ray.scenario.errors import PackIssue
 from wow_ray.scenario.expr import compile_expr, compile_value
-from wow_ray.scenario.pack import Environment, ScenarioPack
+from wow_ray.scenario.pack import Environment, GateVerdict, ScenarioPack
+from wow_ray.scenario.replay import replay
 from wow_ray.scenario.rules import Decision
 from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
 from wow_ray.scenario.state import DialogueState, ToolCall
@@ -130,9 +131,9 @@ class _Run:
             if self.state.ended:
                 return
             call = obligation.as_call()
-            decision = self.env.check(call, self.state)
-            if decision.allowed:
-                self.execute(call, None)
+            verdict = self.env.gate(call, self.state)
+            if verdict.decision.allowed:
+                self.execute(call, verdict, None)
 
     def call_step(self, step: CallStep) -> bool:
         """Take the step if its condition holds and the rules allow it; True if taken."""
@@ -145,14 +146,15 @@ class _Run:
             self.obligations()
             if self.state.ended:
                 return False
-        decision = self.env.check(call, self.state)
-        if not decision.allowed:
-            self.out.denials.append(decision)
+        verdict = self.env.gate(call, self.state)
+        if not verdict.decision.allowed:
+            self.out.denials.append(verdict.decision)
             return False
-        return self.execute(call, step)
+        return self.execute(call, verdict, step)
 
-    def execute(self, call: ToolCall, step: CallStep | None) -> bool:
-        result: ToolResult = self.env.call(call.name, call.arguments, self.state, enforce=False)
+    def execute(self, call: ToolCall, verdict: GateVerdict, step: CallStep | None) -> bool:
+        """Run a call the gate allowed; the action is kept as the playbook wrote it."""
+        result: ToolResult = self.env.run(verdict, self.state)
         if not result.ok:
             return False
         self.out.actions.append(call)
@@ -211,34 +213,6 @@ class _Run:
         return wanted + (plain if request.accept_alternatives else [])
 
 
-@dataclass
-class ReplayResult:
-    """Each action's decision and result when replayed, and the final state hash."""
-
-    decisions: list[Decision]
-    results: list[ToolResult]
-    state_hash: str
-
-    @property
-    def all_allowed(self) -> bool:
-        return all(d.allowed for d in self.decisions)
-
-
-def replay(pack: ScenarioPack, situation: Situation, actions: list[ToolCall | GoldAction]) -> ReplayResult:
-    """Run ``actions`` on a fresh backend, checking each against the rules first."""
-    env = pack.new_environment()
-    state = situation.initial_state()
-    decisions, results = [], []
-    try:
-        for action in actions:
-            call = action.as_call() if isinstance(action, GoldAction) else action
-            decisions.append(env.check(call, state))
-            results.append(env.call(call.name, call.arguments, state, enforce=False))
-        return ReplayResult(decisions, results, env.state_hash())
-    finally:
-        env.close()
-
-
 def check_gold(pack: ScenarioPack, oracle: Oracle | None = None) -> list[PackIssue]:
     """Every task whose gold actions differ from the oracle's, fail the rule engine when
     replayed, fail as tool calls, or whose communicate_info differs: one issue each."""
@@ -256,7 +230,7 @@ def check_gold(pack: ScenarioPack, oracle: Oracle | None = None) -> list[PackIss
         if criteria.communicate_info != result.communicate_info:
             issues.append(PackIssue("tasks.json", f"{task.id}: communicate_info {criteria.communicate_info} differs from "
                                     f"the oracle's {result.communicate_info}", f"{where}.communicate_info"))
-        check = replay(pack, task.situation, criteria.actions)
+        check = replay(pack, task.situation, criteria.actions, diff=False)
         if gold == want and check.state_hash != result.state_hash:
             issues.append(PackIssue("tasks.json", f"{task.id}: replaying the gold actions leaves a different backend "
                                     "state than the oracle's run", f"{where}.actions"))

@@ -9,6 +9,7 @@ a fresh copy of the backend, the toolset and the rules, with the checks wired in
     env.call("get_order", {"order_id": "O10001"}, state)          # reads are allowed by default
     decision = env.check(ToolCall(name="refund_full", arguments={...}), state)
     result = env.call("refund_full", {...}, state)                 # checked, executed, recorded
+    verdict = env.gate(call, state); env.run(verdict, state)       # the same call, in two steps
     env.state_hash()
 """
 
@@ -130,6 +131,18 @@ class ScenarioPack:
         }
 
 
+_ENDED = "the dialogue was handed over; no further actions"
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One pass of the rule gate over a proposed call."""
+
+    call: ToolCall  # with validated arguments, unless they were invalid
+    decision: Decision
+    invalid: str | None = None  # why the arguments are invalid (the model needs the details)
+
+
 class Environment:
     """One episode: a backend copy plus the pack's tools, with rule checks before writes."""
 
@@ -144,16 +157,21 @@ class Environment:
         """What the rules see for ``call`` in ``state`` (records fetched lazily)."""
         return self.pack.contexts.build(self.backend, state, call, now=self.now, extra=extra)
 
-    def check(self, call: ToolCall, state: DialogueState) -> Decision:
-        """Ask the rule engine about ``call``; arguments are validated first."""
-        if call.name not in self.tools:
-            return self.rules.check(call, {"now": self.now})  # the engine's unknown-tool answer
+    def gate(self, call: ToolCall, state: DialogueState) -> GateVerdict:
+        """One pass of the gate: the arguments validated once, then the rules asked once."""
         try:
             clean = ToolCall(name=call.name, arguments=self.tools.validate(call.name, call.arguments))
         except ToolError as exc:
-            return Decision(False, call.name, "invalid", ("engine.invalid_arguments",), str(exc),
-                            "I couldn't process that request as given.", self.rules.version)
-        return self.rules.check(clean, self.context(state, clean))
+            if call.name not in self.tools:  # the engine's unknown-tool answer
+                return GateVerdict(call, self.rules.check(call, {"now": self.now}), str(exc))
+            return GateVerdict(call, Decision(False, call.name, "invalid", ("engine.invalid_arguments",), str(exc),
+                                              "I couldn't process that request as given.", self.rules.version),
+                               str(exc))
+        return GateVerdict(clean, self.rules.check(clean, self.context(state, clean)))
+
+    def check(self, call: ToolCall, state: DialogueState) -> Decision:
+        """Ask the rule engine about ``call``; arguments are validated first."""
+        return self.gate(call, state).decision
 
     def obligations(self, state: DialogueState) -> list[Obligation]:
         """Actions the rules require now, before anything else is done."""
@@ -161,24 +179,34 @@ class Environment:
 
     def call(self, name: str, arguments: dict[str, Any] | None, state: DialogueState | None = None,
              *, enforce: bool = True) -> ToolResult:
-        """Call a tool. With ``enforce`` every call is checked first (reads are allowed unless a
-        rule forbids them, e.g. another customer's records); a denial comes back as an error
-        result carrying the decision. Success updates ``state``."""
+        """Call a tool. With ``enforce`` every call passes the gate first (reads are allowed
+        unless a rule forbids them, e.g. another customer's records); a denial comes back as an
+        error result carrying the decision. Success updates ``state``."""
         state = state if state is not None else DialogueState()
         call = ToolCall(name=name, arguments=dict(arguments or {}))
         if state.ended:
-            return ToolResult(name, False, error="the dialogue was handed over; no further actions")
-        if name in self.tools and enforce:
-            try:  # bad arguments: the model needs the validation details, not a policy refusal
-                call = ToolCall(name=name, arguments=self.tools.validate(name, call.arguments))
-            except ToolError as exc:
-                return ToolResult(name, False, error=str(exc))
-            decision = self.check(call, state)
-            if not decision.allowed:
-                return ToolResult(name, False, error=decision.customer_reason or "not allowed", decision=decision)
-        result = self.tools.invoke(self.backend, name, call.arguments)
+            return ToolResult(name, False, error=_ENDED)
+        if enforce:
+            return self.run(self.gate(call, state), state)
+        return self._record(call, self.tools.invoke(self.backend, name, call.arguments), state)
+
+    def run(self, verdict: GateVerdict, state: DialogueState) -> ToolResult:
+        """Run the call ``gate`` let through, on the arguments it validated (not checked again);
+        the result carries the decision, and a call it refused comes back as that error."""
+        name, decision = verdict.call.name, verdict.decision
+        if state.ended:
+            return ToolResult(name, False, error=_ENDED, decision=decision)
+        if verdict.invalid is not None:  # the model needs the validation details, not a refusal
+            return ToolResult(name, False, error=verdict.invalid, decision=decision)
+        if not decision.allowed:
+            return ToolResult(name, False, error=decision.customer_reason or "not allowed", decision=decision)
+        result = self.tools.run(self.backend, name, verdict.call.arguments)
+        result.decision = decision
+        return self._record(verdict.call, result, state)
+
+    def _record(self, call: ToolCall, result: ToolResult, state: DialogueState) -> ToolResult:
         if result.ok:
-            spec = self.tools.spec(name)
+            spec = self.tools.spec(call.name)
             state.record(call, result.content, compensation=spec.compensation, ends=spec.ends_dialogue)
         return result
 
