@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
-from wow_ray.agents.prompt_inputs import legal_moves, master_input
+from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
 from wow_ray.agents.prompts import Line, MasterDecision
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.state import (
@@ -280,12 +280,10 @@ class MasterAgent:
                 state.known.pop(name, None)
             return self._clarify(active, base, solved.facts)
         wrote = any(r.kind == "write" for r in solved.executed)
-        kind = "deny" if refusals and not wrote else "resolve"
+        kind, facts, must_say = solved_reply(solved.facts, solved.must_say, refusals, wrote)
         # A refusal leaves the request open: new evidence or details may change the verdict.
         active.resolved, active.missing = kind == "resolve", []
-        # Refusals are told in the policy's own words: the reply must quote them.
-        return RespondRequest(kind=kind, facts=_unique([*solved.facts, *refusals]),
-                              must_say=_unique([*solved.must_say, *refusals]), **base)
+        return RespondRequest(kind=kind, facts=facts, must_say=must_say, **base)
 
     def _clarify(self, active: ActiveRequest, base: dict[str, Any], facts: list[str]) -> RespondRequest:
         for name in active.missing:
@@ -312,10 +310,9 @@ class MasterAgent:
         record.handoff = result.record
         if active is not None:
             active.resolved = True
-        told = _unique([*facts, result.customer_reason,
-                        f"Your ticket number is {result.record.ticket_id}."])
-        return RespondRequest(kind="handoff", facts=told,
-                              must_say=_unique([*must_say, *refused, result.record.ticket_id]), **base)
+        told, quote = handed_over_reply(facts, must_say, refused, result.customer_reason,
+                                        result.record.ticket_id)
+        return RespondRequest(kind="handoff", facts=told, must_say=quote, **base)
 
 
 def _step(agent: str, summary: dict[str, Any]) -> dict[str, Any]:

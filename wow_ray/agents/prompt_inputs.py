@@ -30,6 +30,7 @@ from wow_ray.agents.prompts import (
     MasterInput,
     MoveOption,
     Observation,
+    ReplyKind,
     ResponseInput,
     SolutionInput,
     UnderstandingInput,
@@ -52,6 +53,18 @@ OBSERVATION_CHARS = 600  # a tool result is cut to this many characters of JSON
 KNOWLEDGE_RESULTS = 2  # knowledge-base passages per question
 KNOWLEDGE_CHARS = 280  # characters of a passage's body
 STRONG_SCORE = 4.0  # a BM25 score this high names the intent clearly (see tests)
+
+
+def shown_slots(pack: ScenarioPack, intent: str | None, slots: dict[str, Any]) -> dict[str, Any]:
+    """The slots in the intent's declared order (then any others), so a prompt shows the same
+    slots the same way however the dialogue collected them."""
+    spec = next((i for i in pack.intents if i.name == intent), None)
+    order = [s.name for s in spec.slots] if spec else []
+    return {**{k: slots[k] for k in order if k in slots}, **slots}
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return [x for x in dict.fromkeys(items) if x]
 
 
 @functools.lru_cache(maxsize=16)
@@ -143,11 +156,11 @@ def legal_moves(active: ActiveRequest | None, intent: str | None, *, goodbye: bo
     return ["solve"]
 
 
-def master_state(active: ActiveRequest | None) -> str:
+def master_state(pack: ScenarioPack, active: ActiveRequest | None) -> str:
     """The master's one-line summary of the request in progress."""
     if active is None:
         return "no request yet"
-    return (f"request {active.intent}, slots {active.slots}, "
+    return (f"request {active.intent}, slots {shown_slots(pack, active.intent, active.slots)}, "
             f"{'resolved' if active.resolved else 'in progress'}")
 
 
@@ -155,7 +168,7 @@ def master_input(pack: ScenarioPack, message: str, moves: Sequence[str],
                  active: ActiveRequest | None) -> MasterInput:
     """The master's prompt input: the state line and the legal moves."""
     return MasterInput(scenario_title=pack.manifest.title, message=message,
-                       state=master_state(active),
+                       state=master_state(pack, active),
                        moves=[MoveOption(name=m, description=MASTER_MOVES[m]) for m in moves])
 
 
@@ -198,8 +211,8 @@ def solution_input(pack: ScenarioPack, user_id: str | None, intent: str, slots: 
     """
     schemas = _tool_schemas(pack)
     return SolutionInput(
-        scenario_title=pack.manifest.title, user_id=user_id, intent=intent, slots=slots,
-        policy="", tools=[schemas[n] for n in tools],
+        scenario_title=pack.manifest.title, user_id=user_id, intent=intent,
+        slots=shown_slots(pack, intent, slots), policy="", tools=[schemas[n] for n in tools],
         observations=list(observations)[-SOLUTION_OBSERVATIONS:])
 
 
@@ -237,6 +250,24 @@ def ask_label(pack: ScenarioPack, slot: str) -> str:
     return label
 
 
+def solved_reply(facts: Sequence[str], must_say: Sequence[str], refusals: Sequence[str],
+                 wrote: bool) -> tuple[ReplyKind, list[str], list[str]]:
+    """The reply after a solve: its kind, the facts it may rely on, the values it must quote.
+
+    A refusal with nothing written is a denial; refusals are told in the policy's own words,
+    so the reply must quote them.
+    """
+    kind: ReplyKind = "deny" if refusals and not wrote else "resolve"
+    return kind, _unique([*facts, *refusals]), _unique([*must_say, *refusals])
+
+
+def handed_over_reply(facts: Sequence[str], must_say: Sequence[str], refused: Sequence[str],
+                      customer_reason: str, ticket_id: str) -> tuple[list[str], list[str]]:
+    """The facts and the values to quote of the reply that announces a hand-over."""
+    told = _unique([*facts, customer_reason, f"Your ticket number is {ticket_id}."])
+    return told, _unique([*must_say, *refused, ticket_id])
+
+
 def response_input(pack: ScenarioPack, req: RespondRequest, brand: str, tone: str) -> ResponseInput:
     """The reply writer's prompt input: the request's facts, ask labels and latest lines."""
     return ResponseInput(brand=brand, tone=tone, kind=req.kind, message=req.message,
@@ -253,5 +284,5 @@ def handoff_input(pack: ScenarioPack, *, user_id: str | None, identity_verified:
     """The hand-over note's prompt input: what was done and refused, and the latest lines."""
     return HandoffInput(
         scenario_title=pack.manifest.title, user_id=user_id, identity_verified=identity_verified,
-        reason=reason, intent=intent, slots=slots, done=list(done), refused=list(refused),
+        reason=reason, intent=intent, slots=shown_slots(pack, intent, slots), done=list(done), refused=list(refused),
         history=list(history)[-HANDOFF_HISTORY:])

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wow_ray.agents.prompt_inputs import (
+    handed_over_reply,
     handoff_input,
     knowledge,
     legal_moves,
@@ -28,6 +29,7 @@ from wow_ray.agents.prompt_inputs import (
     planner_tools,
     response_input,
     solution_input,
+    solved_reply,
     tool_fact,
     understanding_input,
 )
@@ -271,7 +273,8 @@ class DialogueBuilder:
         steps = seg.steps
         handed = next((s for s in steps if s.ends), None)
         observations = []
-        if not (steps and steps[0].ends and steps[0].obligation):  # a required hand-over skips it
+        required = bool(steps and steps[0].ends and steps[0].obligation)
+        if not required:  # a required hand-over skips the solution agent
             for index, step in enumerate(steps):
                 if not step.obligation and index >= start:
                     self._solution(d, intent, slots, observations, step.call)
@@ -288,31 +291,34 @@ class DialogueBuilder:
         if not facts and not refusals:
             facts = list(dict.fromkeys(tool_fact(self.pack, s.call.name, s.call.arguments, s.content)
                                        for s in steps if s.kind == "read" and s.ok))
-        facts = list(dict.fromkeys([*facts, *refusals]))
         if handed is not None:
-            self._handoff(d, intent, slots, handed, facts, refusals, seg.communicate)
+            self._handoff(d, intent, slots, handed, list(dict.fromkeys([*facts, *refusals])),
+                          refusals, seg.communicate, required)
             return False
-        if not facts and not seg.communicate:
+        if not facts and not refusals and not seg.communicate:
             return True  # nothing to say: no reply worth learning from
-        kind = "deny" if refusals and not writes else "resolve"
-        self._reply(d, intent, kind, facts, seg.communicate)
+        kind, facts, must = solved_reply(facts, seg.communicate, refusals, bool(writes))
+        self._reply(d, intent, kind, facts, must)
         return True
 
     def _handoff(self, d: Draft, intent: str, slots: dict[str, Any], step: Step,
-                 facts: list[str], refusals: list[str], must: list[str]) -> None:
+                 facts: list[str], refusals: list[str], must: list[str], required: bool) -> None:
         d.done.append(step.call)
         reason = str(step.call.arguments.get("reason", "customer_request"))
+        env_reason = self._handoff_reason(d, step.call)
+        # A hand-over the rules demand at once is announced with the rule's reason, which the
+        # master passes on as what was done (master.py ``_act``).
+        done = [env_reason] if required else facts
         inp = handoff_input(
             self.pack, user_id=d.situation.user_id, identity_verified=d.situation.identity_verified,
-            reason=reason, intent=intent, slots=slots, done=facts, refused=refusals,
+            reason=reason, intent=intent, slots=slots, done=done, refused=refusals,
             history=d.history)
         text = texts.summary(d.rng, d.situation.user_id, d.situation.identity_verified, intent,
                              slots, facts, refusals, reason)
         self._emit(d, "handoff", inp, HandoffSummary(summary=text), intent, kind=reason)
         ticket = f"HT-{hashlib.sha256(d.dialogue_id.encode()).hexdigest()[:8]}-{len(d.done)}"
-        env_reason = self._handoff_reason(d, step.call)
-        told = list(dict.fromkeys(x for x in [*facts, env_reason, f"Your ticket number is {ticket}."] if x))
-        self._reply(d, intent, "handoff", told, [*must, ticket])
+        told, quote = handed_over_reply(done, must, refusals, env_reason, ticket)
+        self._reply(d, intent, "handoff", told, quote)
 
     def _handoff_reason(self, d: Draft, call: ToolCall) -> str:
         """What the rule that allowed (or required) the hand-over tells the customer."""
