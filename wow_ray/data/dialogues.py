@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,10 +150,13 @@ class DialogueBuilder:
 
     # -- the dialogue ---------------------------------------------------------------------
 
-    def build(self, case_id: str, situation: Situation, seed: int = 0) -> list[ChatSample]:
-        """Every agent's samples for one dialogue of ``situation`` (deterministic in seed)."""
+    def build(self, case_id: str, situation: Situation, seed: int = 0,
+              history: Sequence[Line] = ()) -> list[ChatSample]:
+        """Every agent's samples for one dialogue of ``situation`` (deterministic in seed);
+        ``history``: earlier turns of the same conversation (customer and agent lines)."""
         digest = hashlib.sha256(f"{seed}:{case_id}".encode()).digest()
-        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source)
+        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source,
+                  history=list(history), turn=len(history) // 2)
         segments = self.segments(situation)
         for k, (request, seg) in enumerate(zip(situation.requests, segments, strict=True)):
             if not self._request(d, k, request, seg):
