@@ -22,13 +22,13 @@ import pytest
 
 from wow_ray.agents.config import DialogueConfig
 from wow_ray.agents.local import local_master, new_session
-from wow_ray.agents.prompts import Line
 from wow_ray.agents.prompt_inputs import (
     HANDOFF_HISTORY,
     OBSERVATION_CHARS,
     RESPONSE_HISTORY,
     UNDERSTANDING_HISTORY,
 )
+from wow_ray.agents.prompts import Line
 from wow_ray.data.dialogues import DialogueBuilder
 from wow_ray.data.formats import ChatSample
 from wow_ray.data.situations import LeakGuard, candidate_cases, train_task_cases
@@ -88,8 +88,9 @@ def served_prompts(pack: Any, case_id: str, situation: Situation, samples: list[
             key = (agent, turn["now"])
             k = len(sent[key])
             sent[key].append([dict(m) for m in messages])
-            text = targets[key][k] if k < len(targets[key]) else "(no sample here)"
-            return text if agent == "response" else json.loads(text) if k < len(targets[key]) else {}
+            if k >= len(targets[key]):  # no sample here: the count check below names the spot
+                return "(no sample here)" if agent == "response" else {}
+            return targets[key][k] if agent == "response" else json.loads(targets[key][k])
         return answer
 
     client = ScriptedChatClient({a: answer_as_the_data(a) for a in LLM_AGENTS})
@@ -154,6 +155,8 @@ def test_training_prompts_are_the_served_prompts(food_pack, builder, situations)
     assert max(lines(p, "Conversation so far:") for p in by_agent["understanding"]) == UNDERSTANDING_HISTORY
     assert max(lines(p, "Conversation so far:") for p in by_agent["response"]) == RESPONSE_HISTORY
     assert max(lines(p, "Conversation:") for p in by_agent["handoff"]) == HANDOFF_HISTORY
+    # (The planner's observation window, SOLUTION_OBSERVATIONS, is never full here: no playbook
+    # of either pack makes more than three calls before its last step.)
     results = [line.split(" -> ", 1)[1] for p in by_agent["solution"]
                for line in p[-1]["content"].splitlines() if " -> " in line]
     assert max(map(len, results)) == OBSERVATION_CHARS
