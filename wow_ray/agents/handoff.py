@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from wow_ray.agents.base import Agent, ModelSettings, run_structured
+from wow_ray.agents.prompt_inputs import handoff_input
 from wow_ray.agents.prompts import HandoffInput, HandoffSummary
 from wow_ray.agents.solution import Executor
 from wow_ray.agents.state import ExecuteRequest, HandoffRequest, HandoffResult
@@ -105,10 +106,10 @@ class HandoffAgent:
                              customer_reason=told, step=step)
 
     async def _summary(self, req: HandoffRequest, reason: str, step: AgentStep) -> tuple[str, str]:
-        inp = HandoffInput(
-            scenario_title=self.pack.manifest.title, user_id=req.dialogue.user_id,
-            identity_verified=req.dialogue.identity_verified, reason=reason, intent=req.intent,
-            slots=req.slots, done=req.done, refused=req.refused, history=req.history[-6:])
+        inp = handoff_input(
+            self.pack, user_id=req.dialogue.user_id, identity_verified=req.dialogue.identity_verified,
+            reason=reason, intent=req.intent, slots=req.slots, done=req.done, refused=req.refused,
+            history=req.history)
         step.input = {**step.input, "prompt": inp.model_dump()}
         out = await run_structured(self.client, self.agent, inp, step, HandoffSummary.model_validate)
         if out is not None:

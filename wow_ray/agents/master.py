@@ -27,7 +27,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
-from wow_ray.agents.prompts import MASTER_MOVES, Line, MasterDecision, MasterInput, MoveOption
+from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
+from wow_ray.agents.prompts import Line, MasterDecision
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.state import (
     ActiveRequest,
@@ -203,23 +204,12 @@ class MasterAgent:
     def legal_moves(self, state: SessionState, understood: Understanding, review: Review,
                     new_evidence: bool = False) -> list[str]:
         """The moves open now; the first is the default."""
-        if any(o.ends_dialogue for o in review.obligations):
-            return ["handoff"]
         active = state.active
-        pending = active is not None and not active.resolved
-        if understood.goodbye and not (pending and understood.intent):
-            return ["end", "answer"]
-        if understood.intent is None:
-            if pending and active.missing:
-                return ["clarify", "answer"]
-            if pending and new_evidence:  # a refused request the new evidence may unlock
-                return ["solve"]
-            return ["answer", "end"]
-        if active.intent in self.human_intents:
-            return ["solve"]
-        if active.missing and not self._resolvable(state, active):
-            return ["clarify"]
-        return ["solve"]
+        return legal_moves(
+            active, understood.intent, goodbye=understood.goodbye,
+            hand_over=any(o.ends_dialogue for o in review.obligations), new_evidence=new_evidence,
+            human=active is not None and active.intent in self.human_intents,
+            resolvable=active is not None and self._resolvable(state, active))
 
     def _resolvable(self, state: SessionState, active: ActiveRequest) -> bool:
         """Whether the solution agent may find the missing ids in the customer's records."""
@@ -228,11 +218,7 @@ class MasterAgent:
     async def _decide(self, state: SessionState, message: str, moves: list[str],
                       record: TurnRecord) -> str:
         started = time.perf_counter()
-        active = state.active
-        summary = (f"request {active.intent}, slots {active.slots}, "
-                   f"{'resolved' if active.resolved else 'in progress'}" if active else "no request yet")
-        inp = MasterInput(scenario_title=self.pack.manifest.title, message=message, state=summary,
-                          moves=[MoveOption(name=m, description=MASTER_MOVES[m]) for m in moves])
+        inp = master_input(self.pack, message, moves, state.active)
         step = AgentStep(agent=self.agent.name, input=inp.model_dump())
 
         def check(data: dict[str, Any]) -> str:
@@ -300,12 +286,10 @@ class MasterAgent:
                 state.known.pop(name, None)
             return self._clarify(active, base, solved.facts)
         wrote = any(r.kind == "write" for r in solved.executed)
-        kind = "deny" if refusals and not wrote else "resolve"
+        kind, facts, must_say = solved_reply(solved.facts, solved.must_say, refusals, wrote)
         # A refusal leaves the request open: new evidence or details may change the verdict.
         active.resolved, active.missing = kind == "resolve", []
-        # Refusals are told in the policy's own words: the reply must quote them.
-        return RespondRequest(kind=kind, facts=_unique([*solved.facts, *refusals]),
-                              must_say=_unique([*solved.must_say, *refusals]), **base)
+        return RespondRequest(kind=kind, facts=facts, must_say=must_say, **base)
 
     def _clarify(self, active: ActiveRequest, base: dict[str, Any], facts: list[str]) -> RespondRequest:
         for name in active.missing:
@@ -332,10 +316,9 @@ class MasterAgent:
         record.handoff = result.record
         if active is not None:
             active.resolved = True
-        told = _unique([*facts, result.customer_reason,
-                        f"Your ticket number is {result.record.ticket_id}."])
-        return RespondRequest(kind="handoff", facts=told,
-                              must_say=_unique([*must_say, *refused, result.record.ticket_id]), **base)
+        told, quote = handed_over_reply(facts, must_say, refused, result.customer_reason,
+                                        result.record.ticket_id)
+        return RespondRequest(kind="handoff", facts=told, must_say=quote, **base)
 
 
 def _step(agent: str, summary: dict[str, Any]) -> dict[str, Any]:

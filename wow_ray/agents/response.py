@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_text
 from wow_ray.agents.claims import Recital, claims_in, unsupported_claims
+from wow_ray.agents.prompt_inputs import ask_label, response_input
 from wow_ray.agents.prompts import ResponseInput, response_messages
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.state import Reply, RespondRequest
@@ -56,31 +57,18 @@ class ResponseAgent:
         self.brand = brand or pack.manifest.title
         self.tone = tone
         self.shapes = id_shapes(pack)
-        self.slot_text = {s.name: s for i in pack.intents for s in i.slots}
         self.recital = Recital(
             m["content"] for kind in get_args(RespondRequest.model_fields["kind"].annotation)
             for m in response_messages(ResponseInput(brand=self.brand, tone=self.tone,
                                                      kind=kind, message="")))
 
     def ask_label(self, slot: str) -> str:
-        """How to ask for a slot: 'your order number (like O12345)'."""
-        spec = self.slot_text.get(slot)
-        base = slot.removesuffix("_id").replace("_", " ")
-        label = f"the {base} number" if slot.endswith("_id") else f"the {base}"
-        if spec is not None and spec.description and not slot.endswith("_id"):
-            label = spec.description.rstrip(".").lower()
-        shape = self.shapes.get(slot)
-        if shape is not None:
-            label += f" (like {shape.prefix}{'1234567890'[:shape.max_digits]})"
-        if spec is not None and spec.enum:
-            label += f" ({', '.join(v.replace('_', ' ') for v in spec.enum)})"
-        return label
+        """How to ask for a slot: 'the order number (like O12345)'."""
+        return ask_label(self.pack, slot)
 
     async def respond(self, req: RespondRequest, on_piece: Callable[[str], Any] | None = None) -> Reply:
         started = time.perf_counter()
-        inp = ResponseInput(brand=self.brand, tone=self.tone, kind=req.kind, message=req.message,
-                            history=req.history[-4:], facts=req.facts, must_say=req.must_say,
-                            ask_for=[self.ask_label(s) for s in req.ask_for])
+        inp = response_input(self.pack, req, self.brand, self.tone)
         step = AgentStep(agent=self.agent.name, input=inp.model_dump())
         text = await run_text(self.client, self.agent, inp, step,
                               lambda t: self.validate(t, req), on_piece)

@@ -19,16 +19,23 @@ applying each call the gate executed.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal, Protocol
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.environment import SessionEnvironments
-from wow_ray.agents.prompts import DONE, Observation, SolutionInput, ToolProposal
+from wow_ray.agents.prompt_inputs import (
+    KNOWLEDGE_RESULTS,
+    knowledge,
+    observation,
+    planner_tools,
+    solution_input,
+    tool_fact,
+)
+from wow_ray.agents.prompts import DONE, Observation, ToolProposal
 from wow_ray.agents.slots import id_shapes, words
 from wow_ray.agents.state import Denial, ExecuteRequest, ExecuteResult, SolveRequest, SolveResult
-from wow_ray.agents.templates import money, tool_sentence
+from wow_ray.agents.templates import money
 from wow_ray.agents.transcript import AgentStep, ToolCallRecord
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import Environment, Oracle, ScenarioPack, ToolCall, apply_logged
@@ -36,7 +43,6 @@ from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
 
 Planner = Literal["playbook", "model"]
 MAX_MODEL_STEPS = 4
-OBSERVATION_CHARS = 600
 
 SOLUTION_AGENT = Agent(
     name="solution",
@@ -101,16 +107,13 @@ class _Run:
             self.agent.mirror.advanced(self.req.session_id, self.actions)
             self.result = record.result if isinstance(record.result, dict) else {"value": record.result}
             if tell:
-                sentence = tool_sentence(pack.name, pack.manifest.currency, call.name,
-                                         record.result, out.action.arguments)
+                sentence = tool_fact(pack, call.name, out.action.arguments, record.result)
                 (self.facts if record.kind == "write" else self.read_facts).append(sentence)
         elif record.decision is not None and not record.decision.allowed:
             self.denials.append(Denial(tool=call.name, rule_ids=record.decision.rule_ids,
                                        customer_reason=record.decision.customer_reason))
-        self.observations.append(Observation(
-            tool=call.name, arguments=call.arguments,
-            result=json.dumps(record.result if record.ok else {"error": record.error},
-                              ensure_ascii=False, default=str)[:OBSERVATION_CHARS]))
+        self.observations.append(observation(call.name, call.arguments, record.ok,
+                                             record.result, record.error))
         return record
 
     async def obligations(self) -> None:
@@ -132,7 +135,7 @@ class SolutionAgent:
 
     def __init__(self, pack: ScenarioPack, executor: Executor, client: ChatClient | None = None,
                  agent: Agent = SOLUTION_AGENT, planner: Planner = "playbook",
-                 knowledge_results: int = 2, planner_tools: Literal["intent", "all"] = "intent") -> None:
+                 knowledge_results: int = KNOWLEDGE_RESULTS, planner_tools: Literal["intent", "all"] = "intent") -> None:
         self.pack = pack
         self.planner_tools = planner_tools
         self.executor = executor
@@ -176,8 +179,7 @@ class SolutionAgent:
 
     def knowledge(self, query: str) -> list[str]:
         """The best knowledge-base passages for ``query`` (title and opening, short)."""
-        return [f"{a.title}: {' '.join(a.body.split())[:280]}"
-                for a, _ in self.pack.kb.search(query, k=self.knowledge_results)]
+        return knowledge(self.pack, query, self.knowledge_results)
 
     # -- ids the customer described instead of quoting -----------------------------------
 
@@ -357,16 +359,12 @@ class SolutionAgent:
 
     async def run_model(self, run: _Run) -> None:
         """Let the model propose calls; hand over to the playbook if it cannot."""
-        allowed = self._model_tools(run.req.intent)
-        policy_text = ""
+        allowed = planner_tools(self.pack, run.req.intent, self.planner_tools)
         for _ in range(MAX_MODEL_STEPS):
             if run.stopped:
                 return
-            inp = SolutionInput(
-                scenario_title=self.pack.manifest.title, user_id=run.dialogue.user_id,
-                intent=run.req.intent, slots=run.slots, policy=policy_text,
-                tools=[t for t in self.pack.tools.openai_schemas() if t["function"]["name"] in allowed],
-                observations=run.observations[-4:])
+            inp = solution_input(self.pack, run.dialogue.user_id, run.req.intent, run.slots,
+                                 allowed, run.observations)
             run.step.input = {**run.step.input, "prompt": inp.model_dump()}
             proposal = await run_structured(self.client, self.agent, inp, run.step,
                                             lambda data: self._validate(data, allowed))
@@ -384,18 +382,6 @@ class SolutionAgent:
                 for key in ("amount", "refund_amount"):
                     if isinstance(record.result, dict) and key in record.result:
                         run.must_say.append(money(record.result[key]))
-
-    def _model_tools(self, intent: str) -> list[str]:
-        """Tools the model may propose: those the intent's playbook uses, plus the reads (least
-        privilege; ``planner_tools="all"`` offers every tool and leaves it all to the gate)."""
-        if self.planner_tools == "all":
-            return list(self.pack.tools.names)
-        names = {t.spec.name for t in self.pack.tools if t.spec.kind == "read"}
-        playbook = self.pack.playbooks.playbooks.get(intent)
-        for step in playbook.steps if playbook else []:
-            options = step.choose + step.otherwise if isinstance(step, ChooseStep) else [step]
-            names |= {o.call for o in options if isinstance(o, CallStep)}
-        return [n for n in self.pack.tools.names if n in names]
 
     def _validate(self, data: dict[str, Any], allowed: list[str]) -> ToolProposal:
         proposal = ToolProposal.model_validate({"arguments": {}, **data})

@@ -23,12 +23,8 @@ from collections import Counter
 from typing import Any
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
-from wow_ray.agents.prompts import (
-    NO_INTENT,
-    UnderstandingInput,
-    intent_options,
-    parse_understanding,
-)
+from wow_ray.agents.prompt_inputs import intent_offer, understanding_input
+from wow_ray.agents.prompts import NO_INTENT, parse_understanding
 from wow_ray.agents.slots import IdShape, appears_in, coerce, enum_mention, id_shapes
 from wow_ray.agents.state import Understanding, UnderstandRequest
 from wow_ray.agents.transcript import AgentStep
@@ -44,7 +40,6 @@ DEFAULT_FLAG_KEYWORDS: dict[str, list[str]] = {
     "legal_threat": ["lawyer", "sue", "suing", "lawsuit", "court", "legal action",
                      "attorney", "consumer protection"],
 }
-STRONG_SCORE = 4.0  # a BM25 score this high names the intent clearly (see tests)
 _GOODBYE = re.compile(
     r"^\W*(ok(ay)?\W+)?(thanks?( you)?( so much| a lot)?|thx|ty|bye|goodbye|good bye|"
     r"that'?s all|that is all|nothing else|no,? thanks?|all good|cheers|have a nice day)\b",
@@ -159,9 +154,9 @@ class UnderstandingAgent:
         said = "\n".join([*(line.text for line in req.history if line.role == "customer"), message])
         active = req.active
         collecting = active if active and active.missing and not active.resolved else None
-        ranked = self.retriever.rank(message)
-        strong = bool(ranked) and ranked[0][1] >= STRONG_SCORE
-        candidates = self.retriever.candidates(message)
+        offer = intent_offer(self.retriever, list(self.intents), message,
+                             collecting.intent if collecting else None)
+        ranked, strong, candidates = offer.ranked, offer.strong, offer.candidates
         step = AgentStep(agent=self.agent.name)
         flags = self.flags(message)
         goodbye = bool(_GOODBYE.match(message)) and len(message.split()) <= 8 and not strong
@@ -177,9 +172,7 @@ class UnderstandingAgent:
         elif not goodbye:
             # The model chooses among the lexical candidates; with strong lexical evidence
             # "none" is not on offer. One option and nothing but ids to read: no model needed.
-            options = list(dict.fromkeys([*(candidates if strong else candidates or list(self.intents)),
-                                          *([collecting.intent] if collecting else [])]))
-            offer_none = not strong
+            options, offer_none = offer.options, offer.offer_none
             if len(options) == 1 and not offer_none and not self._needs_reading(options[0], message):
                 intent, source = options[0], "lexical"
             else:
@@ -206,14 +199,9 @@ class UnderstandingAgent:
     async def _ask_model(self, step: AgentStep, options: list[str], offer_none: bool,
                          req: UnderstandRequest, message: str, said: str,
                          collecting: Any, strong_candidates: list[str]) -> tuple[str | None, dict, str]:
-        inp = UnderstandingInput(
-            scenario_title=self.pack.manifest.title,
-            candidates=intent_options(self.pack, options),
-            history=req.history[-6:],
-            message=message,
-            expecting=list(collecting.missing) if collecting else [],
-            offer_none=offer_none,
-        )
+        inp = understanding_input(self.pack, options, req.history, message,
+                                  expecting=collecting.missing if collecting else [],
+                                  offer_none=offer_none)
         step.input = inp.model_dump()
         answer = await run_structured(self.client, self.agent, inp, step,
                                       lambda data: self._validate(data, options, offer_none, said))

@@ -15,27 +15,39 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wow_ray.agents.prompt_inputs import (
+    handed_over_reply,
+    handoff_input,
+    knowledge,
+    legal_moves,
+    master_input,
+    observation,
+    planner_tools,
+    response_input,
+    solution_input,
+    solved_reply,
+    tool_fact,
+    understanding_input,
+)
 from wow_ray.agents.prompts import (
     NO_INTENT,
     PROMPT_VERSION,
     PROMPTS,
-    HandoffInput,
     HandoffSummary,
     Line,
-    ResponseInput,
-    SolutionInput,
     ToolProposal,
     UnderstandingOutput,
 )
+from wow_ray.agents.state import ActiveRequest, RespondRequest
 from wow_ray.agents.templates import money
 from wow_ray.agents.understanding import DEFAULT_FLAG_KEYWORDS
 from wow_ray.data import texts
 from wow_ray.data.formats import ActionCheck, ChatSample, Message, SampleMeta, Source
-from wow_ray.data.runtime import HANDOFF_HISTORY, RESPONSE_HISTORY, SOLUTION_OBSERVATIONS, Runtime
+from wow_ray.data.runtime import Runtime
 from wow_ray.scenario import Oracle, Replay, ScenarioPack, Situation, ToolCall
 from wow_ray.scenario.rules import Decision
 
@@ -134,10 +146,13 @@ class DialogueBuilder:
 
     # -- the dialogue ---------------------------------------------------------------------
 
-    def build(self, case_id: str, situation: Situation, seed: int = 0) -> list[ChatSample]:
-        """Every agent's samples for one dialogue of ``situation`` (deterministic in seed)."""
+    def build(self, case_id: str, situation: Situation, seed: int = 0,
+              history: Sequence[Line] = ()) -> list[ChatSample]:
+        """Every agent's samples for one dialogue of ``situation`` (deterministic in seed);
+        ``history``: earlier turns of the same conversation (customer and agent lines)."""
         digest = hashlib.sha256(f"{seed}:{case_id}".encode()).digest()
-        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source)
+        d = Draft(case_id, situation, random.Random(int.from_bytes(digest[:8], "big")), self.source,
+                  history=list(history), turn=len(history) // 2)
         segments = self.segments(situation)
         for k, (request, seg) in enumerate(zip(situation.requests, segments, strict=True)):
             if not self._request(d, k, request, seg):
@@ -239,7 +254,7 @@ class DialogueBuilder:
         if d.rng.random() < self.p_filler:
             text = d.rng.choice(texts.FILLERS)
             self.understand(d, text, None, {}, "filler", collecting=intent, expecting=missing)
-            self._master(d, text, ["clarify", "answer"], "clarify", intent, said, False)
+            self._master(d, text, "clarify", ActiveRequest(intent=intent, slots=said, missing=missing))
             self._reply(d, intent, "clarify", [], [], ask=missing)
         specs = {s.name: s for s in self.intents[intent].slots}
         parts = [texts.answer(d.rng, specs[name], slots[name]) for name in missing]
@@ -257,48 +272,52 @@ class DialogueBuilder:
         steps = seg.steps
         handed = next((s for s in steps if s.ends), None)
         observations = []
-        if not (steps and steps[0].ends and steps[0].obligation):  # a required hand-over skips it
+        required = bool(steps and steps[0].ends and steps[0].obligation)
+        if not required:  # a required hand-over skips the solution agent
             for index, step in enumerate(steps):
                 if not step.obligation and index >= start:
                     self._solution(d, intent, slots, observations, step.call)
                 if step.ends:
                     break
-                observations.append(self.rt.observation(step.call.name, step.call.arguments,
-                                                        step.ok, step.content, step.error))
+                observations.append(observation(step.call.name, step.call.arguments,
+                                                step.ok, step.content, step.error))
                 d.done.append(step.call)
             else:
                 self._solution(d, intent, slots, observations, None)
         writes = [s for s in steps if s.kind == "write" and s.ok and not s.ends]
-        facts = [self.rt.fact(s.call.name, s.call.arguments, s.content) for s in writes]
+        facts = [tool_fact(self.pack, s.call.name, s.call.arguments, s.content) for s in writes]
         refusals = list(dict.fromkeys(x.customer_reason for x in seg.denials if x.customer_reason))
         if not facts and not refusals:
-            facts = list(dict.fromkeys(self.rt.fact(s.call.name, s.call.arguments, s.content)
+            facts = list(dict.fromkeys(tool_fact(self.pack, s.call.name, s.call.arguments, s.content)
                                        for s in steps if s.kind == "read" and s.ok))
-        facts = list(dict.fromkeys([*facts, *refusals]))
         if handed is not None:
-            self._handoff(d, intent, slots, handed, facts, refusals, seg.communicate)
+            self._handoff(d, intent, slots, handed, list(dict.fromkeys([*facts, *refusals])),
+                          refusals, seg.communicate, required)
             return False
-        if not facts and not seg.communicate:
+        if not facts and not refusals and not seg.communicate:
             return True  # nothing to say: no reply worth learning from
-        kind = "deny" if refusals and not writes else "resolve"
-        self._reply(d, intent, kind, facts, seg.communicate)
+        kind, facts, must = solved_reply(facts, seg.communicate, refusals, bool(writes))
+        self._reply(d, intent, kind, facts, must)
         return True
 
     def _handoff(self, d: Draft, intent: str, slots: dict[str, Any], step: Step,
-                 facts: list[str], refusals: list[str], must: list[str]) -> None:
+                 facts: list[str], refusals: list[str], must: list[str], required: bool) -> None:
         d.done.append(step.call)
         reason = str(step.call.arguments.get("reason", "customer_request"))
-        inp = HandoffInput(
-            scenario_title=self.rt.title, user_id=d.situation.user_id,
-            identity_verified=d.situation.identity_verified, reason=reason, intent=intent,
-            slots=slots, done=facts, refused=refusals, history=d.history[-HANDOFF_HISTORY:])
+        env_reason = self._handoff_reason(d, step.call)
+        # A hand-over the rules demand at once is announced with the rule's reason, which the
+        # master passes on as what was done (master.py ``_act``).
+        done = [env_reason] if required else facts
+        inp = handoff_input(
+            self.pack, user_id=d.situation.user_id, identity_verified=d.situation.identity_verified,
+            reason=reason, intent=intent, slots=slots, done=done, refused=refusals,
+            history=d.history)
         text = texts.summary(d.rng, d.situation.user_id, d.situation.identity_verified, intent,
                              slots, facts, refusals, reason)
         self._emit(d, "handoff", inp, HandoffSummary(summary=text), intent, kind=reason)
         ticket = f"HT-{hashlib.sha256(d.dialogue_id.encode()).hexdigest()[:8]}-{len(d.done)}"
-        env_reason = self._handoff_reason(d, step.call)
-        told = list(dict.fromkeys(x for x in [*facts, env_reason, f"Your ticket number is {ticket}."] if x))
-        self._reply(d, intent, "handoff", told, [*must, ticket])
+        told, quote = handed_over_reply(done, must, refusals, env_reason, ticket)
+        self._reply(d, intent, "handoff", told, quote)
 
     def _handoff_reason(self, d: Draft, call: ToolCall) -> str:
         """What the rule that allowed (or required) the hand-over tells the customer."""
@@ -310,20 +329,18 @@ class DialogueBuilder:
         for _ in range(3):
             topic = d.rng.choice(self.questions).lower()
             text = d.rng.choice(texts.QUESTIONS).format(t=topic)
-            if self.rt.strong_intent(text) is None:
+            if self.rt.offer(text).strong_intent is None:
                 break
         else:
             return
         self.understand(d, text, None, {}, "question")
-        last = d.situation.requests[-1]
-        self._master(d, text, ["answer", "end"], "answer", last.intent, last.slots, d.resolved)
-        self._reply(d, None, "answer", self.rt.knowledge(text), [])
+        self._master(d, text, "answer", self._last_request(d))
+        self._reply(d, None, "answer", knowledge(self.pack, text), [])
 
     def _goodbye(self, d: Draft) -> None:
         text = d.rng.choice(texts.GOODBYES)
         d.turn += 1
-        last = d.situation.requests[-1]
-        self._master(d, text, ["end", "answer"], "end", last.intent, last.slots, d.resolved)
+        self._master(d, text, "end", self._last_request(d), goodbye=True)
         d.history.append(Line(role="customer", text=text))
         self._reply(d, None, "end", [], [])
 
@@ -333,23 +350,36 @@ class DialogueBuilder:
                        template: str, collecting: str | None = None,
                        expecting: list[str] | None = None, paraphrased: bool = False) -> None:
         d.turn += 1
-        inp = self.rt.understanding_input(text, d.history, intent, collecting, expecting)
+        offer = self.rt.offer(text, collecting)
+        # The true intent is offered even where the retriever missed it (what a better
+        # retriever would offer), so a target is never outside its own schema.
+        options = offer.options if intent is None or intent in offer.options else [*offer.options, intent]
+        inp = understanding_input(self.pack, options, d.history, text, expecting=expecting or [],
+                                  offer_none=offer.offer_none or intent is None)
         out = UnderstandingOutput(intent=intent or NO_INTENT, slots=said)
         self._emit(d, "understanding", inp, out, intent, kind=out.intent, template=template,
                    paraphrased=paraphrased)
         d.history.append(Line(role="customer", text=text))
 
-    def _master(self, d: Draft, text: str, moves: list[str], move: str, intent: str | None,
-                slots: dict[str, Any], resolved: bool) -> None:
-        inp = self.rt.master_input(text, moves, intent, slots, resolved)
-        self._emit(d, "master", inp, PROMPTS["master"].output_model(next=move), intent, kind=move)
+    @staticmethod
+    def _last_request(d: Draft) -> ActiveRequest:
+        """The request in progress after the last one was answered, as the master holds it."""
+        last = d.situation.requests[-1]
+        return ActiveRequest(intent=last.intent, slots=last.slots, resolved=d.resolved)
+
+    def _master(self, d: Draft, text: str, move: str, active: ActiveRequest,
+                goodbye: bool = False) -> None:
+        """The master's sample for a message the understanding agent read no intent in."""
+        moves = legal_moves(active, None, goodbye=goodbye)
+        assert move in moves, (move, moves)
+        inp = master_input(self.pack, text, moves, active)
+        self._emit(d, "master", inp, PROMPTS["master"].output_model(next=move), active.intent,
+                   kind=move)
 
     def _solution(self, d: Draft, intent: str, slots: dict[str, Any],
                   observations: list[Any], call: ToolCall | None) -> None:
-        inp = SolutionInput(
-            scenario_title=self.rt.title, user_id=d.situation.user_id, intent=intent,
-            slots=slots, policy="", tools=self.rt.tool_schemas(self.rt.solution_tools(intent)),
-            observations=observations[-SOLUTION_OBSERVATIONS:])
+        inp = solution_input(self.pack, d.situation.user_id, intent, slots,
+                             planner_tools(self.pack, intent), observations)
         out = ToolProposal(tool=call.name, arguments=call.arguments) if call else ToolProposal(tool="done")
         check = ActionCheck(situation=d.situation.model_dump(mode="json"),
                             prior=[c.model_dump() for c in d.done],
@@ -359,14 +389,14 @@ class DialogueBuilder:
     def _reply(self, d: Draft, intent: str | None, kind: str, facts: list[str],
                must: list[str], ask: list[str] | None = None) -> None:
         # The latest line is the customer's message; the service passes the lines before it.
-        message, earlier = d.history[-1].text, d.history[:-1]
-        labels = self.rt.ask_labels(ask or [])
-        inp = ResponseInput(brand=self.rt.brand, tone=self.rt.tone, kind=kind, message=message,
-                            history=earlier[-RESPONSE_HISTORY:], facts=facts, must_say=must,
-                            ask_for=labels)
+        req = RespondRequest(session_id=d.dialogue_id, kind=kind, message=d.history[-1].text,
+                             history=d.history[:-1], facts=facts, must_say=must,
+                             ask_for=list(ask or []), intent=intent)
+        inp = response_input(self.pack, req, self.rt.responder.brand, self.rt.responder.tone)
+        labels = inp.ask_for
         if kind in ("resolve", "deny", "handoff"):
             d.resolved = kind != "deny"
-        text, template = texts.reply(d.rng, kind, facts, must, self.rt.brand, labels)
+        text, template = texts.reply(d.rng, kind, facts, must, self.rt.responder.brand, labels)
         self._emit(d, "response", inp, text, intent, kind=kind, template=template)
         d.history.append(Line(role="agent", text=text))
 
