@@ -1,14 +1,16 @@
 """The dialogue service: every agent a Ray Serve deployment, one shared LLM, one gateway.
 
-``serve run serve_apps/food_delivery.yaml`` calls :func:`build_dialogue_app`. The graph::
+``serve run serve_apps/food_delivery.yaml`` calls :func:`build_dialogue_app` (through the thin
+import path ``serve_apps.dialogue``). The graph::
 
     Gateway (FastAPI: sessions API, OpenAI facade)
       -> Master -> Understanding, Policy, Solution (-> Policy), Response, Handoff (-> Policy)
                    every LLM-backed agent -> the LLM deployment (ray.serve.llm, vLLM)
 
 Each deployment is a thin wrapper around the Ray-free agent of the same name in
-``wow_ray.agents``: it loads the scenario pack, builds the agent with a Serve-handle chat
-client (with the agent's LoRA adapter, if the registry has one) and forwards calls. Agents keep
+``wow_ray.agents``: it loads the scenario pack, builds the agent with ``wiring.build_agent``
+(the factory ``local_master`` uses) from the embedded ``DialogueConfig`` with the registry's
+adapters resolved, gives it a Serve-handle chat client, and forwards calls. Agents keep
 no session state, so replicas scale and restart freely. Rules and policy arrive as every agent
 deployment's ``user_config`` (:class:`ScenarioConfig`) and are swapped in without a restart.
 """
@@ -23,7 +25,6 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_apps.dialogue_config import DialogueAppArgs, ScenarioConfig
 from wow_ray.agents.state import (
     AnswerRequest,
     ExecuteRequest,
@@ -40,6 +41,7 @@ from wow_ray.agents.state import (
     Understanding,
     UnderstandRequest,
 )
+from wow_ray.serving.dialogue_args import DialogueAppArgs, ScenarioConfig
 
 logger = logging.getLogger("ray.serve")
 LLM_SERVER_PREFIX = "RegistryLLMServer:"
@@ -50,14 +52,22 @@ class _AgentHost:
 
     agent_name = ""
 
-    def _setup(self, args_json: str, llm: DeploymentHandle | None) -> None:
+    def _setup(self, args_json: str, llm: DeploymentHandle | None, *, executor: Any = None,
+               specialists: Any = None) -> None:
+        """Build this deployment's agent with the factory ``local_master`` uses."""
+        from wow_ray.agents.wiring import build_agent
         from wow_ray.scenario import load_pack
 
         self.args = DialogueAppArgs.model_validate_json(args_json)
         self.pack = load_pack(self.args.scenario)
-        self.config = self.args.dialogue_config()
         self._llm = llm
         self.applied = ScenarioConfig()
+        if self.agent_name == "policy":  # the gate calls no model
+            self.config, client = self.args.dialogue, None
+        else:
+            self.config, client = self._with_adapters(), self._client()
+        self.agent = build_agent(self.agent_name, self.pack, self.config, client,
+                                 executor=executor, specialists=specialists)
 
     def _client(self) -> Any:
         from wow_ray.llm.serve_handle import ServeHandleChatClient
@@ -69,22 +79,21 @@ class _AgentHost:
             handle = serve.get_deployment_handle(name, app_name=llm.app)
         return ServeHandleChatClient(handle, self._base_model())
 
-    def _base_model(self) -> str:
+    def _settings(self) -> Any:
         from wow_ray.config import load_settings
 
-        llm = self.args.llm
-        return load_settings(llm.config_file, **llm.settings).model.split(":")[0]
+        return load_settings(self.args.llm.config_file, **self.args.llm.settings)
 
-    def _agent(self) -> Any:
-        """The agent's description with its adapter's model id, if it has one."""
-        agent = self.config.agent(self.agent_name)
-        model = resolve_adapter(self.args, self.agent_name, self._base_model())
-        if model is None:
-            return agent
-        settings = agent.settings.model_copy(update={"model": model})
-        logger.info("agent %s uses adapter %s", self.agent_name, model)
-        return type(agent)(agent.name, agent.instructions, agent.prompt, settings, agent.tools,
-                           agent.handoffs)
+    def _base_model(self) -> str:
+        return self._settings().model.split(":")[0]
+
+    def _with_adapters(self) -> Any:
+        """The dialogue config with the registry's adapters as the agents' model ids."""
+        from wow_ray.agents.wiring import resolve_adapters
+        from wow_ray.registry import Registry
+
+        registry = Registry(self._settings().storage_path)
+        return resolve_adapters(self.args.dialogue, registry, self._base_model())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply new rules and policy; invalid rules raise and the old ones stay in force."""
@@ -109,36 +118,12 @@ class _AgentHost:
         return self.pack.rules.version
 
 
-def resolve_adapter(args: DialogueAppArgs, agent: str, base_model: str) -> str | None:
-    """The model id ('<base>:<adapter>:vN') an agent should request, or None for the base."""
-    setting = args.serving(agent).adapter
-    if setting is None or setting == "none":
-        return None
-    from wow_ray.config import load_settings
-    from wow_ray.registry import EntryKind, Registry
-
-    registry = Registry(load_settings(args.llm.config_file, **args.llm.settings).storage_path)
-    name = f"{args.scenario}-{agent}" if setting == "auto" else setting
-    try:
-        entry = registry.get(EntryKind.ADAPTER, name)
-    except Exception:  # noqa: BLE001 - no adapter registered
-        if setting != "auto":
-            raise
-        return None
-    if not entry.base_model or entry.base_model.split(":")[0] != base_model:
-        raise ValueError(f"adapter {entry.ref} is over {entry.base_model}, not {base_model}")
-    return f"{base_model}:{entry.ref}"
-
-
 @serve.deployment(name="Policy")
 class PolicyDeployment(_AgentHost):
     agent_name = "policy"
 
     def __init__(self, args_json: str) -> None:
-        from wow_ray.agents.policy import PolicyAgent
-
         self._setup(args_json, None)
-        self.agent = PolicyAgent(self.pack)
 
     def _set_policy(self, text: str) -> None:
         self.agent.set_policy(text)
@@ -165,11 +150,7 @@ class UnderstandingDeployment(_AgentHost):
     agent_name = "understanding"
 
     def __init__(self, args_json: str, llm: DeploymentHandle | None) -> None:
-        from wow_ray.agents.understanding import UnderstandingAgent
-
         self._setup(args_json, llm)
-        self.agent = UnderstandingAgent(self.pack, self._client(), self._agent(),
-                                        self.config.flag_keywords)
 
     async def understand(self, req: UnderstandRequest) -> Understanding:
         return await self.agent.understand(req)
@@ -180,11 +161,7 @@ class SolutionDeployment(_AgentHost):
     agent_name = "solution"
 
     def __init__(self, args_json: str, policy: DeploymentHandle, llm: DeploymentHandle | None) -> None:
-        from wow_ray.agents.solution import SolutionAgent
-
-        self._setup(args_json, llm)
-        self.agent = SolutionAgent(self.pack, _PolicyByHandle(policy), self._client(),
-                                   self._agent(), self.config.planner)
+        self._setup(args_json, llm, executor=_PolicyByHandle(policy))
 
     async def solve(self, req: SolveRequest) -> SolveResult:
         return await self.agent.solve(req)
@@ -198,11 +175,7 @@ class ResponseDeployment(_AgentHost):
     agent_name = "response"
 
     def __init__(self, args_json: str, llm: DeploymentHandle | None) -> None:
-        from wow_ray.agents.response import ResponseAgent
-
         self._setup(args_json, llm)
-        self.agent = ResponseAgent(self.pack, self._client(), self._agent(), self.config.brand,
-                                   self.config.tone)
 
     async def respond(self, req: RespondRequest) -> Reply:
         return await self.agent.respond(req)
@@ -219,10 +192,7 @@ class HandoffDeployment(_AgentHost):
     agent_name = "handoff"
 
     def __init__(self, args_json: str, policy: DeploymentHandle, llm: DeploymentHandle | None) -> None:
-        from wow_ray.agents.handoff import HandoffAgent
-
-        self._setup(args_json, llm)
-        self.agent = HandoffAgent(self.pack, _PolicyByHandle(policy), self._client(), self._agent())
+        self._setup(args_json, llm, executor=_PolicyByHandle(policy))
 
     async def handoff(self, req: HandoffRequest) -> HandoffResult:
         return await self.agent.handoff(req)
@@ -267,11 +237,8 @@ class MasterDeployment(_AgentHost):
     def __init__(self, args_json: str, understanding: DeploymentHandle, policy: DeploymentHandle,
                  solution: DeploymentHandle, response: DeploymentHandle,
                  handoff: DeploymentHandle, llm: DeploymentHandle | None) -> None:
-        from wow_ray.agents.master import MasterAgent
-
-        self._setup(args_json, llm)
-        specialists = _SpecialistHandles(understanding, policy, solution, response, handoff)
-        self.agent = MasterAgent(self.pack, specialists, self._client(), self._agent())
+        self._setup(args_json, llm, specialists=_SpecialistHandles(
+            understanding, policy, solution, response, handoff))
 
     async def turn(self, state: SessionState, message: str, attachments: list[str]) -> Any:
         return await self.agent.turn(state, message, attachments)
@@ -284,8 +251,8 @@ class MasterDeployment(_AgentHost):
 
 def build_dialogue_app(args: dict[str, Any] | None = None) -> serve.Application:
     """Serve builder for one scenario's dialogue service (YAML ``import_path`` target)."""
-    from serve_apps.gateway import Gateway
     from wow_ray.scenario import load_pack
+    from wow_ray.serving.gateway import Gateway
 
     parsed = DialogueAppArgs.model_validate(args or {})
     load_pack(parsed.scenario)  # a broken pack fails here, with every problem listed
@@ -315,8 +282,8 @@ def _llm_deployment(parsed: DialogueAppArgs) -> Any:
     """The foundation's LLM deployment (vLLM, registry adapters), built inside this app."""
     from ray.serve.llm import build_llm_deployment
 
-    from serve_apps.llm import build_llm_serving_args
     from wow_ray.config import load_settings
+    from wow_ray.serving.llm_app import build_llm_serving_args
 
     settings = load_settings(parsed.llm.config_file, **parsed.llm.settings)
     llm_config = build_llm_serving_args(settings).llm_configs[0]
