@@ -9,7 +9,6 @@ how the app is deployed: resources, the LLM, the gateway, the session database.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -139,4 +138,7 @@ class DialogueAppArgs(_Args):
         return self.dialogue.scenario
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"))
+        """What each deployment is bound with. Only the fields that were set: a model setting
+        left out must stay unset on the other side, where the agent's own default applies
+        (dumping the defaults too would set every ModelSettings field over the agent's)."""
+        return self.model_dump_json(exclude_unset=True)
