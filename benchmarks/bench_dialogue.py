@@ -113,16 +113,16 @@ def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
 def start_service(port: int, storage: str | None) -> str:
     from ray import serve
 
-    from serve_apps.dialogue import build_dialogue_app
     from wow_ray.config import load_settings
     from wow_ray.ray_runtime import init_ray
+    from wow_ray.serving import build_dialogue_app
 
     overrides = {"storage_path": storage} if storage else {}
     settings = load_settings(**overrides)
     init_ray(settings, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_dialogue_app({
-        "scenario": "food_delivery", "database_url": "sqlite:////tmp/wow_ray_bench_sessions.db",
+        "dialogue": {"scenario": "food_delivery"}, "database_url": "sqlite:////tmp/wow_ray_bench_sessions.db",
         "llm": {"settings": settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})},
         # One replica per agent: the numbers describe one copy of the service.
         "agents": {a: {"max_replicas": 1} for a in

@@ -102,8 +102,8 @@ async def serve_round(
 def start_serve(settings) -> str:
     from ray import serve
 
-    from serve_apps.llm import build_llm_app
     from wow_ray.ray_runtime import init_ray
+    from wow_ray.serving import build_llm_app
 
     init_ray(settings, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": settings.serve.port})

@@ -72,7 +72,7 @@ def served_llm(ray_session, embedded_storage):
     """
     from ray import serve
 
-    from serve_apps.llm import build_llm_app
+    from wow_ray.serving import build_llm_app
 
     port = int(os.environ.get("WOW_RAY_TEST_SERVE_PORT", "18000"))
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -106,7 +106,7 @@ class DialogueApp:
             "import_path": "serve_apps.dialogue:build_dialogue_app",
             "runtime_env": {"env_vars": {"PYTHONPATH": os.getcwd()}},
             "args": {
-                "scenario": "food_delivery", "database_url": self.database_url,
+                "dialogue": {"scenario": "food_delivery"}, "database_url": self.database_url,
                 "llm": {"app": "llm", "settings": {"storage_path": self.storage}},
                 "gateway": {"auth": {"mode": "on", "api_key_sha256": [
                     hashlib.sha256(DIALOGUE_TEST_KEY.encode()).hexdigest()]}},

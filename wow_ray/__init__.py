@@ -1,8 +1,8 @@
 """WOW-Ray: a self-evolving multi-agent customer-service system on Ray.
 
 One folder per stage of the loop (see DESIGN.md): scenario, agents, llm, data, dear, training,
-evaluation, registry. Entry points (serve_apps/, train_jobs/, evaluators/) import from here,
-never the reverse.
+evaluation, registry, serving. Entry points (serve_apps/, train_jobs/, evaluators/) import from
+here, never the reverse.
 """
 
 __version__ = "0.1.0"

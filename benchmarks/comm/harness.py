@@ -1,7 +1,7 @@
 """What every rank runs: profile the model, measure the link, then time each scheduler.
 
-`run_rank(config)` assumes torch.distributed is initialised (by `bench_comm.py`'s launcher in
-network namespaces, or by Ray Train in `train_jobs/bench_comm.py`) and returns, on rank 0, one
+`run_rank(config)` assumes torch.distributed is initialised (by `benchmarks/bench_comm.py`'s launcher in
+network namespaces, or by Ray Train in `train_jobs/comm_benchmark.py`) and returns, on rank 0, one
 JSON-able dict with everything the report and the performance model need:
 
 1. the compute alone: the same model trained without any communication, on every rank at once

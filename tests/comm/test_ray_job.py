@@ -1,4 +1,4 @@
-"""`python -m train_jobs.bench_comm --small` on a local Ray with two Ray Train workers: the
+"""`python -m train_jobs.comm_benchmark --small` on a local Ray with two Ray Train workers: the
 schedulers run on the workers and the driver writes the report. Three of the seven, to keep
 the test short on a loaded machine: DDP (the report's baseline), MG-WFBP (its merge plan is
 decided on rank 0 and broadcast) and DeAR tuned (Bayesian tuning across workers); all seven
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_job_entry_runs_every_scheduler_on_ray_train_workers(ray_session, tmp_path):
-    from train_jobs.bench_comm import main
+    from train_jobs.comm_benchmark import main
 
     out = main(["--small", "--workers", "2", "--spread", "PACK", "--methods", *METHODS,
                 "--out", str(tmp_path / "report"), "--storage", str(tmp_path / "storage")])

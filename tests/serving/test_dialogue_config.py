@@ -10,9 +10,9 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from serve_apps.dialogue_config import DialogueAppArgs, ScenarioConfig
 from wow_ray.agents.config import AGENT_NAMES
 from wow_ray.scenario import load_pack
+from wow_ray.serving import DialogueAppArgs, ScenarioConfig
 
 CONFIGS = sorted(p for p in Path("serve_apps").glob("*.yaml") if p.name != "llm.yaml")
 DEPLOYMENTS = {"Policy", "Understanding", "Solution", "Response", "Handoff", "Master"}

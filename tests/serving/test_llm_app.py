@@ -129,8 +129,8 @@ def test_server_is_healthy_after_bad_requests(served_llm, client):
 def test_a_corrupted_model_is_refused_before_serving(tmp_path):
     import json
 
-    from serve_apps.llm import build_llm_serving_args
     from wow_ray.config import load_settings
+    from wow_ray.serving.llm_app import build_llm_serving_args
 
     folder = tmp_path / "m"
     folder.mkdir()

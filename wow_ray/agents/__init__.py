@@ -1,7 +1,8 @@
 """The dialogue agents: a master that keeps control and specialists it calls as tools.
 
 Independent of Ray: every agent runs in-process with any chat client (``wow_ray.llm.chat``),
-and a Ray Serve deployment (``serve_apps/dialogue.py``) is a thin wrapper around one::
+and a Ray Serve deployment (``wow_ray/serving/dialogue_app.py``) is a thin wrapper around one,
+built by the same factory (``wiring.build_agent``)::
 
     from wow_ray.agents import local_master, new_session
     from wow_ray.llm.client import AsyncOpenAIChatClient

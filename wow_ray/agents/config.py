@@ -1,14 +1,15 @@
 """How the dialogue agents of one scenario are configured (model settings per agent, tone).
 
-The same model serves the in-process agents (tests, scripts) and the Serve app, where it is
-one part of ``build_dialogue_app``'s arguments.
+The one source of the agents' options: the in-process agents (``local_master``) and the Serve
+app (whose arguments embed it whole as ``dialogue:``) both build their agents from it through
+``wow_ray.agents.wiring.build_agent``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wow_ray.agents.base import Agent, ModelSettings
 from wow_ray.agents.handoff import HANDOFF_AGENT
@@ -20,6 +21,7 @@ from wow_ray.agents.understanding import UNDERSTANDING_AGENT
 AGENT_NAMES = ("master", "understanding", "policy", "solution", "response", "handoff")
 _DEFAULTS: dict[str, Agent] = {a.name: a for a in (MASTER_AGENT, UNDERSTANDING_AGENT,
                                                      SOLUTION_AGENT, RESPONSE_AGENT, HANDOFF_AGENT)}
+AUTO_ADAPTER = "auto"
 
 
 class DialogueConfig(BaseModel):
@@ -45,6 +47,30 @@ class DialogueConfig(BaseModel):
     flag_keywords: dict[str, list[str]] | None = Field(
         None, description="Keywords raising each pack flag; default: understanding.py's table."
     )
+    adapters: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="LoRA adapter per agent for its model calls: a registry adapter ('name' or "
+        "'name:vN') over the base model; 'auto' (the default for agents not listed) uses "
+        "'<scenario>-<agent>' when the registry has one; null: the configured model. Resolved "
+        "where the registry is known (the Serve app; wiring.resolve_adapters).",
+    )
+
+    @field_validator("models", "adapters")
+    @classmethod
+    def _model_agents_only(cls, value: dict) -> dict:
+        unknown = sorted(set(value) - set(_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown agents {unknown}; expected some of {sorted(_DEFAULTS)}")
+        return value
+
+    def model_agents(self) -> tuple[str, ...]:
+        """The agents that call a model (every agent but the policy gate)."""
+        return tuple(n for n in AGENT_NAMES if n in _DEFAULTS)
+
+    def adapter(self, name: str) -> str | None:
+        """The agent's adapter choice: 'auto', a registry name, or None for no adapter."""
+        setting = self.adapters.get(name, AUTO_ADAPTER)
+        return None if setting in (None, "none") else setting
 
     def agent(self, name: str) -> Agent:
         """The agent ``name`` with its configured model settings."""

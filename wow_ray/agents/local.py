@@ -1,7 +1,8 @@
 """All agents of one scenario in this process: for tests, scripts and notebooks.
 
-``local_master(pack, client)`` wires the specialists with plain method calls, the same way the
-Serve app wires them with handles, so what works here works served::
+``local_master(pack, client)`` wires the specialists with plain method calls where the Serve
+app wires them with handles; both build every agent with ``wiring.build_agent`` from one
+``DialogueConfig``, so what works here works served::
 
     from wow_ray.agents.local import local_master, new_session
     from wow_ray.llm.client import AsyncOpenAIChatClient
@@ -39,6 +40,7 @@ from wow_ray.agents.state import (
     UnderstandRequest,
 )
 from wow_ray.agents.understanding import UnderstandingAgent
+from wow_ray.agents.wiring import build_agent
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import DialogueState, ScenarioPack
 
@@ -105,15 +107,18 @@ class LocalSpecialists:
 
 def local_master(pack: ScenarioPack, client: ChatClient | None,
                  config: DialogueConfig | None = None) -> MasterAgent:
-    """The master with every specialist in this process, all calling ``client``."""
+    """The master with every specialist in this process, all calling ``client``.
+
+    Built by ``wiring.build_agent``, as the Serve app's deployments build theirs; pass
+    ``wiring.resolve_adapters(config, registry, base_model)`` to use registered adapters.
+    """
     config = config or DialogueConfig(scenario=pack.name)
-    policy = PolicyAgent(pack)
+    policy = build_agent("policy", pack, config, client)
     specialists = LocalSpecialists(
-        UnderstandingAgent(pack, client, config.agent("understanding"), config.flag_keywords),
+        build_agent("understanding", pack, config, client),
         policy,
-        SolutionAgent(pack, policy, client, config.agent("solution"), config.planner,
-                      planner_tools=config.planner_tools),
-        ResponseAgent(pack, client, config.agent("response"), config.brand, config.tone),
-        HandoffAgent(pack, policy, client, config.agent("handoff")),
+        build_agent("solution", pack, config, client, executor=policy),
+        build_agent("response", pack, config, client),
+        build_agent("handoff", pack, config, client, executor=policy),
     )
-    return MasterAgent(pack, specialists, client, config.agent("master"))
+    return build_agent("master", pack, config, client, specialists=specialists)

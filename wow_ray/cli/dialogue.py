@@ -1,10 +1,9 @@
 """The dialogue service from a terminal: ``wow-ray chat --scenario``, ``wow-ray serve
 --scenario`` and the dialogue that ``wow-ray demo`` holds.
 
-It talks to the gateway's session API (``serve_apps/gateway.py``): creates a session, sends
-messages and prints the reply as it streams (server-sent events), with the agents' steps
-shown dimmed. Local only here: ``wow_ray`` never imports ``serve_apps``; the app builder is
-imported by name.
+It talks to the gateway's session API (``wow_ray/serving/gateway.py``): creates a session,
+sends messages and prints the reply as it streams (server-sent events), with the agents' steps
+shown dimmed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from wow_ray.config import WowSettings
 
 console = Console(stderr=True)
 out = Console()
-DIALOGUE_APP_IMPORT_PATH = "serve_apps.dialogue:build_dialogue_app"
 DEMO_USER = "U0214"  # a LanternEats customer whose order O10337 arrived 20 minutes late
 DEMO_DIALOGUE = ["Hi! My order O10337 arrived 20 minutes late.", "Thanks, that's all."]
 
@@ -157,12 +155,12 @@ def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
 def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool = False) -> str:
     """Start Ray and the scenario's dialogue service (its own LLM deployment); return its URL."""
     from ray import serve
-    from ray._common.utils import import_attr
     from ray.serve.config import HTTPOptions
 
     from wow_ray.cli.serve import deploy_with_progress
     from wow_ray.ray_runtime import init_ray
     from wow_ray.registry import Registry, resolve_model
+    from wow_ray.serving import build_dialogue_app
 
     entry = resolve_model(Registry(settings.storage_path), settings.model,
                           progress=lambda m: console.print(f"[dim]{m}[/]"))
@@ -172,9 +170,8 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
     if not show_logs:
         console.print("[dim]replica logs: /tmp/ray/session_latest/logs (or --logs)[/]")
     serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
-    build = import_attr(DIALOGUE_APP_IMPORT_PATH)
     llm_settings = settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})
-    app = build({"scenario": scenario, "llm": {"settings": llm_settings}})
+    app = build_dialogue_app({"dialogue": {"scenario": scenario}, "llm": {"settings": llm_settings}})
     started = time.monotonic()
     deploy_with_progress(app, scenario, "/")
     url = f"http://{settings.serve.host}:{settings.serve.port}"

@@ -16,8 +16,6 @@ from wow_ray.llm.client import ChatMessage, OpenAIChatClient
 console = Console(stderr=True)
 out = Console()
 
-LLM_APP_IMPORT_PATH = "serve_apps.llm:build_llm_app"
-
 
 def register(app: typer.Typer) -> None:
     """Add the serving commands to the top-level app."""
@@ -46,6 +44,7 @@ def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
 
     from wow_ray.ray_runtime import init_ray
     from wow_ray.registry import Registry, resolve_model
+    from wow_ray.serving import build_llm_app
 
     entry = resolve_model(
         Registry(settings.storage_path),
@@ -57,7 +56,6 @@ def start_llm_app(settings: WowSettings, *, show_logs: bool = False) -> str:
     if not show_logs:
         console.print("[dim]replica logs: /tmp/ray/session_latest/logs (or --logs)[/]")
     serve.start(http_options=HTTPOptions(host=settings.serve.host, port=settings.serve.port))
-    build_llm_app = _import_attr(LLM_APP_IMPORT_PATH)
     app = build_llm_app(settings.model_dump(exclude={"ray_address", "ray_num_cpus"}))
 
     started = time.monotonic()
@@ -91,12 +89,6 @@ def deploy_with_progress(app, name: str, route_prefix: str) -> None:
             worker.join(timeout=1.0)
     if errors:
         raise errors[0]
-
-
-def _import_attr(path: str):  # entry points are imported by name: wow_ray never imports serve_apps
-    from ray._common.utils import import_attr
-
-    return import_attr(path)
 
 
 def serve(

@@ -1,6 +1,6 @@
 """The communication-scheduler comparison on a Ray cluster's workers (issue 6).
 
-    ray job submit --working-dir . -- python -m train_jobs.bench_comm --workers 4 \
+    ray job submit --working-dir . -- python -m train_jobs.comm_benchmark --workers 4 \
         --model gpt --iters 20 --out /shared/comm-report
 
 A Ray Train `TorchTrainer` starts one worker per node (`STRICT_SPREAD`, so every collective
@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.comm.harness import BenchConfig
 from benchmarks.comm.models import ModelSpec
 
-RESULT_FILE = "bench_comm.json"
+RESULT_FILE = "comm_benchmark.json"
 SMALL = {"model": ModelSpec(name="gpt", width=32, layers=1, vocab=128, seq_len=16, batch=2),
          "iters": 2, "warmup": 1, "rounds": 1, "profile_iters": 1,
          "tune_trials": 2, "tune_warmup_iters": 0, "tune_iters_per_trial": 1,
@@ -60,7 +60,7 @@ def run(cfg: BenchConfig, workers: int, strategy: str = "STRICT_SPREAD",
         torch_config=TorchConfig(backend="gloo"),
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=False,
                                      placement_strategy=strategy),
-        run_config=RunConfig(storage_path=storage, name="bench_comm"),
+        run_config=RunConfig(storage_path=storage, name="comm_benchmark"),
     )
     outcome = trainer.fit()
     if outcome.error is not None:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> Path:
         fields["methods"] = args.methods
     result = run(BenchConfig(**fields), args.workers, args.spread, args.storage)
     args.out.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python -m train_jobs.bench_comm", *(argv or sys.argv[1:])])
+    command = " ".join(["python -m train_jobs.comm_benchmark", *(argv or sys.argv[1:])])
     (args.out / "results.json").write_text(json.dumps({"command": command,
                                                        "results": [result]}))
     build_report([result], args.out, command)

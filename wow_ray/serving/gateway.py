@@ -27,7 +27,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
@@ -36,16 +36,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_apps.dialogue_config import DialogueAppArgs
-from serve_apps.gateway_models import (
+from wow_ray.agents.local import new_session
+from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
+from wow_ray.serving.dialogue_args import DialogueAppArgs
+from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
     CreateSession,
     MessageIn,
     completion_chunk,
     completion_response,
 )
-from wow_ray.agents.local import new_session
-from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
@@ -75,6 +75,27 @@ def _retryable(exc: BaseException | None) -> bool:
         exc = exc.cause if isinstance(exc, RayTaskError) else exc.__cause__
         seen += 1
     return False
+
+
+RESTART = object()  # what ``retrying`` yields before it starts an attempt again
+
+
+async def retrying(attempt: Callable[[], AsyncIterator[Any]], retry_s: float) -> AsyncIterator[Any]:
+    """What ``attempt()`` yields, started again (after ``RESTART``, with backoff) while a
+    replica it needs is dead or restarting, for up to ``retry_s`` seconds. Safe for a turn:
+    an unsaved turn left nothing behind (see the module docstring)."""
+    deadline, delay = time.monotonic() + retry_s, 0.5
+    while True:
+        try:
+            async for item in attempt():
+                yield item
+            return
+        except Exception as exc:
+            if time.monotonic() + delay > deadline or not _retryable(exc):
+                raise
+            yield RESTART
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=256)
@@ -165,17 +186,14 @@ class Gateway:
     # -- turns ----------------------------------------------------------------------------
 
     async def _run_turn(self, state: Any, message: MessageIn) -> Any:
-        deadline = time.monotonic() + self.options.turn_retry_s
-        delay = 0.5
-        while True:
-            try:
-                return await self.master.turn.remote(state, message.content, message.attachments)
-            except Exception as exc:
-                # Safe to repeat: an unsaved turn left nothing behind (see the module docstring).
-                if time.monotonic() + delay > deadline or not _retryable(exc):
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 8.0)
+        async def once() -> AsyncIterator[Any]:
+            yield await self.master.turn.remote(state, message.content, message.attachments)
+
+        outcome = None
+        async for item in retrying(once, self.options.turn_retry_s):
+            if item is not RESTART:
+                outcome = item
+        return outcome
 
     async def _save(self, outcome: Any, version: int) -> None:
         try:
@@ -207,21 +225,15 @@ class Gateway:
         self.busy.add(session_id)
         try:
             outcome = None
-            deadline, delay = time.monotonic() + self.options.turn_retry_s, 0.5
-            while outcome is None:
-                try:
-                    async for event in self.master_stream.events.remote(
-                            state, message.content, message.attachments):
-                        if event["type"] == "final":
-                            outcome = event["outcome"]
-                        else:
-                            yield event["type"], {k: v for k, v in event.items() if k != "type"}
-                except Exception as exc:
-                    if time.monotonic() + delay > deadline or not _retryable(exc):
-                        raise
+            events = retrying(lambda: self.master_stream.events.remote(
+                state, message.content, message.attachments), self.options.turn_retry_s)
+            async for event in events:
+                if event is RESTART:
                     yield "reset", {}
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 8.0)
+                elif event["type"] == "final":
+                    outcome = event["outcome"]
+                else:
+                    yield event["type"], {k: v for k, v in event.items() if k != "type"}
             await self._save(outcome, version)
             yield "done", self._out(outcome, started).model_dump()
         finally:
@@ -243,7 +255,7 @@ class Gateway:
                             identity_verified=body.identity_verified and body.user_id is not None,
                             evidence=body.evidence)
         await asyncio.to_thread(self.store.create, state, json.dumps(body.metadata))
-        brand = self.args.brand or self.pack.manifest.title
+        brand = self.args.dialogue.brand or self.pack.manifest.title
         return {"session_id": state.session_id, "scenario": self.pack.name, "status": "active",
                 "greeting": f"Hello, and welcome to {brand} customer service! How can I help?"}
 

@@ -2,16 +2,17 @@
 
 Everything a YAML ``args:`` block may say, with a description per field, and the
 ``user_config`` every agent deployment accepts for rules and policy that change at run time.
+What the agents do is the embedded :class:`DialogueConfig` (``dialogue:``), whole: the same
+model ``local_master`` takes, so every option that works in-process works served. The rest is
+how the app is deployed: resources, the LLM, the gateway, the session database.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wow_ray.agents.base import ModelSettings
 from wow_ray.agents.config import AGENT_NAMES, DialogueConfig
 from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
 
@@ -21,7 +22,7 @@ class _Args(BaseModel):
 
 
 class AgentServing(_Args):
-    """One agent's deployment: resources, autoscaling, and how it calls the model."""
+    """One agent's deployment: resources and autoscaling (its model: ``dialogue.models``)."""
 
     num_cpus: float = Field(0.1, gt=0, le=64, description="Logical CPUs per replica. Agents "
                             "mostly wait on the LLM; a tenth of a CPU lets them fit beside it.")
@@ -31,12 +32,6 @@ class AgentServing(_Args):
         8, gt=0, description="Requests per replica the autoscaler aims for (agents await the "
         "LLM, so a replica can hold many at once).")
     max_ongoing_requests: int = Field(64, ge=1, description="Requests one replica accepts.")
-    adapter: str | None = Field(
-        "auto", description="LoRA adapter for this agent's model calls: a registry adapter "
-        "('name' or 'name:vN') over the base model; 'auto' uses '<scenario>-<agent>' when the "
-        "registry has one; null: the base model.")
-    model: ModelSettings = Field(default_factory=ModelSettings,
-                                 description="Model settings over the agent's defaults.")
 
     @model_validator(mode="after")
     def _replicas(self) -> AgentServing:
@@ -113,16 +108,15 @@ class ScenarioConfig(_Args):
 class DialogueAppArgs(_Args):
     """Arguments of ``build_dialogue_app`` (YAML ``args:``)."""
 
-    scenario: str = Field("food_delivery", description="Built-in pack name or pack folder.")
+    dialogue: DialogueConfig = Field(
+        default_factory=DialogueConfig, description="The agents: scenario, planner, brand, "
+        "tone, models and adapters per agent... (wow_ray/agents/config.py), as in-process.")
     database_url: str = Field(DEFAULT_DATABASE_URL, description="Sessions and transcripts: "
                               "sqlite:///path (default) or any SQLAlchemy URL (PostgreSQL...).")
-    brand: str | None = Field(None, description="Name in replies; default: the pack's title.")
-    tone: str | None = Field(None, description="How replies should sound.")
-    planner: Literal["playbook", "model"] = Field("playbook", description="Solution planner.")
-    flag_keywords: dict[str, list[str]] | None = None
     llm: LLMServing = Field(default_factory=LLMServing)
     agents: dict[str, AgentServing] = Field(default_factory=dict,
-                                            description="Per agent: " + ", ".join(AGENT_NAMES))
+                                            description="Per agent deployment: "
+                                            + ", ".join(AGENT_NAMES))
     gateway: GatewayServing = Field(default_factory=GatewayServing)
     scenario_config: ScenarioConfig = Field(default_factory=ScenarioConfig,
                                             description="Initial user_config of the agents.")
@@ -138,11 +132,13 @@ class DialogueAppArgs(_Args):
     def serving(self, agent: str) -> AgentServing:
         return self.agents.get(agent) or AgentServing()
 
-    def dialogue_config(self) -> DialogueConfig:
-        models = {n: a.model for n, a in self.agents.items() if a.model.model_fields_set}
-        extra = {"tone": self.tone} if self.tone else {}
-        return DialogueConfig(scenario=self.scenario, brand=self.brand, planner=self.planner,
-                              models=models, flag_keywords=self.flag_keywords, **extra)
+    @property
+    def scenario(self) -> str:
+        """The scenario the app serves (``dialogue.scenario``)."""
+        return self.dialogue.scenario
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"))
+        """What each deployment is bound with. Only the fields that were set: a model setting
+        left out must stay unset on the other side, where the agent's own default applies
+        (dumping the defaults too would set every ModelSettings field over the agent's)."""
+        return self.model_dump_json(exclude_unset=True)
