@@ -7,7 +7,7 @@ same processes and buffers, interleaved repetitions of:
 - `allreduce`: gloo's `all_reduce` (the baseline every ratio is relative to);
 - `dear_ring`: wow_ray.dear's ring reduce-scatter followed by its ring all-gather;
 - `naive_ring`: the same ring, but each step posts its send before its receive through
-  `batch_isend_irecv` (the first trial in DESIGN.md; shows the two-rank anomaly);
+  `batch_isend_irecv` (the first trial in docs/design.md; shows the two-rank anomaly);
 - `gloo_native`: torch's `reduce_scatter_single` + `all_gather_single` on gloo.
 
 and prints medians and ratios (short sizes are repeated more: see --min-seconds). Networks:
@@ -115,7 +115,7 @@ def _native_pair(buf, dist) -> None:
 
 
 def _naive_pair(buf, group, dist, torch) -> None:
-    """The DESIGN.md trial: send and receive posted together, the send first."""
+    """The docs/design.md trial: send and receive posted together, the send first."""
     n, rank = dist.get_world_size(), dist.get_rank()
     chunks = buf.view(n, -1)
     scratch = torch.empty_like(chunks[0])

@@ -89,7 +89,7 @@ def build_report(results: list[dict], out: Path, command: str,
         "stretches compute that overlaps communication by that factor (`compute under "
         "communication` above; 1 for the GPU predictions below). gloo's "
         f"own reduce-scatter and all-gather (FSDP2) are counted at {report.GLOO_NATIVE_FACTOR:g}x "
-        "a ring half (DESIGN.md).",
+        "a ring half (docs/design.md).",
         "",
         report.validation_summary(results),
         "",

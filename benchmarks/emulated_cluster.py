@@ -3,7 +3,7 @@
 Why: the interesting regime for DeAR (and for the survey's comparisons) is communication-bound
 training on a real network, and this machine has none. Each "host" is a network namespace with
 one interface named `eth0` (the same name everywhere, so `GLOO_SOCKET_IFNAME=eth0` works on
-every rank, DESIGN.md), joined to a private bridge by a veth pair. Both directions of every
+every rank, docs/design.md), joined to a private bridge by a veth pair. Both directions of every
 veth are shaped with a token bucket (`tbf`), so each host has `rate` up and `rate` down, like a
 host on a switch. An optional delay adds one-way latency on each host's uplink: with `netem`
 where the kernel has it, otherwise with a userspace delay line (`delay_line.py`), for which the

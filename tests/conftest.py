@@ -2,7 +2,7 @@
 
 One local Ray for the whole session: starting Ray costs seconds, and vLLM's replica, Serve's
 proxy and Train's workers all fit in it. It is started with more logical CPUs than the machine
-has cores (DESIGN.md: otherwise replicas wait forever for resources on a 2-core machine).
+has cores (docs/design.md: otherwise replicas wait forever for resources on a 2-core machine).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 A Ray Train `TorchTrainer` starts one worker per node (`STRICT_SPREAD`, so every collective
 crosses the network) and Ray Train joins them in one torch.distributed group (gloo on CPU,
-`GLOO_SOCKET_IFNAME` as the nodes need, DESIGN.md); each worker then runs exactly what a host
+`GLOO_SOCKET_IFNAME` as the nodes need, docs/design.md); each worker then runs exactly what a host
 of the emulated cluster runs (`benchmarks/comm/harness.py`: profile, alpha-beta, every
 scheduler in turn), and the driver writes the same report (report.md, comm.png,
 results.json) into `--out`. `--small` is a tiny, fast configuration for tests; `--spread

@@ -1,6 +1,6 @@
 """WOW-Ray: a self-evolving multi-agent customer-service system on Ray.
 
-One folder per stage of the loop (see DESIGN.md): scenario, agents, llm, data, dear, training,
+One folder per stage of the loop (see docs/design.md): scenario, agents, llm, data, dear, training,
 evaluation, registry, serving. Entry points (serve_apps/, train_jobs/, evaluators/) import from
 here, never the reverse.
 """

@@ -7,7 +7,7 @@ import os
 from wow_ray.config import WowSettings
 
 # vLLM's replica, the HTTP ingress, Serve's controller and Train's workers all reserve logical
-# CPUs; on a 2-core machine they would wait forever for each other (DESIGN.md). Logical CPUs
+# CPUs; on a 2-core machine they would wait forever for each other (docs/design.md). Logical CPUs
 # are only a scheduling budget, so a local Ray gets at least this many.
 MIN_LOCAL_LOGICAL_CPUS = 8
 

@@ -18,7 +18,7 @@ run one after another, FIFO, as gloo's and NCCL's queues do) and one compute str
 - fsdp2 (parameters kept after forward): each unit's all-gather precedes its forward (no
   prefetch on CPU), reduce-scatters run during backward, each rank steps 1/P of the model;
   `native_factor` scales torch's own reduce-scatter/all-gather (gloo's cost about twice a ring
-  half, DESIGN.md; NCCL's 1).
+  half, docs/design.md; NCCL's 1).
 - dear: in steady state the iteration starts at the previous step's end, when all buckets'
   all-gathers are queued in forward order; a tensor's forward waits for its bucket; buckets
   are reduce-scattered, last first, as their gradients complete; the step (1/P of the model)

@@ -15,7 +15,7 @@ from .shapes import survey_workload
 
 LABELS = {"bsp": "BSP", "wfbp": "WFBP", "mgwfbp": "MG-WFBP", "ddp": "DDP (25 MB)",
           "fsdp2": "FSDP2", "dear": "DeAR (fixed)", "dear_tuned": "DeAR (tuned)"}
-GLOO_NATIVE_FACTOR = 2.0  # gloo's reduce-scatter / all-gather vs a ring half (DESIGN.md)
+GLOO_NATIVE_FACTOR = 2.0  # gloo's reduce-scatter / all-gather vs a ring half (docs/design.md)
 # Survey, 32 GPUs on 10GbE (arXiv 2005.13247), samples/s
 SURVEY_32_10GBE = {"resnet50": {"bsp": 4920.8, "wfbp": 5113.2, "mgwfbp": 6883.6},
                    "bert_base": {"bsp": 1926.6, "wfbp": 2013.4, "mgwfbp": 1925.8}}

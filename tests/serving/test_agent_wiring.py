@@ -13,12 +13,13 @@ from ray import serve
 from ray.serve import Application
 
 from wow_ray.agents import Agent, DialogueConfig, ModelSettings, local_master
-from wow_ray.agents.wiring import build_agent, resolve_adapters
+from wow_ray.agents.wiring import build_agent
 from wow_ray.config import EMBEDDED_MODEL
 from wow_ray.llm.chat import ScriptedChatClient
 from wow_ray.registry import EntryKind, Registry
 from wow_ray.scenario import load_pack
 from wow_ray.serving import build_dialogue_app
+from wow_ray.serving.adapters import resolve_adapters
 
 # Everything set away from its default, so an option one side forgets shows up as a difference.
 CONFIG = DialogueConfig(

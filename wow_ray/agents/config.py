@@ -52,7 +52,7 @@ class DialogueConfig(BaseModel):
         description="LoRA adapter per agent for its model calls: a registry adapter ('name' or "
         "'name:vN') over the base model; 'auto' (the default for agents not listed) uses "
         "'<scenario>-<agent>' when the registry has one; null: the configured model. Resolved "
-        "where the registry is known (the Serve app; wiring.resolve_adapters).",
+        "where the registry is known (the Serve app; wow_ray.serving.adapters).",
     )
 
     @field_validator("models", "adapters")

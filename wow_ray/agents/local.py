@@ -110,7 +110,7 @@ def local_master(pack: ScenarioPack, client: ChatClient | None,
     """The master with every specialist in this process, all calling ``client``.
 
     Built by ``wiring.build_agent``, as the Serve app's deployments build theirs; pass
-    ``wiring.resolve_adapters(config, registry, base_model)`` to use registered adapters.
+    ``wow_ray.serving.adapters.resolve_adapters(config, registry, base_model)`` to use registered adapters.
     """
     config = config or DialogueConfig(scenario=pack.name)
     policy = build_agent("policy", pack, config, client)

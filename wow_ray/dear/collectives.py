@@ -7,7 +7,7 @@ everyone's buffer. Together they are an all-reduce, split so that the halves can
 different phases of training.
 
 Why not torch's own: on gloo, `reduce_scatter_single` and `all_gather_single` (formerly
-`*_tensor`) each cost about twice an `all_reduce` (DESIGN.md). Here, on gloo, both are
+`*_tensor`) each cost about twice an `all_reduce` (docs/design.md). Here, on gloo, both are
 bandwidth-optimal rings over point-to-point operations: each rank sends (n-1)/n of the buffer
 once per collective, the same bytes as one half of a ring all-reduce, and the all-gather
 receives straight into the buffer (no copy). On NCCL the native collectives are already

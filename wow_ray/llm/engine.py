@@ -1,6 +1,6 @@
 """From our settings and a registry entry to a ``ray.serve.llm`` LLMConfig, per device.
 
-The CPU defaults are the ones verified on a 2-core machine (DESIGN.md): float32 weights, and
+The CPU defaults are the ones verified on a 2-core machine (docs/design.md): float32 weights, and
 ``gpu_memory_utilization`` read by vLLM's CPU build as a fraction of host memory, kept small so
 training and evaluation fit beside it.
 """

@@ -89,8 +89,8 @@ class _AgentHost:
 
     def _with_adapters(self) -> Any:
         """The dialogue config with the registry's adapters as the agents' model ids."""
-        from wow_ray.agents.wiring import resolve_adapters
         from wow_ray.registry import Registry
+        from wow_ray.serving.adapters import resolve_adapters
 
         registry = Registry(self._settings().storage_path)
         return resolve_adapters(self.args.dialogue, registry, self._base_model())
