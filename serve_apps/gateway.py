@@ -32,7 +32,7 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -44,23 +44,21 @@ from serve_apps.gateway_models import (
     completion_chunk,
     completion_response,
 )
+from wow_ray.agents.events import (
+    DoneEvent,
+    ErrorEvent,
+    FinalEvent,
+    ResetEvent,
+    ServiceEvent,
+    TurnReply,
+    to_sse,
+)
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
+from wow_ray.llm.wire import END_OF_STREAM, format_sse
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
-
-
-class TurnOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    session_id: str
-    turn: int
-    reply: str
-    status: str
-    ticket_id: str | None = None
-    intent: str | None = None
-    latency_s: float = Field(description="Turn time in the gateway, saving included.")
 
 
 def _retryable(exc: BaseException | None) -> bool:
@@ -183,13 +181,13 @@ class Gateway:
         except SessionConflict as exc:
             raise HTTPException(409, str(exc)) from None
 
-    def _out(self, outcome: Any, started: float) -> TurnOut:
-        return TurnOut(session_id=outcome.state.session_id, turn=outcome.turn.index,
-                       reply=outcome.turn.reply, status=outcome.state.status,
-                       ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
-                       latency_s=round(time.perf_counter() - started, 4))
+    def _out(self, outcome: Any, started: float) -> TurnReply:
+        return TurnReply(session_id=outcome.state.session_id, turn=outcome.turn.index,
+                         reply=outcome.turn.reply, status=outcome.state.status,
+                         ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
+                         latency_s=round(time.perf_counter() - started, 4))
 
-    async def turn(self, session_id: str, message: MessageIn) -> TurnOut:
+    async def turn(self, session_id: str, message: MessageIn) -> TurnReply:
         started = time.perf_counter()
         state, version = await self._admit(session_id, message)
         self.busy.add(session_id)
@@ -200,8 +198,8 @@ class Gateway:
             self.busy.discard(session_id)
         return self._out(outcome, started)
 
-    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[tuple[str, Any]]:
-        """(event, data) pairs; the turn is saved before ``done``."""
+    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[ServiceEvent]:
+        """The turn's events for the client; the turn is saved before ``done``."""
         started = time.perf_counter()
         state, version = await self._admit(session_id, message)
         self.busy.add(session_id)
@@ -212,18 +210,18 @@ class Gateway:
                 try:
                     async for event in self.master_stream.events.remote(
                             state, message.content, message.attachments):
-                        if event["type"] == "final":
-                            outcome = event["outcome"]
+                        if isinstance(event, FinalEvent):
+                            outcome = event.outcome
                         else:
-                            yield event["type"], {k: v for k, v in event.items() if k != "type"}
+                            yield event
                 except Exception as exc:
                     if time.monotonic() + delay > deadline or not _retryable(exc):
                         raise
-                    yield "reset", {}
+                    yield ResetEvent()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 8.0)
             await self._save(outcome, version)
-            yield "done", self._out(outcome, started).model_dump()
+            yield DoneEvent(**self._out(outcome, started).model_dump())
         finally:
             self.busy.discard(session_id)
 
@@ -258,15 +256,15 @@ class Gateway:
         first = await anext(events)  # admission errors become HTTP errors, not broken streams
 
         async def sse() -> AsyncIterator[str]:
-            item: tuple[str, Any] | None = first
+            item: ServiceEvent | None = first
             while item is not None:
-                yield f"event: {item[0]}\ndata: {json.dumps(item[1], default=str)}\n\n"
+                yield to_sse(item)
                 try:
                     item = await anext(events)
                 except StopAsyncIteration:
                     item = None
                 except HTTPException as exc:
-                    yield f"event: error\ndata: {json.dumps({'status': exc.status_code, 'detail': exc.detail})}\n\n"
+                    yield to_sse(ErrorEvent(status=exc.status_code, detail=exc.detail))
                     item = None
 
         return StreamingResponse(sse(), media_type="text/event-stream")
@@ -343,16 +341,15 @@ class Gateway:
         async def sse() -> AsyncIterator[str]:
             # Only the validated reply is sent: OpenAI streams cannot take back text, and the
             # response agent's draft may be replaced by its fallback.
-            item: tuple[str, Any] | None = first
+            item: ServiceEvent | None = first
             while item is not None:
-                kind, data = item
-                if kind == "done":
-                    for i, word in enumerate(data["reply"].split(" ")):
+                if isinstance(item, DoneEvent):
+                    for i, word in enumerate(item.reply.split(" ")):
                         yield completion_chunk(completion_id, self.pack.name,
                                                word if i == 0 else " " + word, None)
                     yield completion_chunk(completion_id, self.pack.name, "", "stop")
                 item = await anext(events, None)
-            yield "data: [DONE]\n\n"
+            yield format_sse(END_OF_STREAM)
 
         return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
 

@@ -24,9 +24,15 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
+from wow_ray.agents.events import (
+    DeltaEvent,
+    FinalEvent,
+    ResetEvent,
+    StepEvent,
+    TurnEvent,
+    TurnOutcome,
+)
 from wow_ray.agents.prompts import MASTER_MOVES, Line, MasterDecision, MasterInput, MoveOption
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.state import (
@@ -77,13 +83,6 @@ class Specialists(Protocol):
     async def handoff(self, req: HandoffRequest) -> HandoffResult: ...
 
 
-class TurnOutcome(BaseModel):
-    """The state after a turn, and the turn's record (reply and trace)."""
-
-    state: SessionState
-    turn: TurnRecord
-
-
 class MasterAgent:
     """Runs turns of one pack's dialogues."""
 
@@ -106,13 +105,13 @@ class MasterAgent:
         """Run one turn to the end (no streaming)."""
         outcome = None
         async for event in self.events(state, message, attachments, stream=False):
-            if event["type"] == "final":
-                outcome = event["outcome"]
+            if isinstance(event, FinalEvent):
+                outcome = event.outcome
         assert outcome is not None
         return outcome
 
     async def events(self, state: SessionState, message: str, attachments: Sequence[str] = (),
-                     *, stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+                     *, stream: bool = True) -> AsyncIterator[TurnEvent]:
         """The turn as events: ``step`` (a specialist finished), ``delta`` (reply text),
         ``reset`` (discard the streamed text: the final reply replaces it), ``final``."""
         started = time.perf_counter()
@@ -120,7 +119,7 @@ class MasterAgent:
         record = TurnRecord(index=state.turns, customer=message, attachments=list(attachments))
         if state.status != "active":
             record.reply = CLOSED_REPLIES[state.status]
-            yield {"type": "final", "outcome": TurnOutcome(state=state, turn=record)}
+            yield FinalEvent(outcome=TurnOutcome(state=state, turn=record))
             return
         state.turns += 1
         state.dialogue.turn += 1
@@ -134,7 +133,8 @@ class MasterAgent:
             session_id=state.session_id, message=message, history=state.history,
             active=state.active, known=state.known))
         record.steps.append(understood.step)
-        yield _step(understood.step.agent, {"intent": understood.intent, "slots": understood.slots})
+        yield StepEvent(agent=understood.step.agent,
+                        summary={"intent": understood.intent, "slots": understood.slots})
         state.history.append(Line(role="customer", text=message))
         self._update(state, understood)
         record.intent = state.active.intent if state.active else None
@@ -151,7 +151,7 @@ class MasterAgent:
         record.moves.append(move)
         respond = await self._act(move, state, understood, review, record, message)
         for step in record.steps[done:]:
-            yield _step(step.agent, step.output)
+            yield StepEvent(agent=step.agent, summary=step.output)
 
         reply: Reply | None = None
         streamed: list[str] = []
@@ -161,18 +161,18 @@ class MasterAgent:
                     reply = piece
                 else:
                     streamed.append(piece)
-                    yield {"type": "delta", "text": piece}
+                    yield DeltaEvent(text=piece)
         else:
             reply = await self.specialists.respond(respond)
         assert reply is not None
         if streamed and "".join(streamed).strip() != reply.text:
-            yield {"type": "reset"}
+            yield ResetEvent()
         record.steps.append(reply.step)
         record.reply = reply.text
         state.history.append(Line(role="agent", text=reply.text))
         record.dialogue = state.dialogue.model_dump(mode="json")
         record.latency_s = round(time.perf_counter() - started, 6)
-        yield {"type": "final", "outcome": TurnOutcome(state=state, turn=record)}
+        yield FinalEvent(outcome=TurnOutcome(state=state, turn=record))
 
     # -- state --------------------------------------------------------------------------
 
@@ -330,10 +330,6 @@ class MasterAgent:
                         f"Your ticket number is {result.record.ticket_id}."])
         return RespondRequest(kind="handoff", facts=told,
                               must_say=_unique([*must_say, *refused, result.record.ticket_id]), **base)
-
-
-def _step(agent: str, summary: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "step", "agent": agent, "summary": summary}
 
 
 def _unique(items: list[str]) -> list[str]:
