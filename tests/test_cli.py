@@ -104,3 +104,28 @@ def test_interactive_chat_leaves_at_end_of_input_or_quit_without_sending(typed):
     )
     assert result.returncode == 0, result.stderr
     assert "chatting with" in result.stderr
+
+
+def test_dialogue_chat_prints_the_streamed_turn_and_returns_its_done_event(capsys):
+    import httpx
+
+    from wow_ray.agents.events import DeltaEvent, DoneEvent, ResetEvent, StepEvent, to_sse
+    from wow_ray.cli.dialogue import SessionClient, print_turn
+
+    done = DoneEvent(session_id="s1", turn=0, reply="Your coupon is ready.", status="handed_off",
+                     ticket_id="T-7", latency_s=1.0)
+    events = [StepEvent(agent="understanding", summary={"intent": "late_delivery"}),
+              DeltaEvent(text="draft"), ResetEvent(), DeltaEvent(text="Your coupon "),
+              DeltaEvent(text="is ready."), done]
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/sessions/s1/messages" and request.url.params["stream"] == "true"
+        return httpx.Response(200, text="".join(to_sse(e) for e in events),
+                              headers={"content-type": "text/event-stream"})
+
+    client = SessionClient("http://gateway.test")
+    client.http = httpx.Client(base_url="http://gateway.test", transport=httpx.MockTransport(gateway))
+    assert print_turn(client, "s1", "late again", []) == done
+    printed = capsys.readouterr()
+    assert "draft (draft withdrawn)" in printed.out and "Your coupon is ready." in printed.out
+    assert "understanding" in printed.err and "ticket T-7" in printed.err

@@ -11,6 +11,7 @@ import pytest
 
 from tests.agents.conftest import run, talk
 from wow_ray.agents.base import InvalidOutput
+from wow_ray.agents.events import DeltaEvent
 from wow_ray.agents.local import local_master, new_session
 from wow_ray.agents.response import ResponseAgent
 from wow_ray.agents.state import RespondRequest
@@ -175,11 +176,11 @@ def test_streamed_and_whole_turns_give_the_same_reply_scripted_model(pack, sessi
         return events
 
     events = run(go())
-    final = events[-1]["outcome"].turn
-    deltas = "".join(e["text"] for e in events if e["type"] == "delta")
+    final = events[-1].outcome.turn
+    deltas = "".join(e.text for e in events if isinstance(e, DeltaEvent))
     assert final.reply == "I've added a 5 CNY coupon to your account."
     assert deltas == (final.reply if stream else "")
-    assert {e["type"] for e in events} >= {"step", "final"}
+    assert {e.type for e in events} >= {"step", "final"}
 
 
 def test_state_roundtrips_through_json_between_turns(no_model_master, session):

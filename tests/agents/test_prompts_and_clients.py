@@ -25,7 +25,8 @@ from wow_ray.agents.prompts import (
     parse_understanding,
 )
 from wow_ray.llm.chat import ChatResult, ScriptedChatClient
-from wow_ray.llm.client import AsyncOpenAIChatClient, LLMRequestError
+from wow_ray.llm.client import AsyncOpenAIChatClient, LLMRequestError, OpenAIChatClient
+from wow_ray.llm.serve_handle import ServeHandleChatClient
 
 
 def examples(pack):
@@ -112,6 +113,87 @@ def test_async_http_client_chat_and_stream_speak_openai():
     assert pieces[:2] == ["Hel", "lo"] and isinstance(pieces[-1], ChatResult)
     assert pieces[-1].content == "Hello" and pieces[-1].completion_tokens == 2
     assert status == 400
+
+
+def test_blocking_and_async_faces_send_the_same_request_and_read_the_same_stream():
+    sent = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append((request.headers.get("authorization"), json.loads(request.content)))
+        return _fake_openai(request)
+
+    options = {"model": "m", "api_key": "k", "extra_body": {"top_k": 5}}
+    blocking = OpenAIChatClient("http://llm.test/v1/", **options)
+    blocking._http = httpx.Client(base_url=blocking.base_url, headers=blocking._http.headers,
+                                  transport=httpx.MockTransport(record))
+    asynchronous = AsyncOpenAIChatClient("http://llm.test", **options)
+    asynchronous._http = httpx.AsyncClient(base_url=asynchronous.base_url,
+                                           headers=asynchronous._http.headers,
+                                           transport=httpx.MockTransport(record))
+    hi = [{"role": "user", "content": "hi"}]
+    assert blocking.base_url == asynchronous.base_url == "http://llm.test/v1"
+
+    assert list(blocking.stream(hi, max_tokens=4, temperature=0.0)) == ["Hel", "lo"]
+    pieces = run(_collect(asynchronous.stream(hi, max_tokens=4)))
+    assert pieces[:-1] == ["Hel", "lo"] and pieces[-1].content == "Hello"
+    assert sent[0] == sent[1], "one request builder behind both faces"
+    assert sent[0] == ("Bearer k", {"messages": hi, "max_tokens": 4, "temperature": 0.0,
+                                    "stream": True, "stream_options": {"include_usage": True},
+                                    "top_k": 5, "model": "m"})
+    assert blocking.reply(hi, max_tokens=4) == run(asynchronous.chat(hi, max_tokens=4)).content
+    with pytest.raises(LLMRequestError, match="max_tokens") as err:
+        list(blocking.stream(hi, max_tokens=0))
+    assert err.value.status_code == 400
+
+
+async def _collect(stream):
+    return [p async for p in stream]
+
+
+class _FakeLLMDeployment:
+    """What ``RegistryLLMServer.chat_plain`` yields through a handle: structured items."""
+
+    def __init__(self, items):
+        self.items, self.calls = items, []
+        self.chat_plain = self
+
+    def options(self, **options):
+        self.calls.append(options)
+        return self
+
+    async def _stream(self, body):
+        for item in self.items(body):
+            yield item
+
+    def remote(self, body):
+        return self._stream(body)
+
+
+def test_serve_handle_client_reads_the_chunks_the_deployment_yields():
+    def items(body):
+        if body["messages"][0]["content"] == "fail":
+            return [[{"model": "m", "choices": [{"delta": {"content": "x"}}]}],
+                    {"error": {"code": 400, "message": "too long", "type": "BadRequestError"}}]
+        if not body["stream"]:
+            return [{"model": "m", "choices": [{"message": {"content": "Hello"},
+                                                "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 3, "completion_tokens": 2}}]
+        return [[{"model": "m", "choices": [{"delta": {"content": "Hel"}}]},
+                 {"model": "m", "choices": [{"delta": {"content": "lo"}}]}],
+                [{"model": "m", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}]]
+
+    handle = _FakeLLMDeployment(items)
+    client = ServeHandleChatClient(handle, "base")
+    hi = [{"role": "user", "content": "hi"}]
+    whole = run(client.chat(hi))
+    pieces = run(_collect(client.stream(hi, model="base:lora:v1")))
+    assert (whole.content, whole.completion_tokens) == ("Hello", 2)
+    assert pieces[:-1] == ["Hel", "lo"]
+    assert (pieces[-1].content, pieces[-1].completion_tokens) == ("Hello", 2)
+    assert handle.calls == [{"stream": True}, {"stream": True, "multiplexed_model_id": "base:lora:v1"}]
+    with pytest.raises(LLMRequestError, match="too long") as err:
+        run(_collect(client.stream([{"role": "user", "content": "fail"}])))
+    assert err.value.status_code == 400
 
 
 def test_the_agents_run_without_ray():

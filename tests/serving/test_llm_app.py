@@ -42,6 +42,42 @@ def test_streamed_chat_completion_matches_the_whole_one(client):
     assert "".join(pieces) == whole
 
 
+def test_the_serve_handle_and_http_clients_read_the_same_completions(served_llm):
+    """The agents' two clients: the deployment's handle (chunks, no event text) and HTTP."""
+    import asyncio
+
+    from ray import serve
+
+    from wow_ray.llm.chat import LLMError
+    from wow_ray.llm.client import AsyncOpenAIChatClient
+    from wow_ray.llm.serve_handle import ServeHandleChatClient
+
+    handle = serve.get_deployment_handle("RegistryLLMServer:smollm2-135m", app_name="llm")
+    clients = {"handle": ServeHandleChatClient(handle, "smollm2-135m"),
+               "http": AsyncOpenAIChatClient(served_llm, model="smollm2-135m")}
+
+    async def ask() -> dict:
+        answers = {}
+        for name, c in clients.items():
+            whole = await c.chat(HELLO, max_tokens=16)
+            answers[name] = whole, [p async for p in c.stream(HELLO, max_tokens=16)]
+        with pytest.raises(LLMError):
+            await clients["handle"].chat(HELLO, max_tokens=10**6)
+        with pytest.raises(LLMError):
+            _ = [p async for p in clients["handle"].stream(HELLO, max_tokens=10**6)]
+        await clients["http"].aclose()
+        return answers
+
+    answers = asyncio.run(ask())
+    for whole, pieces in answers.values():
+        text, streamed = pieces[:-1], pieces[-1]
+        assert len(text) > 1, "a streamed reply arrives in several pieces"
+        assert "".join(text) == streamed.content == whole.content and whole.content.strip()
+        assert streamed.completion_tokens == whole.completion_tokens > 0
+        assert streamed.finish_reason and streamed.model == "smollm2-135m"
+    assert answers["handle"][0].content == answers["http"][0].content
+
+
 def test_lora_adapter_is_served_by_name_without_restart(client, adapter):
     assert f"smollm2-135m:{adapter.ref}" in client.models()
     base = client.reply(HELLO, max_tokens=12, temperature=0)

@@ -15,7 +15,7 @@ One turn, in order:
 
 The master holds no state between turns: it gets a ``SessionState`` and returns the next one
 with the turn's record. The specialists are reached through :class:`Specialists`, in-process
-(``wow_ray.agents.local``) or through Ray Serve handles (``serve_apps/dialogue.py``).
+(``wow_ray.agents.local``) or through Ray Serve handles (``wow_ray/serving/dialogue_app.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,15 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
+from wow_ray.agents.events import (
+    DeltaEvent,
+    FinalEvent,
+    ResetEvent,
+    StepEvent,
+    TurnEvent,
+    TurnOutcome,
+)
 from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
 from wow_ray.agents.prompts import Line, MasterDecision
 from wow_ray.agents.slots import id_shapes
@@ -78,13 +84,6 @@ class Specialists(Protocol):
     async def handoff(self, req: HandoffRequest) -> HandoffResult: ...
 
 
-class TurnOutcome(BaseModel):
-    """The state after a turn, and the turn's record (reply and trace)."""
-
-    state: SessionState
-    turn: TurnRecord
-
-
 class MasterAgent:
     """Runs turns of one pack's dialogues."""
 
@@ -107,13 +106,13 @@ class MasterAgent:
         """Run one turn to the end (no streaming)."""
         outcome = None
         async for event in self.events(state, message, attachments, stream=False):
-            if event["type"] == "final":
-                outcome = event["outcome"]
+            if isinstance(event, FinalEvent):
+                outcome = event.outcome
         assert outcome is not None
         return outcome
 
     async def events(self, state: SessionState, message: str, attachments: Sequence[str] = (),
-                     *, stream: bool = True) -> AsyncIterator[dict[str, Any]]:
+                     *, stream: bool = True) -> AsyncIterator[TurnEvent]:
         """The turn as events: ``step`` (a specialist finished), ``delta`` (reply text),
         ``reset`` (discard the streamed text: the final reply replaces it), ``final``."""
         started = time.perf_counter()
@@ -121,7 +120,7 @@ class MasterAgent:
         record = TurnRecord(index=state.turns, customer=message, attachments=list(attachments))
         if state.status != "active":
             record.reply = CLOSED_REPLIES[state.status]
-            yield {"type": "final", "outcome": TurnOutcome(state=state, turn=record)}
+            yield FinalEvent(outcome=TurnOutcome(state=state, turn=record))
             return
         state.turns += 1
         state.dialogue.turn += 1
@@ -135,7 +134,8 @@ class MasterAgent:
             session_id=state.session_id, message=message, history=state.history,
             active=state.active, known=state.known))
         record.steps.append(understood.step)
-        yield _step(understood.step.agent, {"intent": understood.intent, "slots": understood.slots})
+        yield StepEvent(agent=understood.step.agent,
+                        summary={"intent": understood.intent, "slots": understood.slots})
         state.history.append(Line(role="customer", text=message))
         self._update(state, understood)
         record.intent = state.active.intent if state.active else None
@@ -153,7 +153,7 @@ class MasterAgent:
         respond = await self._act(move, state, understood, review, record, message)
         respond.done = self.claims_done(state)
         for step in record.steps[done:]:
-            yield _step(step.agent, step.output)
+            yield StepEvent(agent=step.agent, summary=step.output)
 
         reply: Reply | None = None
         streamed: list[str] = []
@@ -163,18 +163,18 @@ class MasterAgent:
                     reply = piece
                 else:
                     streamed.append(piece)
-                    yield {"type": "delta", "text": piece}
+                    yield DeltaEvent(text=piece)
         else:
             reply = await self.specialists.respond(respond)
         assert reply is not None
         if streamed and "".join(streamed).strip() != reply.text:
-            yield {"type": "reset"}
+            yield ResetEvent()
         record.steps.append(reply.step)
         record.reply = reply.text
         state.history.append(Line(role="agent", text=reply.text))
         record.dialogue = state.dialogue.model_dump(mode="json")
         record.latency_s = round(time.perf_counter() - started, 6)
-        yield {"type": "final", "outcome": TurnOutcome(state=state, turn=record)}
+        yield FinalEvent(outcome=TurnOutcome(state=state, turn=record))
 
     # -- state --------------------------------------------------------------------------
 
@@ -319,10 +319,6 @@ class MasterAgent:
         told, quote = handed_over_reply(facts, must_say, refused, result.customer_reason,
                                         result.record.ticket_id)
         return RespondRequest(kind="handoff", facts=told, must_say=quote, **base)
-
-
-def _step(agent: str, summary: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "step", "agent": agent, "summary": summary}
 
 
 def _unique(items: list[str]) -> list[str]:

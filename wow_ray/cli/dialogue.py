@@ -17,7 +17,17 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from wow_ray.agents.events import (
+    DeltaEvent,
+    DoneEvent,
+    ErrorEvent,
+    ResetEvent,
+    ServiceEvent,
+    StepEvent,
+    from_sse,
+)
 from wow_ray.config import WowSettings
+from wow_ray.llm.wire import sse_events
 
 console = Console(stderr=True)
 out = Console()
@@ -44,19 +54,15 @@ class SessionClient:
         _check(response)
         return response.json()
 
-    def stream(self, session_id: str, text: str, attachments: list[str]) -> Iterator[tuple[str, Any]]:
-        """(event, data) pairs of one turn: step, delta, reset, done (or error)."""
+    def stream(self, session_id: str, text: str, attachments: list[str]) -> Iterator[ServiceEvent]:
+        """The events of one turn: steps, deltas, resets, then done (or error)."""
         with self.http.stream("POST", f"/v1/sessions/{session_id}/messages", params={"stream": "true"},
                               json={"content": text, "attachments": attachments}) as response:
             if response.status_code >= 400:
                 response.read()
                 _check(response)
-            event = "message"
-            for line in response.iter_lines():
-                if line.startswith("event:"):
-                    event = line.removeprefix("event:").strip()
-                elif line.startswith("data:"):
-                    yield event, json.loads(line.removeprefix("data:"))
+            for event in sse_events(response.iter_lines()):
+                yield from_sse(event)
 
     def end(self, session_id: str) -> None:
         self.http.delete(f"/v1/sessions/{session_id}")
@@ -74,34 +80,35 @@ def _check(response: httpx.Response) -> None:
 
 
 def print_turn(client: SessionClient, session_id: str, text: str, attachments: list[str],
-               show_steps: bool = True) -> dict[str, Any]:
-    """Send one message, print the reply as it streams; return the final ``done`` data."""
-    done: dict[str, Any] = {}
+               show_steps: bool = True) -> DoneEvent | None:
+    """Send one message, print the reply as it streams; return the final ``done`` event."""
+    done: DoneEvent | None = None
     out.print("[bold green]agent>[/] ", end="")
     streamed = False
-    for event, data in client.stream(session_id, text, attachments):
-        if event == "step" and show_steps:
-            console.print(f"[dim]  · {data['agent']}: {_brief(data['summary'])}[/]")
-        elif event == "delta":
-            streamed = True
-            out.print(data["text"], end="", markup=False, highlight=False, soft_wrap=True)
-        elif event == "reset":
-            if streamed:
-                out.print(" [dim](draft withdrawn)[/]")
-                out.print("[bold green]agent>[/] ", end="")
-            streamed = False
-        elif event == "done":
-            done = data
-            if not streamed:
-                out.print(data["reply"], markup=False, highlight=False, soft_wrap=True)
-            else:
+    for event in client.stream(session_id, text, attachments):
+        match event:
+            case StepEvent(agent=agent, summary=summary) if show_steps:
+                console.print(f"[dim]  · {agent}: {_brief(summary)}[/]")
+            case DeltaEvent(text=piece):
+                streamed = True
+                out.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+            case ResetEvent():
+                if streamed:
+                    out.print(" [dim](draft withdrawn)[/]")
+                    out.print("[bold green]agent>[/] ", end="")
+                streamed = False
+            case DoneEvent():
+                done = event
+                if not streamed:
+                    out.print(event.reply, markup=False, highlight=False, soft_wrap=True)
+                else:
+                    out.print()
+            case ErrorEvent():
                 out.print()
-        elif event == "error":
-            out.print()
-            raise SystemExit(f"error: {data}")
-    if done.get("status") == "handed_off":
-        console.print(f"[yellow]handed over to a colleague, ticket {done.get('ticket_id')}[/]")
-    elif done.get("status") == "ended":
+                raise SystemExit(f"error: {event.model_dump(exclude={'type'})}")
+    if done is not None and done.status == "handed_off":
+        console.print(f"[yellow]handed over to a colleague, ticket {done.ticket_id}[/]")
+    elif done is not None and done.status == "ended":
         console.print("[dim]conversation ended[/]")
     return done
 
@@ -146,7 +153,7 @@ def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
                 continue
             done = print_turn(client, sid, text, pending, show_steps)
             pending = []
-            if done.get("status") != "active":
+            if done is None or done.status != "active":
                 return
     finally:
         client.close()
@@ -189,7 +196,8 @@ def demo_dialogue(url: str, scenario: str = "food_delivery") -> bool:
         replies = []
         for text in DEMO_DIALOGUE:
             out.print(f"[bold cyan]customer>[/] {text}")
-            replies.append(print_turn(client, sid, text, []).get("reply", ""))
+            done = print_turn(client, sid, text, [])
+            replies.append(done.reply if done is not None else "")
         return all(r.strip() for r in replies)
     finally:
         client.close()

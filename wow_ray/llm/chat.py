@@ -10,6 +10,8 @@ implementations exist, so the same agent runs anywhere:
 - ``wow_ray.llm.client.AsyncOpenAIChatClient``: any OpenAI-compatible URL;
 - :class:`ScriptedChatClient` here: canned answers, for fast unit tests without a model.
 
+The first two read OpenAI answers and streams through ``wow_ray.llm.wire``.
+
 No Ray import here: ``wow_ray.agents`` depends on this module only.
 """
 
@@ -40,43 +42,6 @@ class ChatResult:
     completion_tokens: int = 0
     latency_s: float = 0.0
     finish_reason: str | None = None
-
-
-def completion_result(data: dict[str, Any], model: str, started: float) -> ChatResult:
-    """The ChatResult of one OpenAI ``chat.completion`` answer (HTTP and Serve handle alike)."""
-    choice = data["choices"][0]
-    usage = data.get("usage") or {}
-    return ChatResult(choice["message"].get("content") or "", data.get("model", model),
-                      usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                      time.perf_counter() - started, choice.get("finish_reason"))
-
-
-class StreamTally:
-    """Folds OpenAI ``chat.completion.chunk`` objects into the text pieces to show as they come
-    and, at the end, the stream's ChatResult (HTTP and Serve handle send the same chunks)."""
-
-    def __init__(self, model: str, started: float) -> None:
-        self.model, self.started = model, started
-        self.pieces: list[str] = []
-        self.usage: dict[str, Any] = {}
-        self.finish: str | None = None
-
-    def add(self, chunk: dict[str, Any]) -> list[str]:
-        """Take one chunk; return its new text pieces."""
-        self.model = chunk.get("model", self.model)
-        self.usage = chunk.get("usage") or self.usage
-        new: list[str] = []
-        for choice in chunk.get("choices", []):
-            self.finish = choice.get("finish_reason") or self.finish
-            if piece := (choice.get("delta") or {}).get("content"):
-                new.append(piece)
-        self.pieces.extend(new)
-        return new
-
-    def result(self) -> ChatResult:
-        return ChatResult("".join(self.pieces), self.model, self.usage.get("prompt_tokens", 0),
-                          self.usage.get("completion_tokens", 0),
-                          time.perf_counter() - self.started, self.finish)
 
 
 @runtime_checkable

@@ -2,35 +2,36 @@
 
 Plain httpx rather than the ``openai`` package: we need two calls (complete and stream) and
 clear errors, and the same code must run where ``openai`` is not installed.
+
+One client, two faces over one core (:class:`_OpenAIEndpoint`: the endpoint, its headers,
+request bodies, answers and streams read through ``wow_ray.llm.wire``):
+:class:`OpenAIChatClient` for scripts and the terminal (blocking), and
+:class:`AsyncOpenAIChatClient`, the agents' ``ChatClient``. Only the transport differs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
-from wow_ray.llm.chat import ChatResult, LLMError, StreamTally, completion_result
+from wow_ray.llm.chat import ChatResult, LLMError
+from wow_ray.llm.wire import (
+    ChatMessage,
+    LLMRequestError,
+    StreamTally,
+    asse_events,
+    completion_chunk,
+    completion_result,
+    request_body,
+    sse_events,
+)
 
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str
-
-
-class LLMRequestError(LLMError):
-    """The endpoint answered with an error status; ``status_code`` and the server's message."""
-
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(f"LLM endpoint answered {status_code}: {message}")
-        self.status_code = status_code
+__all__ = ["AsyncOpenAIChatClient", "ChatMessage", "LLMRequestError", "LLMUnavailableError",
+           "OpenAIChatClient"]
 
 
 class LLMUnavailableError(LLMError):
@@ -48,101 +49,11 @@ def _reaching(url: str) -> Iterator[None]:
         ) from None
 
 
-class OpenAIChatClient:
-    """Chat completions over HTTP, whole or streamed token by token."""
+class _OpenAIEndpoint:
+    """What both faces share: the endpoint and its headers, request bodies, reading answers.
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:8000",
-        *,
-        model: str | None = None,
-        api_key: str | None = None,
-        timeout_s: float = 300.0,
-    ) -> None:
-        base_url = base_url.rstrip("/")
-        self.base_url = base_url if base_url.endswith("/v1") else f"{base_url}/v1"
-        self.model = model
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OpenAIChatClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def models(self) -> list[str]:
-        with _reaching(self.base_url):
-            response = self._http.get("/models")
-        _raise_for_error(response)
-        return [m["id"] for m in response.json()["data"]]
-
-    def complete(self, messages: list[ChatMessage | dict], **options: Any) -> dict[str, Any]:
-        """The whole chat-completion response (``choices[0].message.content`` is the reply)."""
-        with _reaching(self.base_url):
-            response = self._http.post("/chat/completions", json=self._body(messages, options))
-        _raise_for_error(response)
-        return response.json()
-
-    def reply(self, messages: list[ChatMessage | dict], **options: Any) -> str:
-        return self.complete(messages, **options)["choices"][0]["message"]["content"] or ""
-
-    def stream(self, messages: list[ChatMessage | dict], **options: Any) -> Iterator[str]:
-        """Yield the reply's text pieces as the server streams them (server-sent events)."""
-        body = self._body(messages, {**options, "stream": True})
-        with (
-            _reaching(self.base_url),
-            self._http.stream("POST", "/chat/completions", json=body) as response,
-        ):
-            if response.status_code >= 400:
-                response.read()
-                _raise_for_error(response)
-            for line in response.iter_lines():
-                if line.strip() == "data: [DONE]":
-                    return
-                chunk = _sse_chunks(line)
-                if chunk is None:
-                    continue
-                for choice in chunk.get("choices", []):
-                    if piece := (choice.get("delta") or {}).get("content"):
-                        yield piece
-
-    def _body(self, messages: list[ChatMessage | dict], options: dict[str, Any]) -> dict[str, Any]:
-        return _request_body(self.model, messages, options)
-
-
-def _request_body(model: str | None, messages: Sequence[ChatMessage | dict],
-                  options: dict[str, Any]) -> dict[str, Any]:
-    body = {
-        "messages": [
-            m.model_dump() if isinstance(m, ChatMessage) else ChatMessage(**m).model_dump()
-            for m in messages
-        ],
-        **{k: v for k, v in options.items() if v is not None},
-    }
-    if model and "model" not in body:
-        body["model"] = model
-    return body
-
-
-def _sse_chunks(line: str) -> dict[str, Any] | None:
-    """One server-sent-events line of a streamed completion, parsed (None: not a chunk)."""
-    if not line.startswith("data:"):
-        return None
-    data = line.removeprefix("data:").strip()
-    if data == "[DONE]":
-        return None
-    chunk = json.loads(data)
-    if "error" in chunk:
-        raise LLMRequestError(chunk["error"].get("code", 500), chunk["error"]["message"])
-    return chunk
-
-
-class AsyncOpenAIChatClient:
-    """The agents' chat client (``wow_ray.llm.chat.ChatClient``) for any OpenAI-compatible URL."""
+    ``extra_body`` is merged into every request (vLLM's sampling extras, for instance).
+    """
 
     def __init__(
         self,
@@ -157,8 +68,72 @@ class AsyncOpenAIChatClient:
         self.base_url = base_url if base_url.endswith("/v1") else f"{base_url}/v1"
         self.model = model
         self.extra_body = dict(extra_body or {})
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        self._http = self._transport(
+            {"Authorization": f"Bearer {api_key}"} if api_key else {}, timeout_s)
+
+    def _transport(self, headers: dict[str, str], timeout_s: float) -> Any:
+        raise NotImplementedError
+
+    def _body(self, messages: Sequence[ChatMessage | dict], options: dict[str, Any],
+              stream: bool = False) -> dict[str, Any]:
+        if stream:  # the usage arrives in a last chunk; the tally reads it
+            options = {**options, "stream": True, "stream_options": {"include_usage": True}}
+        return request_body(self.model, messages, {**options, **self.extra_body})
+
+    def _tally(self, body: dict[str, Any]) -> StreamTally:
+        return StreamTally(body.get("model") or "", time.perf_counter())
+
+
+class OpenAIChatClient(_OpenAIEndpoint):
+    """Chat completions over HTTP, whole or streamed token by token (blocking calls)."""
+
+    def _transport(self, headers: dict[str, str], timeout_s: float) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OpenAIChatClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def models(self) -> list[str]:
+        with _reaching(self.base_url):
+            response = self._http.get("/models")
+        return [m["id"] for m in _answer(response)["data"]]
+
+    def complete(self, messages: list[ChatMessage | dict], **options: Any) -> dict[str, Any]:
+        """The whole chat-completion response (``choices[0].message.content`` is the reply)."""
+        with _reaching(self.base_url):
+            response = self._http.post("/chat/completions", json=self._body(messages, options))
+        return _answer(response)
+
+    def reply(self, messages: list[ChatMessage | dict], **options: Any) -> str:
+        return self.complete(messages, **options)["choices"][0]["message"]["content"] or ""
+
+    def stream(self, messages: list[ChatMessage | dict], **options: Any) -> Iterator[str]:
+        """Yield the reply's text pieces as the server streams them (server-sent events)."""
+        body = self._body(messages, options, stream=True)
+        tally = self._tally(body)
+        with (
+            _reaching(self.base_url),
+            self._http.stream("POST", "/chat/completions", json=body) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+                _answer(response)
+            for event in sse_events(response.iter_lines()):
+                if (chunk := completion_chunk(event)) is not None:
+                    yield from tally.add(chunk)
+
+
+class AsyncOpenAIChatClient(_OpenAIEndpoint):
+    """The agents' chat client (``wow_ray.llm.chat.ChatClient``) for any OpenAI-compatible URL."""
+
+    def _transport(self, headers: dict[str, str], timeout_s: float) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -173,13 +148,11 @@ class AsyncOpenAIChatClient:
         response_format: dict[str, Any] | None = None,
     ) -> ChatResult:
         started = time.perf_counter()
-        body = _request_body(self.model, messages, {
-            "model": model, "max_tokens": max_tokens, "temperature": temperature,
-            "response_format": response_format, **self.extra_body})
+        body = self._body(messages, {"model": model, "max_tokens": max_tokens,
+                                     "temperature": temperature, "response_format": response_format})
         with _reaching(self.base_url):
             response = await self._http.post("/chat/completions", json=body)
-        _raise_for_error(response)
-        return completion_result(response.json(), model or "", started)
+        return completion_result(_answer(response), model or "", started)
 
     async def stream(
         self,
@@ -189,39 +162,30 @@ class AsyncOpenAIChatClient:
         max_tokens: int = 128,
         temperature: float = 0.0,
     ) -> AsyncIterator[str | ChatResult]:
-        started = time.perf_counter()
-        body = _request_body(self.model, messages, {
-            "model": model, "max_tokens": max_tokens, "temperature": temperature, "stream": True,
-            "stream_options": {"include_usage": True}, **self.extra_body})
-        tally = StreamTally(model or "", started)
+        body = self._body(messages, {"model": model, "max_tokens": max_tokens,
+                                     "temperature": temperature}, stream=True)
+        tally = self._tally(body)
         with _reaching(self.base_url):  # a dropped connection mid-stream reads the same
             async with self._http.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    _raise_for_error(response)
-                async for line in response.aiter_lines():
-                    chunk = _sse_chunks(line)
-                    if chunk is None:
-                        continue
-                    for piece in tally.add(chunk):
-                        yield piece
+                    _answer(response)
+                async for event in asse_events(response.aiter_lines()):
+                    if (chunk := completion_chunk(event)) is not None:
+                        for piece in tally.add(chunk):
+                            yield piece
         yield tally.result()
 
 
-def _raise_for_error(response: httpx.Response) -> None:
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON of a successful answer; an error status raises with the server's message."""
     if response.status_code < 400:
-        return
+        return response.json()
     try:
         payload = response.json()
-        message = (
-            (
-                payload.get("error", {}).get("message")
-                if isinstance(payload.get("error"), dict)
-                else None
-            )
-            or payload.get("detail")
-            or response.text
-        )
+        error = payload.get("error")
+        message = (error.get("message") if isinstance(error, dict) else None) \
+            or payload.get("detail") or response.text
     except ValueError:
         message = response.text
     raise LLMRequestError(response.status_code, str(message))

@@ -1,22 +1,24 @@
 """The agents' chat client inside the cluster: the shared LLM deployment, through a Serve handle.
 
-It calls the LLM deployment (``RegistryLLMServer`` from serve_apps/llm.py, Ray's LLMServer
+It calls the LLM deployment (``RegistryLLMServer`` from wow_ray/serving/llm_app.py, Ray's LLMServer
 with registry adapters) directly, skipping the HTTP hop, with an OpenAI chat request as a
 plain dict: ``chat_plain`` turns it into vLLM's request type inside the LLM replica, so agent
-replicas never import vLLM (half a gigabyte and ten seconds each). A model id with an adapter
-(``<base>:<adapter>:vN``) is routed with ``multiplexed_model_id``, as Ray's OpenAI ingress
-does, so the request lands on a replica that has (or loads) that LoRA adapter; base-model
-requests are spread over all replicas.
+replicas never import vLLM (half a gigabyte and ten seconds each). What comes back is already
+structured: the ``chat.completion`` as a dict or, streamed, lists of ``chat.completion.chunk``
+dicts (the replica reads vLLM's event text once, with ``wow_ray.llm.wire``); an error is an
+OpenAI error object. A model id with an adapter (``<base>:<adapter>:vN``) is routed with
+``multiplexed_model_id``, as Ray's OpenAI ingress does, so the request lands on a replica that
+has (or loads) that LoRA adapter; base-model requests are spread over all replicas.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from wow_ray.llm.chat import ChatResult, LLMError, StreamTally, completion_result
+from wow_ray.llm.chat import ChatResult, LLMError
+from wow_ray.llm.wire import StreamTally, completion_result, raise_if_error
 
 
 class ServeHandleChatClient:
@@ -36,16 +38,18 @@ class ServeHandleChatClient:
         return self._configured[model]
 
     async def _items(self, body: dict[str, Any]) -> AsyncIterator[Any]:
+        """What the deployment yields, an error object raised as ``LLMRequestError``."""
         try:
             async for item in self._for(body["model"]).chat_plain.remote(body):
-                if isinstance(item, dict) and "error" in item:
-                    error = item["error"]
-                    raise LLMError(f"LLM deployment answered {error.get('code')}: {error.get('message')}")
-                yield item
+                yield raise_if_error(item) if isinstance(item, dict) else item
         except LLMError:
             raise
         except Exception as exc:  # a dead replica, an adapter that cannot load
             raise LLMError(f"LLM deployment failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+    def _body(self, messages: Sequence[dict[str, Any]], model: str | None, **options: Any) -> dict[str, Any]:
+        return {"model": model or self.base_model, "messages": [dict(m) for m in messages],
+                **{k: v for k, v in options.items() if v is not None}}
 
     async def chat(
         self,
@@ -57,10 +61,8 @@ class ServeHandleChatClient:
         response_format: dict[str, Any] | None = None,
     ) -> ChatResult:
         started = time.perf_counter()
-        body: dict[str, Any] = {"model": model or self.base_model, "messages": [dict(m) for m in messages],
-                                "max_tokens": max_tokens, "temperature": temperature, "stream": False}
-        if response_format is not None:
-            body["response_format"] = response_format
+        body = self._body(messages, model, max_tokens=max_tokens, temperature=temperature,
+                          stream=False, response_format=response_format)
         response = None
         async for item in self._items(body):
             response = response or item
@@ -76,33 +78,13 @@ class ServeHandleChatClient:
         max_tokens: int = 128,
         temperature: float = 0.0,
     ) -> AsyncIterator[str | ChatResult]:
-        started = time.perf_counter()
-        body = {"model": model or self.base_model, "messages": [dict(m) for m in messages],
-                "max_tokens": max_tokens, "temperature": temperature, "stream": True,
-                "stream_options": {"include_usage": True}}
-        tally = StreamTally(body["model"], started)
+        body = self._body(messages, model, max_tokens=max_tokens, temperature=temperature,
+                          stream=True, stream_options={"include_usage": True})
+        tally = StreamTally(body["model"], time.perf_counter())
         async for batch in self._items(body):
-            for chunk in _chunks(batch):
-                for piece in tally.add(chunk):
+            if not isinstance(batch, list):
+                raise LLMError(f"unexpected item in the LLM deployment's stream: {str(batch)[:200]}")
+            for chunk in batch:
+                for piece in tally.add(raise_if_error(chunk)):
                     yield piece
         yield tally.result()
-
-
-def _chunks(batch: Any) -> list[dict[str, Any]]:
-    """Parsed chunks from one streamed item: ``data: {...}`` lines (a list of them, or one)."""
-    out = []
-    for item in batch if isinstance(batch, list) else [batch]:
-        if isinstance(item, dict):
-            if "error" in item:
-                raise LLMError(f"LLM deployment answered {item['error'].get('code')}: "
-                               f"{item['error'].get('message')}")
-            continue
-        for line in str(item).splitlines():
-            line = line.strip()
-            if line.startswith("data:") and line != "data: [DONE]":
-                data = json.loads(line.removeprefix("data:").strip())
-                if "error" in data:
-                    raise LLMError(f"LLM deployment answered {data['error'].get('code')}: "
-                                   f"{data['error'].get('message')}")
-                out.append(data)
-    return out

@@ -25,6 +25,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from wow_ray.agents.events import TurnEvent
 from wow_ray.agents.state import (
     AnswerRequest,
     ExecuteRequest,
@@ -244,7 +245,7 @@ class MasterDeployment(_AgentHost):
         return await self.agent.turn(state, message, attachments)
 
     async def events(self, state: SessionState, message: str,
-                     attachments: list[str]) -> AsyncIterator[dict[str, Any]]:
+                     attachments: list[str]) -> AsyncIterator[TurnEvent]:
         async for event in self.agent.events(state, message, attachments, stream=True):
             yield event
 

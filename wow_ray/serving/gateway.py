@@ -32,12 +32,22 @@ from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from wow_ray.agents.events import (
+    DoneEvent,
+    ErrorEvent,
+    FinalEvent,
+    ResetEvent,
+    ServiceEvent,
+    TurnReply,
+    to_sse,
+)
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
+from wow_ray.llm.wire import END_OF_STREAM, format_sse
 from wow_ray.serving.dialogue_args import DialogueAppArgs
 from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
@@ -49,18 +59,6 @@ from wow_ray.serving.gateway_models import (
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 _LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
-
-
-class TurnOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    session_id: str
-    turn: int
-    reply: str
-    status: str
-    ticket_id: str | None = None
-    intent: str | None = None
-    latency_s: float = Field(description="Turn time in the gateway, saving included.")
 
 
 def _retryable(exc: BaseException | None) -> bool:
@@ -201,13 +199,13 @@ class Gateway:
         except SessionConflict as exc:
             raise HTTPException(409, str(exc)) from None
 
-    def _out(self, outcome: Any, started: float) -> TurnOut:
-        return TurnOut(session_id=outcome.state.session_id, turn=outcome.turn.index,
+    def _out(self, outcome: Any, started: float) -> TurnReply:
+        return TurnReply(session_id=outcome.state.session_id, turn=outcome.turn.index,
                        reply=outcome.turn.reply, status=outcome.state.status,
                        ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
                        latency_s=round(time.perf_counter() - started, 4))
 
-    async def turn(self, session_id: str, message: MessageIn) -> TurnOut:
+    async def turn(self, session_id: str, message: MessageIn) -> TurnReply:
         started = time.perf_counter()
         state, version = await self._admit(session_id, message)
         self.busy.add(session_id)
@@ -218,8 +216,8 @@ class Gateway:
             self.busy.discard(session_id)
         return self._out(outcome, started)
 
-    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[tuple[str, Any]]:
-        """(event, data) pairs; the turn is saved before ``done``."""
+    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[ServiceEvent]:
+        """The turn's events for the client; the turn is saved before ``done``."""
         started = time.perf_counter()
         state, version = await self._admit(session_id, message)
         self.busy.add(session_id)
@@ -229,13 +227,13 @@ class Gateway:
                 state, message.content, message.attachments), self.options.turn_retry_s)
             async for event in events:
                 if event is RESTART:
-                    yield "reset", {}
-                elif event["type"] == "final":
-                    outcome = event["outcome"]
+                    yield ResetEvent()
+                elif isinstance(event, FinalEvent):
+                    outcome = event.outcome
                 else:
-                    yield event["type"], {k: v for k, v in event.items() if k != "type"}
+                    yield event
             await self._save(outcome, version)
-            yield "done", self._out(outcome, started).model_dump()
+            yield DoneEvent(**self._out(outcome, started).model_dump())
         finally:
             self.busy.discard(session_id)
 
@@ -270,15 +268,15 @@ class Gateway:
         first = await anext(events)  # admission errors become HTTP errors, not broken streams
 
         async def sse() -> AsyncIterator[str]:
-            item: tuple[str, Any] | None = first
+            item: ServiceEvent | None = first
             while item is not None:
-                yield f"event: {item[0]}\ndata: {json.dumps(item[1], default=str)}\n\n"
+                yield to_sse(item)
                 try:
                     item = await anext(events)
                 except StopAsyncIteration:
                     item = None
                 except HTTPException as exc:
-                    yield f"event: error\ndata: {json.dumps({'status': exc.status_code, 'detail': exc.detail})}\n\n"
+                    yield to_sse(ErrorEvent(status=exc.status_code, detail=exc.detail))
                     item = None
 
         return StreamingResponse(sse(), media_type="text/event-stream")
@@ -347,16 +345,15 @@ class Gateway:
         async def sse() -> AsyncIterator[str]:
             # Only the validated reply is sent: OpenAI streams cannot take back text, and the
             # response agent's draft may be replaced by its fallback.
-            item: tuple[str, Any] | None = first
+            item: ServiceEvent | None = first
             while item is not None:
-                kind, data = item
-                if kind == "done":
-                    for i, word in enumerate(data["reply"].split(" ")):
+                if isinstance(item, DoneEvent):
+                    for i, word in enumerate(item.reply.split(" ")):
                         yield completion_chunk(completion_id, self.pack.name,
                                                word if i == 0 else " " + word, None)
                     yield completion_chunk(completion_id, self.pack.name, "", "stop")
                 item = await anext(events, None)
-            yield "data: [DONE]\n\n"
+            yield format_sse(END_OF_STREAM)
 
         return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
 

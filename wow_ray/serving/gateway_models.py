@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from wow_ray.llm.wire import format_sse
+
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
@@ -87,4 +89,4 @@ def completion_chunk(completion_id: str, model: str, text: str, finish: str | No
     chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
              "model": model, "choices": [{"index": 0, "delta": {"content": text} if text else {},
                                           "finish_reason": finish}]}
-    return f"data: {json.dumps(chunk)}\n\n"
+    return format_sse(json.dumps(chunk))

@@ -37,6 +37,7 @@ from ray.serve.llm import LLMConfig, LLMServer, LLMServingArgs, build_openai_app
 
 from wow_ray.config import WowSettings, load_settings
 from wow_ray.llm.engine import llm_config_for
+from wow_ray.llm.wire import LLMRequestError, completion_chunks
 from wow_ray.registry import EntryKind, Registry, resolve_model
 
 _ADAPTER_CACHE_S = 2.0
@@ -79,23 +80,32 @@ class RegistryLLMServer(LLMServer):
             model_downloader=model_downloader or RegistryLoraLoader,
         )
 
-    async def chat_plain(self, body: dict[str, Any]) -> AsyncGenerator[dict | list[str], None]:
+    async def chat_plain(self, body: dict[str, Any]) -> AsyncGenerator[dict | list[dict], None]:
         """``chat`` for callers that do not import vLLM (the dialogue agents' Serve-handle
-        client): an OpenAI request as a plain dict in; out, the response as a dict (an error
-        as ``{"error": {...}}``), or when streaming, lists of ``data: {...}`` lines. Importing
-        vLLM's request types costs a replica about 0.5 GB and 10 s; this keeps them here."""
+        client): an OpenAI request as a plain dict in; out, the response as a dict or, when
+        streaming, lists of ``chat.completion.chunk`` dicts; an error as an OpenAI error object.
+        vLLM streams event text (``data: {...}``): it is read here, once, so callers get chunks.
+        Importing vLLM's request types costs a replica about 0.5 GB and 10 s; this keeps them
+        here."""
         try:
             request = ChatCompletionRequest.model_validate(body)
         except ValueError as exc:
             yield {"error": {"code": 400, "message": str(exc)[:500]}}
             return
         async for item in await self.chat(request):
-            if isinstance(item, ErrorResponse):
-                yield {"error": item.error.model_dump()}
-            elif isinstance(item, list):
-                yield [x.model_dump() if isinstance(x, ErrorResponse) else x for x in item]
-            else:
+            errors = [x for x in (item if isinstance(item, list) else [item])
+                      if isinstance(x, ErrorResponse)]
+            if errors:
+                yield {"error": errors[0].error.model_dump()}
+                return
+            if not isinstance(item, list):
                 yield item.model_dump()
+                continue
+            try:
+                yield completion_chunks("".join(item))
+            except LLMRequestError as exc:  # an error the engine sent inside the stream
+                yield {"error": {"code": exc.status_code, "message": exc.message}}
+                return
 
 
 def _bad_request(message: str, status_code: int = 400) -> OpenAIHTTPException:
