@@ -4,7 +4,7 @@
     PYTHONPATH=. python scripts/gen_food_delivery.py
 
 Writes ``wow_ray/scenarios/food_delivery/fixtures/*.json`` and ``tasks.json``. The records
-each task needs are built together with the task (scripts/food_delivery/cases*.py); the gold
+each task needs are built together with the task (scripts/food_delivery/*_cases.py); the gold
 actions and facts to communicate come from the oracle, and the script fails if the oracle's
 write actions differ from what the case expects, so a rule that does not do what the case
 author meant is caught here. The output is checked in and can be edited by hand afterwards
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "food_delivery")]
 
-from cases3 import Mixed  # noqa: E402
+from mixed_and_injection_cases import Mixed  # noqa: E402
 from world import World  # noqa: E402
 
 from wow_ray.scenario import Oracle, PackValidationError, Task, load_pack, replay  # noqa: E402

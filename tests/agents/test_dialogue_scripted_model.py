@@ -13,8 +13,8 @@ from tests.agents.conftest import run, talk
 from wow_ray.agents.base import InvalidOutput
 from wow_ray.agents.events import DeltaEvent
 from wow_ray.agents.local import local_master, new_session
+from wow_ray.agents.messages import RespondRequest
 from wow_ray.agents.response import ResponseAgent
-from wow_ray.agents.state import RespondRequest
 from wow_ray.llm.chat import ScriptedChatClient
 from wow_ray.scenario import DialogueState
 
@@ -184,7 +184,7 @@ def test_streamed_and_whole_turns_give_the_same_reply_scripted_model(pack, sessi
 
 
 def test_state_roundtrips_through_json_between_turns(no_model_master, session):
-    from wow_ray.agents.state import SessionState
+    from wow_ray.agents.messages import SessionState
 
     state, _ = talk(no_model_master, session("U0214"), "My order O10337 arrived 20 minutes late")
     again = SessionState.model_validate_json(state.model_dump_json())

@@ -8,8 +8,8 @@ import yaml
 
 from tests.agents.conftest import run
 from wow_ray.agents.environment import SessionEnvironments
+from wow_ray.agents.messages import ExecuteRequest
 from wow_ray.agents.policy import PolicyAgent, policy_sections
-from wow_ray.agents.state import ExecuteRequest
 from wow_ray.scenario import DialogueState, ToolCall, load_pack
 
 COUPON = ToolCall(name="issue_coupon", arguments={"user_id": "U0214", "amount": 5,

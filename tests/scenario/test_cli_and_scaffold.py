@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from wow_ray.cli import app
 from wow_ray.scenario import check_gold, json_schemas, load_pack, scaffold_pack
-from wow_ray.scenario.schemas import SCHEMA_DIR
+from wow_ray.scenario.json_schemas import SCHEMA_DIR
 
 runner = CliRunner()
 

@@ -23,9 +23,9 @@ from wow_ray.agents.base import Agent, AgentError, ModelSettings
 from wow_ray.agents.config import AGENT_NAMES, DialogueConfig
 from wow_ray.agents.local import local_master, new_session
 from wow_ray.agents.master import MasterAgent, Specialists, TurnOutcome
+from wow_ray.agents.messages import SessionState
 from wow_ray.agents.prompts import PROMPT_VERSION, PROMPTS, PromptSpec
 from wow_ray.agents.sessions import SessionStore
-from wow_ray.agents.state import SessionState
 from wow_ray.agents.transcript import TRANSCRIPT_SCHEMA_VERSION, Transcript, TurnRecord
 
 __all__ = [

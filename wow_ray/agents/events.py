@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from wow_ray.agents.state import SessionState
+from wow_ray.agents.messages import SessionState
 from wow_ray.agents.transcript import TurnRecord
 from wow_ray.llm.wire import ServerSentEvent, format_sse
 

@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 from wow_ray.agents.base import Agent, ModelSettings, run_structured
+from wow_ray.agents.messages import ExecuteRequest, HandoffRequest, HandoffResult
 from wow_ray.agents.prompt_inputs import handoff_input
 from wow_ray.agents.prompts import HandoffInput, HandoffSummary
 from wow_ray.agents.solution import Executor
-from wow_ray.agents.state import ExecuteRequest, HandoffRequest, HandoffResult
 from wow_ray.agents.transcript import AgentStep, HandoffRecord
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import ScenarioPack, ToolCall

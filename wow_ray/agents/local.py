@@ -22,10 +22,7 @@ from collections.abc import AsyncIterator
 from wow_ray.agents.config import DialogueConfig
 from wow_ray.agents.handoff import HandoffAgent
 from wow_ray.agents.master import MasterAgent
-from wow_ray.agents.policy import PolicyAgent
-from wow_ray.agents.response import ResponseAgent
-from wow_ray.agents.solution import SolutionAgent
-from wow_ray.agents.state import (
+from wow_ray.agents.messages import (
     AnswerRequest,
     HandoffRequest,
     HandoffResult,
@@ -39,6 +36,9 @@ from wow_ray.agents.state import (
     Understanding,
     UnderstandRequest,
 )
+from wow_ray.agents.policy import PolicyAgent
+from wow_ray.agents.response import ResponseAgent
+from wow_ray.agents.solution import SolutionAgent
 from wow_ray.agents.understanding import UnderstandingAgent
 from wow_ray.agents.wiring import build_agent
 from wow_ray.llm.chat import ChatClient

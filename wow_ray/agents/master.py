@@ -33,10 +33,7 @@ from wow_ray.agents.events import (
     TurnEvent,
     TurnOutcome,
 )
-from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
-from wow_ray.agents.prompts import Line, MasterDecision
-from wow_ray.agents.slots import id_shapes
-from wow_ray.agents.state import (
+from wow_ray.agents.messages import (
     ActiveRequest,
     AnswerRequest,
     HandoffRequest,
@@ -51,6 +48,9 @@ from wow_ray.agents.state import (
     Understanding,
     UnderstandRequest,
 )
+from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
+from wow_ray.agents.prompts import Line, MasterDecision
+from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.transcript import AgentStep, TurnRecord
 from wow_ray.agents.understanding import missing_slots
 from wow_ray.llm.chat import ChatClient

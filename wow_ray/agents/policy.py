@@ -19,14 +19,14 @@ import time
 
 from wow_ray.agents.base import Agent
 from wow_ray.agents.environment import SessionEnvironments
-from wow_ray.agents.slots import words
-from wow_ray.agents.state import (
+from wow_ray.agents.messages import (
     ExecuteRequest,
     ExecuteResult,
     ObligationInfo,
     Review,
     ReviewRequest,
 )
+from wow_ray.agents.slots import words
 from wow_ray.agents.transcript import AgentStep, RuleDecisionRecord, ToolCallRecord
 from wow_ray.scenario import ScenarioPack
 

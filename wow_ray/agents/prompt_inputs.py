@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from wow_ray.agents.fact_sentences import tool_sentence
+from wow_ray.agents.messages import ActiveRequest, RespondRequest
 from wow_ray.agents.prompts import (
     MASTER_MOVES,
     HandoffInput,
@@ -37,8 +39,6 @@ from wow_ray.agents.prompts import (
     intent_options,
 )
 from wow_ray.agents.slots import IdShape, id_shapes
-from wow_ray.agents.state import ActiveRequest, RespondRequest
-from wow_ray.agents.templates import tool_sentence
 from wow_ray.scenario import ScenarioPack
 from wow_ray.scenario.spec import CallStep, ChooseStep
 

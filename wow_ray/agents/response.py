@@ -23,10 +23,10 @@ from typing import Any, get_args
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_text
 from wow_ray.agents.claims import Recital, claims_in, unsupported_claims
+from wow_ray.agents.messages import Reply, RespondRequest
 from wow_ray.agents.prompt_inputs import ask_label, response_input
 from wow_ray.agents.prompts import ResponseInput, response_messages
 from wow_ray.agents.slots import id_shapes
-from wow_ray.agents.state import Reply, RespondRequest
 from wow_ray.agents.transcript import AgentStep
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import ScenarioPack

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from wow_ray.agents.state import SessionState
+from wow_ray.agents.messages import SessionState
 from wow_ray.agents.transcript import Outcome, Transcript, TurnRecord
 from wow_ray.errors import WowRayError
 

@@ -24,6 +24,8 @@ from typing import Any, Literal, Protocol
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.environment import SessionEnvironments
+from wow_ray.agents.fact_sentences import money
+from wow_ray.agents.messages import Denial, ExecuteRequest, ExecuteResult, SolveRequest, SolveResult
 from wow_ray.agents.prompt_inputs import (
     KNOWLEDGE_RESULTS,
     knowledge,
@@ -34,8 +36,6 @@ from wow_ray.agents.prompt_inputs import (
 )
 from wow_ray.agents.prompts import DONE, Observation, ToolProposal
 from wow_ray.agents.slots import id_shapes, words
-from wow_ray.agents.state import Denial, ExecuteRequest, ExecuteResult, SolveRequest, SolveResult
-from wow_ray.agents.templates import money
 from wow_ray.agents.transcript import AgentStep, ToolCallRecord
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import Environment, Oracle, ScenarioPack, ToolCall, apply_logged

@@ -23,10 +23,10 @@ from collections import Counter
 from typing import Any
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
+from wow_ray.agents.messages import Understanding, UnderstandRequest
 from wow_ray.agents.prompt_inputs import intent_offer, understanding_input
 from wow_ray.agents.prompts import NO_INTENT, parse_understanding
 from wow_ray.agents.slots import IdShape, appears_in, coerce, enum_mention, id_shapes
-from wow_ray.agents.state import Understanding, UnderstandRequest
 from wow_ray.agents.transcript import AgentStep
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import ScenarioPack

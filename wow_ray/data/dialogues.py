@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wow_ray.agents.fact_sentences import money
+from wow_ray.agents.messages import ActiveRequest, RespondRequest
 from wow_ray.agents.prompt_inputs import (
     handed_over_reply,
     handoff_input,
@@ -42,12 +44,10 @@ from wow_ray.agents.prompts import (
     ToolProposal,
     UnderstandingOutput,
 )
-from wow_ray.agents.state import ActiveRequest, RespondRequest
-from wow_ray.agents.templates import money
 from wow_ray.agents.understanding import DEFAULT_FLAG_KEYWORDS
 from wow_ray.data import texts
 from wow_ray.data.formats import ActionCheck, ChatSample, Message, SampleMeta, Source
-from wow_ray.data.runtime import Runtime
+from wow_ray.data.served_agents import ServedAgents
 from wow_ray.scenario import Oracle, Replay, ScenarioPack, Situation, ToolCall
 from wow_ray.scenario.rules import Decision
 
@@ -106,7 +106,7 @@ class DialogueBuilder:
         self.pack = pack
         self.pack_version = pack_version
         self.source = source
-        self.rt = Runtime(pack)
+        self.agents = ServedAgents(pack)
         self.oracle = Oracle(pack)
         self.intents = {i.name: i for i in pack.intents}
         self.p_question, self.p_goodbye, self.p_filler = extras, goodbye, filler
@@ -189,7 +189,7 @@ class DialogueBuilder:
         self.understand(d, text, request.intent, said.said,
                             said.template + ("+paraphrase" if reworded else ""), paraphrased=reworded)
         for name, value in said.said.items():
-            if name in self.rt.shapes:
+            if name in self.agents.shapes:
                 d.known[name] = value
         if missing:
             self._clarify(d, request.intent, slots, missing)
@@ -217,7 +217,7 @@ class DialogueBuilder:
             value = slots[spec.name]
             if d.known.get(spec.name) == value:
                 continue  # carried over from an earlier request, as the service does
-            kind = "enum" if spec.enum else "id" if spec.name in self.rt.shapes else "text"
+            kind = "enum" if spec.enum else "id" if spec.name in self.agents.shapes else "text"
             if not spec.required or d.rng.random() < MENTION[kind]:
                 mention[spec.name] = value
             else:
@@ -262,7 +262,7 @@ class DialogueBuilder:
         self.understand(d, text, intent, {n: slots[n] for n in missing}, parts[0].template,
                             collecting=intent, expecting=missing)
         for name in missing:
-            if name in self.rt.shapes:
+            if name in self.agents.shapes:
                 d.known[name] = slots[name]
 
     def solve(self, d: Draft, intent: str, slots: dict[str, Any], seg: Segment,
@@ -329,7 +329,7 @@ class DialogueBuilder:
         for _ in range(3):
             topic = d.rng.choice(self.questions).lower()
             text = d.rng.choice(texts.QUESTIONS).format(t=topic)
-            if self.rt.offer(text).strong_intent is None:
+            if self.agents.offer(text).strong_intent is None:
                 break
         else:
             return
@@ -350,7 +350,7 @@ class DialogueBuilder:
                        template: str, collecting: str | None = None,
                        expecting: list[str] | None = None, paraphrased: bool = False) -> None:
         d.turn += 1
-        offer = self.rt.offer(text, collecting)
+        offer = self.agents.offer(text, collecting)
         # The true intent is offered even where the retriever missed it (what a better
         # retriever would offer), so a target is never outside its own schema.
         options = offer.options if intent is None or intent in offer.options else [*offer.options, intent]
@@ -392,11 +392,11 @@ class DialogueBuilder:
         req = RespondRequest(session_id=d.dialogue_id, kind=kind, message=d.history[-1].text,
                              history=d.history[:-1], facts=facts, must_say=must,
                              ask_for=list(ask or []), intent=intent)
-        inp = response_input(self.pack, req, self.rt.responder.brand, self.rt.responder.tone)
+        inp = response_input(self.pack, req, self.agents.responder.brand, self.agents.responder.tone)
         labels = inp.ask_for
         if kind in ("resolve", "deny", "handoff"):
             d.resolved = kind != "deny"
-        text, template = texts.reply(d.rng, kind, facts, must, self.rt.responder.brand, labels)
+        text, template = texts.reply(d.rng, kind, facts, must, self.agents.responder.brand, labels)
         self._emit(d, "response", inp, text, intent, kind=kind, template=template)
         d.history.append(Line(role="agent", text=text))
 

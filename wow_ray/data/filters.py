@@ -32,7 +32,7 @@ from datasketch import MinHash, MinHashLSH
 
 from wow_ray.agents.prompts import PROMPTS
 from wow_ray.data.formats import ChatSample, FilterExample, FilterReport, FilterStat
-from wow_ray.data.runtime import Runtime
+from wow_ray.data.served_agents import ServedAgents
 from wow_ray.data.situations import LeakGuard
 from wow_ray.scenario import ScenarioPack, Situation, ToolCall, replay
 
@@ -68,7 +68,7 @@ class SampleChecker:
         self.pack = pack
         self.guard = guard
         self.config = config or FilterConfig()
-        self.rt = Runtime(pack)
+        self.agents = ServedAgents(pack)
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
 
     def check(self, sample: ChatSample) -> tuple[str, str]:
@@ -90,7 +90,7 @@ class SampleChecker:
             return "prompt differs from what the service renders for this input"
         if spec.output_model is None:
             m = sample.meta.input
-            return self.rt.reply_problem(sample.target, m["kind"], m["message"], m["facts"],
+            return self.agents.reply_problem(sample.target, m["kind"], m["message"], m["facts"],
                                          m["must_say"], m["ask_for"])
         try:
             data = json.loads(sample.target)

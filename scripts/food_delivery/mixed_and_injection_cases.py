@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cases import Case, req
-from cases2 import More
+from everyday_cases import More
+from single_intent_cases import Case, req
 from texts import ACCEPT, ACCEPT_ANY, late_words
 
 INJECT_NOTES = [

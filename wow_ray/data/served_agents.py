@@ -10,15 +10,15 @@ sample checker builds them once per pack.
 
 from __future__ import annotations
 
+from wow_ray.agents.messages import RespondRequest
 from wow_ray.agents.prompt_inputs import IntentOffer, intent_offer, pack_id_shapes
 from wow_ray.agents.response import InvalidOutput, ResponseAgent
 from wow_ray.agents.slots import IdShape
-from wow_ray.agents.state import RespondRequest
 from wow_ray.agents.understanding import IntentRetriever
 from wow_ray.scenario import ScenarioPack
 
 
-class Runtime:
+class ServedAgents:
     """One pack's intent retriever and response agent (with the service's default config)."""
 
     def __init__(self, pack: ScenarioPack) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cases import Case, Single, req
+from single_intent_cases import Case, Single, req
 from texts import ACCEPT, ACCEPT_ANY, ask_then_accept, clock, insist, late_words
 
 
@@ -120,7 +120,7 @@ class More(Single):
 
     def everyday(self) -> None:
         w, r = self.w, self.r
-        from cases import EVERYDAY
+        from single_intent_cases import EVERYDAY
 
         for late, expect in ((18, ["issue_coupon"]), (33, ["refund_partial"]), (48, ["refund_partial"]),
                              (70, ["refund_full"]), (110, ["refund_full"]), (26, ["issue_coupon"])):
