@@ -16,7 +16,7 @@ from wow_ray.errors import WowRayError
 
 app = typer.Typer(
     name="wow-ray",
-    help="WOW-Ray: serve, evaluate and fine-tune multi-agent customer service on Ray.",
+    help="WOW-Ray: serve multi-agent customer service on Ray, build its training data and fine-tune its model.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
