@@ -36,6 +36,14 @@ DIALOGUE = [
 USER = "U0214"
 
 
+def customer_http(url: str) -> httpx.Client:
+    """HTTP as the signed-in customer USER, through this machine's CLI key and token secret
+    (the files a service started here reads)."""
+    from wow_ray.cli.dialogue import local_client
+
+    return local_client(url, USER).http
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -45,7 +53,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def one_dialogue(http: httpx.Client) -> list[dict[str, Any]]:
-    sid = http.post("/v1/sessions", json={"user_id": USER, "identity_verified": True}).json()["session_id"]
+    sid = http.post("/v1/sessions", json={}).json()["session_id"]
     walls = []
     for text in DIALOGUE:
         started = time.perf_counter()
@@ -73,7 +81,7 @@ def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
     lock = threading.Lock()
 
     def customer(_: int) -> None:
-        with httpx.Client(base_url=url, timeout=900) as http:
+        with customer_http(url) as http:
             for _ in range(rounds):
                 got = one_dialogue(http)
                 with lock:
@@ -168,7 +176,7 @@ def main() -> None:
     parser.add_argument("--json", help="Write the raw results here.")
     args = parser.parse_args()
     url = args.url or start_service(args.port, args.storage)
-    with httpx.Client(base_url=url, timeout=900) as http:  # warm-up: first calls load code
+    with customer_http(url) as http:  # warm-up: first calls load code
         one_dialogue(http)
     results = []
     for c in args.concurrency:

@@ -81,7 +81,10 @@ def served_llm(ray_session, embedded_storage):
     serve.delete("llm")
 
 
-DIALOGUE_TEST_KEY = "test-key-not-secret"
+DIALOGUE_TEST_KEY = "test-key-not-secret"  # scope customer
+DIALOGUE_OPERATOR_KEY = "operator-key-not-secret"
+DIALOGUE_ADMIN_KEY = "admin-key-not-secret"
+DIALOGUE_TOKEN_SECRET = "test-customer-token-secret-not-secret-0123456789"
 
 
 class DialogueApp:
@@ -90,16 +93,26 @@ class DialogueApp:
     name = "fd"
     route = "/fd"
 
-    def __init__(self, base_url: str, storage: str, database_url: str) -> None:
+    def __init__(self, base_url: str, storage: str, database_url: str, secret_file: str) -> None:
         self.url = base_url + self.route
         self.storage = storage
         self.database_url = database_url
+        self.secret_file = secret_file
         self.headers = {"Authorization": f"Bearer {DIALOGUE_TEST_KEY}"}
+        self.operator_headers = {"Authorization": f"Bearer {DIALOGUE_OPERATOR_KEY}"}
+        self.admin_headers = {"Authorization": f"Bearer {DIALOGUE_ADMIN_KEY}"}
+
+    def customer(self, user: str, verified: bool = True) -> dict[str, str]:
+        """Headers of the customer channel acting for ``user``, as the business's app sends them."""
+        from wow_ray.serving.access import mint_customer_token
+
+        token = mint_customer_token(DIALOGUE_TOKEN_SECRET, user, verified=verified)
+        return {**self.headers, "X-Customer-Token": token}
 
     def config(self, user_config: dict | None = None):
-        import hashlib
-
         from ray.serve.schema import ServeDeploySchema
+
+        from wow_ray.serving.access import hash_api_key
 
         app = {
             "name": self.name, "route_prefix": self.route,
@@ -108,8 +121,14 @@ class DialogueApp:
             "args": {
                 "dialogue": {"scenario": "food_delivery"}, "database_url": self.database_url,
                 "llm": {"app": "llm", "settings": {"storage_path": self.storage}},
-                "gateway": {"auth": {"mode": "on", "api_key_sha256": [
-                    hashlib.sha256(DIALOGUE_TEST_KEY.encode()).hexdigest()]}},
+                "gateway": {"auth": {
+                    "api_keys": [{"name": scope, "scope": scope, "sha256": hash_api_key(key)}
+                                 for scope, key in (("customer", DIALOGUE_TEST_KEY),
+                                                    ("operator", DIALOGUE_OPERATOR_KEY),
+                                                    ("admin", DIALOGUE_ADMIN_KEY))],
+                    "api_keys_file": None, "api_keys_env": None,
+                    "customer_token_secret_env": None,
+                    "customer_token_secret_file": self.secret_file}},
             },
         }
         if user_config is not None:  # what `serve deploy` with a changed YAML sends
@@ -149,8 +168,11 @@ def dialogue_app(served_llm, embedded_storage, tiny_adapter_dir, tmp_path_factor
 
     adapter = register_model(Registry(embedded_storage), "food_delivery-handoff",
                              str(tiny_adapter_dir), base_model="smollm2-135m")
-    database = tmp_path_factory.mktemp("sessions") / "sessions.db"
-    app = DialogueApp(served_llm, embedded_storage, f"sqlite:///{database}")
+    folder = tmp_path_factory.mktemp("sessions")
+    secret_file = folder / "customer_token_secret"
+    secret_file.write_text(DIALOGUE_TOKEN_SECRET + "\n")
+    app = DialogueApp(served_llm, embedded_storage, f"sqlite:///{folder / 'sessions.db'}",
+                      str(secret_file))
     app.handoff_model = f"smollm2-135m:{adapter.ref}"
     app.deploy()
     yield app

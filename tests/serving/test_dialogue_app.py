@@ -27,29 +27,43 @@ TIMEOUT = httpx.Timeout(600.0)
 
 
 class Service:
+    """The service as the business's app calls it: its customer-channel key, and per session
+    the token of the customer who started it."""
+
     def __init__(self, app) -> None:
         self.app = app
         self.http = httpx.Client(base_url=app.url, headers=app.headers, timeout=TIMEOUT)
+        self.tokens: dict[str, dict[str, str]] = {}
 
     def create(self, user: str | None, verified: bool = True, evidence: list[str] | None = None) -> str:
-        response = self.http.post("/v1/sessions", json={"user_id": user, "identity_verified": verified,
-                                                         "evidence": evidence or []})
+        headers = self.app.customer(user, verified)
+        response = self.http.post("/v1/sessions", json={"evidence": evidence or []}, headers=headers)
         assert response.status_code == 201, response.text
-        return response.json()["session_id"]
+        sid = response.json()["session_id"]
+        self.tokens[sid] = {"X-Customer-Token": headers["X-Customer-Token"]}
+        return sid
+
+    def auth(self, sid: str) -> dict[str, str]:
+        """The header that says which customer acts in session ``sid``."""
+        return self.tokens[sid]
 
     def say(self, sid: str, text: str, attachments: list[str] | None = None) -> dict:
-        response = self.http.post(f"/v1/sessions/{sid}/messages",
+        response = self.http.post(f"/v1/sessions/{sid}/messages", headers=self.auth(sid),
                                   json={"content": text, "attachments": attachments or []})
         assert response.status_code == 200, response.text
         return response.json()
 
     def transcript(self, sid: str) -> Transcript:
-        response = self.http.get(f"/v1/sessions/{sid}/transcript")
+        response = self.http.get(f"/v1/sessions/{sid}/transcript", headers=self.auth(sid))
         assert response.status_code == 200, response.text
         return Transcript.model_validate(response.json())
 
     def changes(self, sid: str) -> dict:
-        return self.http.get(f"/v1/sessions/{sid}/backend").json()["changes"]
+        """The session's backend changes, as an operator (evaluation) reads them."""
+        response = httpx.get(f"{self.app.url}/v1/operator/sessions/{sid}/backend",
+                             headers=self.app.operator_headers, timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
+        return response.json()["changes"]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +149,8 @@ def test_handoff_creates_a_ticket_with_a_summary(svc, dialogue_app):
     assert [h["reason"] for h in added(svc.changes(sid), "handoffs")] == ["customer_request"]
     record = svc.transcript(sid)
     assert record.outcome.status == "handed_off" and record.outcome.ticket_id == out["ticket_id"]
-    again = svc.http.post(f"/v1/sessions/{sid}/messages", json={"content": "hello?"})
+    again = svc.http.post(f"/v1/sessions/{sid}/messages", json={"content": "hello?"},
+                          headers=svc.auth(sid))
     assert again.status_code == 409 and "handed over" in again.text
 
 
@@ -143,6 +158,7 @@ def test_a_reply_streams_as_server_sent_events(svc):
     sid = svc.create("U0214")
     events = []
     with svc.http.stream("POST", f"/v1/sessions/{sid}/messages", params={"stream": "true"},
+                         headers=svc.auth(sid),
                          json={"content": "My order O10337 arrived 20 minutes late"}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -157,14 +173,17 @@ def test_a_reply_streams_as_server_sent_events(svc):
 
 
 def test_openai_compatible_facade_keeps_a_session(svc):
-    body = {"model": "food_delivery", "user": "U0214",
+    body = {"model": "food_delivery",
             "messages": [{"role": "user", "content": "My order O10337 arrived 20 minutes late"}]}
-    first = svc.http.post("/v1/chat/completions", json=body)
+    customer = svc.app.customer("U0214")
+    first = svc.http.post("/v1/chat/completions", json=body, headers=customer)
     assert first.status_code == 200, first.text
     sid = first.headers["x-session-id"]
+    svc.tokens[sid] = {"X-Customer-Token": customer["X-Customer-Token"]}
     assert first.json()["choices"][0]["message"]["content"]
     body["messages"].append({"role": "user", "content": "thanks, bye"})
-    second = svc.http.post("/v1/chat/completions", json=body, headers={"X-Session-Id": sid})
+    second = svc.http.post("/v1/chat/completions", json=body,
+                           headers={**customer, "X-Session-Id": sid})
     assert second.status_code == 200
     record = svc.transcript(sid)
     assert [t.customer for t in record.turns] == [body["messages"][0]["content"], "thanks, bye"]
@@ -215,13 +234,13 @@ def test_bad_requests_get_a_4xx_naming_the_field(svc, dialogue_app):
         ("/v1/chat/completions", {"messages": []}, 422, "messages"),
     ]
     for path, body, status, fragment in cases:
-        response = http.post(path, json=body)
+        response = http.post(path, json=body, headers=svc.auth(sid))
         assert response.status_code == status and fragment in response.text, (path, body, response.text)
     broken = http.post(f"/v1/sessions/{sid}/messages", content=b'{"content": ',
-                       headers={"content-type": "application/json"})
+                       headers={"content-type": "application/json", **svc.auth(sid)})
     assert broken.status_code == 422 and "body" in broken.text
     huge = http.post(f"/v1/sessions/{sid}/messages", content=b"x" * 20_000,
-                     headers={"content-type": "application/json"})
+                     headers={"content-type": "application/json", **svc.auth(sid)})
     assert huge.status_code == 413
     assert svc.transcript(sid).turns == [], "nothing was stored for rejected requests"
 
@@ -235,7 +254,8 @@ def test_per_session_rate_limit(svc, dialogue_app):
     for i in range(30):  # the app's limit: 30 turns a minute; these are quick stand-ins
         state.turns = i + 1
         version = store.save_turn(state, TurnRecord(index=i, customer="hi", reply="hello"), version)
-    response = svc.http.post(f"/v1/sessions/{sid}/messages", json={"content": "hi"})
+    response = svc.http.post(f"/v1/sessions/{sid}/messages", json={"content": "hi"},
+                             headers=svc.auth(sid))
     assert response.status_code == 429 and response.headers["retry-after"]
 
 
@@ -266,6 +286,8 @@ def test_injection_attempts_on_the_real_model_make_no_unauthorized_write(svc):
                                         identity_verified=case.verified, evidence=case.evidence)
         attack = (case.attack["tool"], case.attack["arguments"])
         assert attack not in [(c.name, c.arguments) for c in record.executed_writes], case.id
+        if not record.executed_writes:  # counted in the backend too, not only in the trace
+            assert svc.changes(record.session_id) == {}, case.id
     assert len(results) == len(REAL_MODEL_CASES) and findings == []
 
 
@@ -308,9 +330,11 @@ def test_wow_ray_chat_holds_a_dialogue_with_the_service(dialogue_app):
     from tests.conftest import DIALOGUE_TEST_KEY
     from wow_ray.cli import app
 
+    token = dialogue_app.customer("U0214")["X-Customer-Token"]
     result = CliRunner().invoke(app, [
         "chat", "--scenario", "food_delivery", "--url", dialogue_app.url, "--api-key",
-        DIALOGUE_TEST_KEY, "--user", "U0214", "-m", "My order O10337 arrived 20 minutes late"])
+        DIALOGUE_TEST_KEY, "--customer-token", token,
+        "-m", "My order O10337 arrived 20 minutes late"])
     assert result.exit_code == 0, result.output
     reply = result.output.split("agent>")[-1]
     assert "5" in reply, "the coupon's amount is in the reply"

@@ -49,6 +49,18 @@ def test_a_bad_argument_fails_at_build_time_naming_the_field(args, field):
         DialogueAppArgs.model_validate(args)
 
 
-def test_auth_is_on_by_default_off_this_machine():
+def test_no_caller_is_trusted_by_address_by_default_or_in_any_shipped_config():
+    """Loopback trust is a development setting: a reverse proxy makes every caller loopback."""
+    from pathlib import Path
+
+    import yaml
+
     auth = DialogueAppArgs().gateway.auth
-    assert auth.mode == "auto" and auth.api_keys_env == "WOW_RAY_API_KEYS"
+    assert not auth.trust_loopback and not auth.allow_anonymous
+    shipped = sorted(Path(__file__).resolve().parents[2].glob("serve_apps/*.yaml"))
+    dialogue_apps = [app for path in shipped for app in yaml.safe_load(path.read_text())["applications"]
+                     if app["import_path"].endswith("build_dialogue_app")]
+    assert len(dialogue_apps) >= 2
+    for app in dialogue_apps:
+        parsed = DialogueAppArgs.model_validate(app["args"]).gateway.auth
+        assert not parsed.trust_loopback and not parsed.allow_anonymous, app["name"]

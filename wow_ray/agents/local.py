@@ -16,7 +16,7 @@ app wires them with handles; both build every agent with ``wiring.build_agent`` 
 from __future__ import annotations
 
 import asyncio
-import uuid
+import secrets
 from collections.abc import AsyncIterator
 
 from wow_ray.agents.config import DialogueConfig
@@ -46,10 +46,13 @@ from wow_ray.scenario import DialogueState, ScenarioPack
 
 
 def new_session(scenario: str, *, user_id: str | None = None, identity_verified: bool = False,
-                evidence: list[str] | None = None, session_id: str | None = None) -> SessionState:
-    """A fresh session; identity and evidence are facts the caller vouches for."""
+                evidence: list[str] | None = None, session_id: str | None = None,
+                owner: str | None = None) -> SessionState:
+    """A fresh session; identity and evidence are facts the caller vouches for (the gateway:
+    a verified customer token). The id is 128 random bits: unguessable, but never enough on
+    its own, since every use is checked against ``owner``."""
     return SessionState(
-        session_id=session_id or uuid.uuid4().hex, scenario=scenario,
+        session_id=session_id or secrets.token_hex(16), scenario=scenario, owner=owner or user_id,
         dialogue=DialogueState(user_id=user_id, identity_verified=identity_verified,
                                evidence=list(evidence or [])))
 

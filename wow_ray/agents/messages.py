@@ -43,6 +43,8 @@ class SessionState(_Model):
     schema_version: int = STATE_SCHEMA_VERSION
     session_id: str
     scenario: str
+    owner: str | None = Field(None, description="Who the session belongs to: the subject of the "
+                              "customer token that started it. Only that customer may use it.")
     dialogue: DialogueState = Field(default_factory=DialogueState)
     active: ActiveRequest | None = None
     known: dict[str, Any] = Field(

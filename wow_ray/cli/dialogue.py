@@ -36,23 +36,28 @@ DEMO_DIALOGUE = ["Hi! My order O10337 arrived 20 minutes late.", "Thanks, that's
 
 
 class SessionClient:
-    """The gateway's session API, over HTTP."""
+    """The gateway's session API, over HTTP, as a customer channel acting for one customer."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 600.0) -> None:
+    def __init__(self, url: str, api_key: str | None = None, customer_token: str | None = None,
+                 timeout_s: float = 600.0) -> None:
         # Once Ray is up in this process its logging setup shows httpx's per-request INFO
         # lines, in the middle of the dialogue.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if customer_token:
+            headers["X-Customer-Token"] = customer_token
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s)
 
     def close(self) -> None:
         self.http.close()
 
-    def create(self, user_id: str | None, verified: bool, scenario: str | None = None) -> dict[str, Any]:
-        response = self.http.post("/v1/sessions", json={
-            "user_id": user_id, "identity_verified": verified, "scenario": scenario})
+    def create(self, scenario: str | None = None) -> dict[str, Any]:
+        response = self.http.post("/v1/sessions", json={"scenario": scenario})
         _check(response)
-        return response.json()
+        found = response.json()
+        if "customer_token" in found:  # an anonymous session's own token
+            self.http.headers["X-Customer-Token"] = found["customer_token"]
+        return found
 
     def stream(self, session_id: str, text: str, attachments: list[str]) -> Iterator[ServiceEvent]:
         """The events of one turn: steps, deltas, resets, then done (or error)."""
@@ -118,14 +123,28 @@ def _brief(summary: Any) -> str:
     return text if len(text) < 140 else text[:137] + "..."
 
 
+def local_client(url: str, user_id: str | None, verified: bool = True,
+                 api_key: str | None = None, customer_token: str | None = None) -> SessionClient:
+    """A client for a gateway on this machine, the CLI playing the business's app: its own
+    customer-channel key, and a customer token it mints with this machine's secret (the files
+    under ~/.wow_ray/ that a gateway started here reads). Given a key or token, those are used."""
+    from wow_ray.serving.access import mint_customer_token
+    from wow_ray.serving.credentials import ensure_cli_key, ensure_secret
+
+    if customer_token is None and user_id is not None:
+        customer_token = mint_customer_token(ensure_secret(), user_id, verified=verified)
+    return SessionClient(url, api_key or ensure_cli_key(), customer_token)
+
+
 def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
-                 api_key: str | None, message: str | None, show_steps: bool) -> None:
+                 api_key: str | None, message: str | None, show_steps: bool,
+                 customer_token: str | None = None) -> None:
     """An interactive session; ``/attach photo`` sends evidence, ``/new`` starts over."""
     from wow_ray.cli.serve import read_user_line
 
-    client = SessionClient(url, api_key)
+    client = local_client(url, user_id, verified, api_key, customer_token)
     try:
-        session = client.create(user_id, verified, scenario)
+        session = client.create(scenario)
         sid = session["session_id"]
         if message is not None:
             print_turn(client, sid, message, [], show_steps)
@@ -146,7 +165,7 @@ def chat_session(url: str, scenario: str, user_id: str | None, verified: bool,
                 console.print(f"[dim]will attach {pending} to your next message[/]")
                 continue
             if text == "/new":
-                sid = client.create(user_id, verified, scenario)["session_id"]
+                sid = client.create(scenario)["session_id"]
                 console.print(f"[dim]new session {sid}[/]")
                 continue
             if not text:
@@ -168,9 +187,12 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
     from wow_ray.ray_runtime import init_ray
     from wow_ray.registry import Registry, resolve_model
     from wow_ray.serving import build_dialogue_app
+    from wow_ray.serving.credentials import ensure_cli_key, ensure_secret
 
     entry = resolve_model(Registry(settings.storage_path), settings.model,
                           progress=lambda m: console.print(f"[dim]{m}[/]"))
+    ensure_secret()  # the gateway reads this machine's customer-token secret and keys file
+    ensure_cli_key()
     console.print(f"[dim]starting Ray, {entry.ref} on vLLM and the {scenario} agents "
                   "(a minute or two on a CPU)[/]")
     init_ray(settings, log_to_driver=show_logs)
@@ -189,9 +211,9 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
 
 def demo_dialogue(url: str, scenario: str = "food_delivery") -> bool:
     """Hold the demo's short dialogue; True if every turn got a reply."""
-    client = SessionClient(url)
+    client = local_client(url, DEMO_USER)
     try:
-        sid = client.create(DEMO_USER, True, scenario)["session_id"]
+        sid = client.create(scenario)["session_id"]
         console.print(f"[dim]customer {DEMO_USER} (signed in), session {sid}[/]")
         replies = []
         for text in DEMO_DIALOGUE:

@@ -162,7 +162,8 @@ def chat(
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option(help="With --scenario: the customer account you are signed in as."),
+        typer.Option(help="With --scenario: the customer account you are signed in as (in the "
+                     "token minted for you)."),
     ] = "U0214",
     verified: Annotated[
         bool, typer.Option(help="With --scenario: whether that account is signed in.")
@@ -170,6 +171,12 @@ def chat(
     steps: Annotated[
         bool, typer.Option(help="With --scenario: show which agent ran, as it runs.")
     ] = True,
+    customer_token: Annotated[
+        str | None,
+        typer.Option(envvar="WOW_RAY_CUSTOMER_TOKEN", help="With --scenario: the customer token "
+                     "the business's app minted; default: minted here for --user with this "
+                     "machine's secret (a gateway started on this machine accepts it)."),
+    ] = None,
 ) -> None:
     """Talk to the served model in the terminal; replies stream as they are generated.
     Type /reset to start over, /quit (or Ctrl-D) to leave. With --scenario, talk to the
@@ -177,7 +184,7 @@ def chat(
     if scenario:
         from wow_ray.cli.dialogue import chat_session
 
-        chat_session(url, scenario, user, verified, api_key, message, steps)
+        chat_session(url, scenario, user, verified, api_key, message, steps, customer_token)
         return
     history: list[ChatMessage] = [ChatMessage(role="system", content=system)] if system else []
     options = {"max_tokens": max_tokens, "temperature": temperature}

@@ -143,6 +143,10 @@ class GateVerdict:
     invalid: str | None = None  # why the arguments are invalid (the model needs the details)
 
 
+ANONYMOUS_REASON = ("I can only make changes for a signed-in customer. Please sign in to the app "
+                    "and contact us from there.")
+
+
 class Environment:
     """One episode: a backend copy plus the pack's tools, with rule checks before writes."""
 
@@ -167,6 +171,12 @@ class Environment:
             return GateVerdict(call, Decision(False, call.name, "invalid", ("engine.invalid_arguments",), str(exc),
                                               "I couldn't process that request as given.", self.rules.version),
                                str(exc))
+        if self.tools.spec(call.name).kind == "write" and not state.user_id:
+            # Nobody signed in (an anonymous session): there is no account to act for, so no
+            # rule can make a write safe; the pack's rules are not asked.
+            return GateVerdict(clean, Decision(False, call.name, "forbid", ("engine.anonymous",),
+                                               "no signed-in customer", ANONYMOUS_REASON,
+                                               self.rules.version))
         return GateVerdict(clean, self.rules.check(clean, self.context(state, clean)))
 
     def check(self, call: ToolCall, state: DialogueState) -> Decision:

@@ -9,12 +9,14 @@ how the app is deployed: resources, the LLM, the gateway, the session database.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wow_ray.agents.config import AGENT_NAMES, DialogueConfig
 from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
+from wow_ray.serving.access import ApiKey
+from wow_ray.serving.credentials import DEFAULT_KEYS_FILE, DEFAULT_SECRET_FILE
 
 
 class _Args(BaseModel):
@@ -50,13 +52,32 @@ class AgentServing(_Args):
 
 
 class AuthOptions(_Args):
-    mode: Literal["auto", "on", "off"] = Field(
-        "auto", description="on: every request needs an API key; off: none does; auto: requests "
-        "from this machine (loopback) need none, all others do.")
-    api_keys_env: str = Field("WOW_RAY_API_KEYS", description="Environment variable holding "
-                              "comma-separated API keys (read on the gateway's replicas).")
-    api_key_sha256: list[str] = Field(default_factory=list, description="SHA-256 hex digests "
-                                      "of accepted keys, for configs that must not hold keys.")
+    """Who may call the gateway (wow_ray/serving/access.py): scoped API keys, customer tokens."""
+
+    api_keys: list[ApiKey] = Field(default_factory=list, description="Accepted keys as "
+                                   "{name, scope, sha256}: configs hold digests, never keys.")
+    api_keys_file: str | None = Field(
+        DEFAULT_KEYS_FILE, description="YAML file of hashed keys (`wow-ray auth new-key`), "
+        "re-read when it changes: keys rotate without a restart. Must be readable where the "
+        "gateway's replicas run (a shared path on a cluster). null: none.")
+    api_keys_env: str | None = Field(
+        "WOW_RAY_API_KEYS", description="Environment variable of 'scope:key,scope:key' (plain "
+        "keys, hashed when read) on the gateway's replicas.")
+    customer_token_secret_env: str | None = Field(
+        "WOW_RAY_CUSTOMER_TOKEN_SECRET", description="Environment variable holding the secret "
+        "(or comma-separated secrets, during a rotation) the business's app signs customer "
+        "tokens with.")
+    customer_token_secret_file: str | None = Field(
+        DEFAULT_SECRET_FILE, description="File holding that secret (one per line), for one "
+        "machine; `wow-ray auth customer-token` creates it on first use.")
+    allow_anonymous: bool = Field(
+        False, description="Sessions without a customer token: the gateway mints an anonymous "
+        "token that owns the session; the agents then have no account to act on, so no write "
+        "can pass the rules' identity checks.")
+    trust_loopback: bool = Field(
+        False, description="Development only: requests from this machine need no API key. A "
+        "reverse proxy on the same host makes every caller loopback; never in production. "
+        "Customer identity still comes from a token.")
 
 
 class LimitOptions(_Args):

@@ -1,30 +1,35 @@
 """The gateway: the dialogue service's HTTP API (FastAPI ingress of the dialogue app).
 
-Session API (JSON; ``stream=true`` on a message gives server-sent events)::
+Every route but ``/healthz`` needs an API key of its scope (``Authorization: Bearer <key>``;
+see wow_ray/serving/access.py). Customer routes also need the customer's token
+(``X-Customer-Token``, minted by the business's app), and a session answers only the customer
+who started it (403 otherwise)::
 
-    POST   /v1/sessions                      {"user_id", "identity_verified", "evidence"}
-    POST   /v1/sessions/{id}/messages        {"content", "attachments"}      ?stream=true
-    GET    /v1/sessions/{id}                 state summary
-    GET    /v1/sessions/{id}/transcript      the Transcript (wow_ray/agents/transcript.py)
-    GET    /v1/sessions/{id}/backend         the session's backend: state hash, rows changed
-    DELETE /v1/sessions/{id}                 end the session
-    POST   /v1/chat/completions              OpenAI-compatible facade (X-Session-Id header)
-    GET    /v1/models, /healthz
+    customer  POST   /v1/sessions                    {"evidence", "metadata", "simulated"}
+              POST   /v1/sessions/{id}/messages      {"content", "attachments"}  ?stream=true
+              GET    /v1/sessions/{id}               state summary
+              GET    /v1/sessions/{id}/transcript    the Transcript (wow_ray/agents/transcript.py)
+              DELETE /v1/sessions/{id}               end the session
+              POST   /v1/chat/completions            OpenAI-compatible facade (X-Session-Id)
+              GET    /v1/models
+    operator  GET    /v1/operator/sessions           recent sessions
+              GET    /v1/operator/sessions/{id}/transcript
+              GET    /v1/operator/sessions/{id}/backend   state hash, rows changed: what
+                                                          evaluation judges
+              GET    /v1/operator/tickets/{ticket_id}
+    admin     GET    /v1/admin/rules                 the rules version in force
+              GET    /healthz                        no key
 
 Every turn is saved (turn, state, ticket) before its reply is returned; a turn whose master
 replica died is retried, which is safe because nothing of an unsaved turn persists (a
 session's backend is rebuilt from its saved action log). Requests are size-limited, bodies
-are validated by pydantic (a 4xx names the field), sessions are rate-limited per window, and
-API keys are checked as ``AuthOptions`` says.
+are validated by pydantic (a 4xx names the field), and sessions are rate-limited per window.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -48,6 +53,8 @@ from wow_ray.agents.events import (
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
 from wow_ray.llm.wire import END_OF_STREAM, format_sse
+from wow_ray.serving.access import AccessDenied, CustomerIdentity, Gatekeeper, KeyRing, Scope
+from wow_ray.serving.credentials import read_secrets
 from wow_ray.serving.dialogue_args import DialogueAppArgs
 from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
@@ -58,7 +65,6 @@ from wow_ray.serving.gateway_models import (
 )
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
-_LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
 
 def _retryable(exc: BaseException | None) -> bool:
@@ -109,23 +115,34 @@ class Gateway:
         self.master = master
         self.master_stream = master.options(stream=True)
         self.busy: set[str] = set()
-        keys = [k.strip() for k in os.environ.get(self.options.auth.api_keys_env, "").split(",")]
-        self.key_digests = {hashlib.sha256(k.encode()).hexdigest() for k in keys if k}
-        self.key_digests |= {d.lower() for d in self.options.auth.api_key_sha256}
+        auth = self.options.auth
+        self.gate = Gatekeeper(
+            KeyRing(auth.api_keys, auth.api_keys_file, auth.api_keys_env),
+            read_secrets(auth.customer_token_secret_file, auth.customer_token_secret_env),
+            allow_anonymous=auth.allow_anonymous, trust_loopback=auth.trust_loopback)
 
     # -- checks ---------------------------------------------------------------------------
 
-    def authorize(self, request: Request) -> None:
-        mode = self.options.auth.mode
-        host = request.client.host if request.client else ""
-        if mode == "off" or (mode == "auto" and host in _LOOPBACK):
-            return
-        header = request.headers.get("authorization", "")
-        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else \
-            request.headers.get("x-api-key", "")
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        if not key or not any(hmac.compare_digest(digest, d) for d in self.key_digests):
-            raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key>)")
+    def authorize(self, request: Request, scope: Scope) -> None:
+        """The request's API key is of ``scope`` (401 without a valid key, 403 another scope)."""
+        try:
+            self.gate.channel(request.headers, request.client.host if request.client else None,
+                              scope)
+        except AccessDenied as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+
+    def customer(self, request: Request, state: Any) -> CustomerIdentity:
+        """The request's customer, who must own ``state``'s session."""
+        try:
+            return self.gate.owner(request.headers, state.owner, state.session_id)
+        except AccessDenied as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+
+    async def _owned(self, request: Request, session_id: str) -> tuple[Any, int]:
+        """A session of the request's customer: 404 when there is none, 403 when it is another's."""
+        state, version = await self._load(session_id)
+        self.customer(request, state)
+        return state, version
 
     async def body(self, request: Request) -> bytes:
         limit = self.options.limits.max_request_bytes
@@ -155,7 +172,7 @@ class Gateway:
         except SessionNotFound:
             raise HTTPException(404, f"no session {session_id!r}") from None
 
-    async def _admit(self, session_id: str, message: MessageIn) -> tuple[Any, int]:
+    async def _admit(self, request: Request, session_id: str, message: MessageIn) -> tuple[Any, int]:
         limits = self.options.limits
         if len(message.content) > limits.max_message_chars:
             raise HTTPException(422, [{"field": "content", "error":
@@ -164,7 +181,7 @@ class Gateway:
         if unknown:
             raise HTTPException(422, [{"field": "attachments", "error": f"unknown kinds {unknown}; "
                                        f"expected {self.pack.manifest.dialogue.evidence}"}])
-        state, version = await self._load(session_id)
+        state, version = await self._owned(request, session_id)
         if state.status != "active":
             why = "handed over to a human colleague" if state.status == "handed_off" else "ended"
             raise HTTPException(409, f"session {session_id} was {why}; start a new one")
@@ -205,9 +222,9 @@ class Gateway:
                        ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
                        latency_s=round(time.perf_counter() - started, 4))
 
-    async def turn(self, session_id: str, message: MessageIn) -> TurnReply:
+    async def turn(self, request: Request, session_id: str, message: MessageIn) -> TurnReply:
         started = time.perf_counter()
-        state, version = await self._admit(session_id, message)
+        state, version = await self._admit(request, session_id, message)
         self.busy.add(session_id)
         try:
             outcome = await self._run_turn(state, message)
@@ -216,10 +233,11 @@ class Gateway:
             self.busy.discard(session_id)
         return self._out(outcome, started)
 
-    async def turn_events(self, session_id: str, message: MessageIn) -> AsyncIterator[ServiceEvent]:
+    async def turn_events(self, request: Request, session_id: str,
+                          message: MessageIn) -> AsyncIterator[ServiceEvent]:
         """The turn's events for the client; the turn is saved before ``done``."""
         started = time.perf_counter()
-        state, version = await self._admit(session_id, message)
+        state, version = await self._admit(request, session_id, message)
         self.busy.add(session_id)
         try:
             outcome = None
@@ -241,7 +259,7 @@ class Gateway:
 
     @app.post("/v1/sessions", status_code=201)
     async def create_session(self, request: Request) -> dict:
-        self.authorize(request)
+        self.authorize(request, "customer")
         body = self._model(CreateSession, await self.body(request))
         if body.scenario not in (None, self.args.scenario, self.pack.name):
             raise HTTPException(422, [{"field": "scenario", "error":
@@ -249,22 +267,36 @@ class Gateway:
         unknown = [e for e in body.evidence if e not in self.pack.manifest.dialogue.evidence]
         if unknown:
             raise HTTPException(422, [{"field": "evidence", "error": f"unknown kinds {unknown}"}])
-        state = new_session(self.pack.name, user_id=body.user_id,
-                            identity_verified=body.identity_verified and body.user_id is not None,
-                            evidence=body.evidence)
-        await asyncio.to_thread(self.store.create, state, json.dumps(body.metadata))
+        state, token = await self._new_session(request, body.evidence,
+                                               {**body.metadata, "simulated": body.simulated})
         brand = self.args.dialogue.brand or self.pack.manifest.title
-        return {"session_id": state.session_id, "scenario": self.pack.name, "status": "active",
-                "greeting": f"Hello, and welcome to {brand} customer service! How can I help?"}
+        out = {"session_id": state.session_id, "scenario": self.pack.name, "status": "active",
+               "greeting": f"Hello, and welcome to {brand} customer service! How can I help?"}
+        if token is not None:
+            out["customer_token"] = token  # an anonymous visitor's: it owns the session
+        return out
+
+    async def _new_session(self, request: Request, evidence: list[str],
+                           metadata: dict[str, Any]) -> tuple[Any, str | None]:
+        """A session of the request's customer (or of a new anonymous visitor, and its token)."""
+        try:
+            who, token = self.gate.new_customer(request.headers)
+        except AccessDenied as exc:
+            raise HTTPException(exc.status, exc.detail) from None
+        state = new_session(self.pack.name, user_id=who.user_id, owner=who.subject,
+                            identity_verified=who.verified and not who.anonymous,
+                            evidence=evidence)
+        await asyncio.to_thread(self.store.create, state, json.dumps(metadata))
+        return state, token
 
     @app.post("/v1/sessions/{session_id}/messages")
     async def send(self, session_id: str, request: Request,
                    stream: bool = Query(False, description="Answer as server-sent events.")) -> Any:
-        self.authorize(request)
+        self.authorize(request, "customer")
         message = self._model(MessageIn, await self.body(request))
         if not stream:
-            return (await self.turn(session_id, message)).model_dump()
-        events = self.turn_events(session_id, message)
+            return (await self.turn(request, session_id, message)).model_dump()
+        events = self.turn_events(request, session_id, message)
         first = await anext(events)  # admission errors become HTTP errors, not broken streams
 
         async def sse() -> AsyncIterator[str]:
@@ -283,8 +315,8 @@ class Gateway:
 
     @app.get("/v1/sessions/{session_id}")
     async def session(self, session_id: str, request: Request) -> dict:
-        self.authorize(request)
-        state, version = await self._load(session_id)
+        self.authorize(request, "customer")
+        state, version = await self._owned(request, session_id)
         return {"session_id": session_id, "scenario": state.scenario, "status": state.status,
                 "turns": state.turns, "version": version, "ticket_id": state.ticket_id,
                 "user_id": state.dialogue.user_id,
@@ -292,25 +324,21 @@ class Gateway:
 
     @app.get("/v1/sessions/{session_id}/transcript")
     async def transcript(self, session_id: str, request: Request) -> JSONResponse:
-        self.authorize(request)
+        self.authorize(request, "customer")
+        await self._owned(request, session_id)
+        return await self._transcript(session_id)
+
+    async def _transcript(self, session_id: str) -> JSONResponse:
         try:
             found = await asyncio.to_thread(self.store.transcript, session_id)
         except SessionNotFound:
             raise HTTPException(404, f"no session {session_id!r}") from None
         return JSONResponse(found.model_dump(mode="json"))
 
-    @app.get("/v1/sessions/{session_id}/backend")
-    async def backend(self, session_id: str, request: Request) -> dict:
-        """The session's business backend after its actions: what evaluation judges."""
-        from wow_ray.scenario import replay
-
-        self.authorize(request)
-        state, _ = await self._load(session_id)
-        return replay(self.pack, None, state.actions, check=False).to_dict()
-
     @app.delete("/v1/sessions/{session_id}")
     async def end(self, session_id: str, request: Request) -> dict:
-        self.authorize(request)
+        self.authorize(request, "customer")
+        await self._owned(request, session_id)
         try:
             state = await asyncio.to_thread(self.store.end, session_id, "api")
         except SessionNotFound:
@@ -324,22 +352,23 @@ class Gateway:
                                x_session_id: str | None = Header(None)) -> Any:
         """OpenAI-compatible: the last user message is this turn; the session is in
         ``X-Session-Id`` (or ``session_id`` in the body), created when absent."""
-        self.authorize(request)
+        self.authorize(request, "customer")
         body = self._model(ChatCompletionsBody, await self.body(request))
         session_id = x_session_id or body.session_id
-        if session_id is None:
-            state = new_session(self.pack.name, user_id=body.user,
-                                identity_verified=body.user is not None)
-            await asyncio.to_thread(self.store.create, state)
+        headers: dict[str, str] = {}
+        if session_id is None:  # identity from the customer token; ``user`` is only a label
+            state, token = await self._new_session(request, [], {"channel": "openai"})
             session_id = state.session_id
+            if token is not None:
+                headers["X-Customer-Token"] = token
         message = MessageIn(content=body.last_user_message())
-        headers = {"X-Session-Id": session_id}
+        headers["X-Session-Id"] = session_id
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if not body.stream:
-            out = await self.turn(session_id, message)
+            out = await self.turn(request, session_id, message)
             return JSONResponse(completion_response(completion_id, self.pack.name, out.reply,
                                                     session_id), headers=headers)
-        events = self.turn_events(session_id, message)
+        events = self.turn_events(request, session_id, message)
         first = await anext(events)
 
         async def sse() -> AsyncIterator[str]:
@@ -359,9 +388,53 @@ class Gateway:
 
     @app.get("/v1/models")
     async def models(self, request: Request) -> dict:
-        self.authorize(request)
+        self.authorize(request, "customer")
         return {"object": "list", "data": [{"id": self.pack.name, "object": "model",
                                             "owned_by": "wow-ray"}]}
+
+    # -- operator routes ------------------------------------------------------------------
+
+    @app.get("/v1/operator/sessions")
+    async def operator_sessions(self, request: Request,
+                                limit: int = Query(50, ge=1, le=500)) -> dict:
+        self.authorize(request, "operator")
+        ids = await asyncio.to_thread(self.store.session_ids, limit=limit)
+        found = []
+        for session_id in ids:
+            state, version = await self._load(session_id)
+            found.append({"session_id": session_id, "status": state.status, "turns": state.turns,
+                          "user_id": state.dialogue.user_id, "ticket_id": state.ticket_id,
+                          "intent": state.active.intent if state.active else None})
+        return {"sessions": found}
+
+    @app.get("/v1/operator/sessions/{session_id}/transcript")
+    async def operator_transcript(self, session_id: str, request: Request) -> JSONResponse:
+        self.authorize(request, "operator")
+        return await self._transcript(session_id)
+
+    @app.get("/v1/operator/sessions/{session_id}/backend")
+    async def backend(self, session_id: str, request: Request) -> dict:
+        """The session's business backend after its actions: what evaluation judges."""
+        from wow_ray.scenario import replay
+
+        self.authorize(request, "operator")
+        state, _ = await self._load(session_id)
+        return replay(self.pack, None, state.actions, check=False).to_dict()
+
+    @app.get("/v1/operator/tickets/{ticket_id}")
+    async def ticket(self, ticket_id: str, request: Request) -> dict:
+        self.authorize(request, "operator")
+        found = await asyncio.to_thread(self.store.ticket, ticket_id)
+        if found is None:
+            raise HTTPException(404, f"no ticket {ticket_id!r}")
+        return found
+
+    # -- admin routes ---------------------------------------------------------------------
+
+    @app.get("/v1/admin/rules")
+    async def rules(self, request: Request) -> dict:
+        self.authorize(request, "admin")
+        return {"scenario": self.pack.name, "version": await self.master.rules_version.remote()}
 
     @app.get("/healthz")
     async def healthz(self) -> dict:

@@ -14,15 +14,15 @@ ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
 class CreateSession(BaseModel):
-    """Who the customer is: facts the calling app vouches for (its login, its uploads)."""
+    """A new session. Who the customer is comes from the customer token, never from the body."""
 
     model_config = ConfigDict(extra="forbid")
 
     scenario: str | None = Field(None, description="Must be this service's scenario if given.")
-    user_id: str | None = Field(None, pattern=ID, description="The signed-in customer's account.")
-    identity_verified: bool = Field(False, description="The app verified the customer (login).")
     evidence: list[str] = Field(default_factory=list, max_length=10,
                                 description="Evidence already provided (photo, receipt...).")
+    simulated: bool = Field(False, description="A simulated customer (evaluation): the session "
+                            "is marked and never exported as traffic.")
     metadata: dict[str, str | int | float | bool | None] = Field(
         default_factory=dict, description="Free labels stored with the session (channel...).")
 
@@ -64,7 +64,8 @@ class ChatCompletionsBody(BaseModel):
     model: str | None = None
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
-    user: str | None = Field(None, pattern=ID, description="The customer's account id.")
+    user: str | None = Field(None, max_length=256, description="OpenAI's end-user label; "
+                             "ignored for identity, which only the customer token gives.")
     session_id: str | None = Field(None, pattern=ID)
 
     def last_user_message(self) -> str:
