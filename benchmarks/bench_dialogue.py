@@ -125,8 +125,12 @@ def start_service(port: int, storage: str | None) -> str:
     from wow_ray.ray_runtime import init_ray
     from wow_ray.serving import build_dialogue_app
 
+    from wow_ray.serving.credentials import ensure_cli_key, ensure_secret
+
     overrides = {"storage_path": storage} if storage else {}
     settings = load_settings(**overrides)
+    ensure_secret()  # the gateway reads this machine's token secret and keys file at start
+    ensure_cli_key()
     init_ray(settings, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_dialogue_app({
