@@ -124,7 +124,6 @@ def start_service(port: int, storage: str | None) -> str:
     from wow_ray.config import load_settings
     from wow_ray.ray_runtime import init_ray
     from wow_ray.serving import build_dialogue_app
-
     from wow_ray.serving.credentials import ensure_cli_key, ensure_secret
 
     overrides = {"storage_path": storage} if storage else {}
