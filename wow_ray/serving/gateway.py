@@ -357,10 +357,17 @@ class Gateway:
         session_id = x_session_id or body.session_id
         headers: dict[str, str] = {}
         if session_id is None:  # identity from the customer token; ``user`` is only a label
+            if mismatch := body.history_mismatch([]):
+                raise HTTPException(409, [{"field": "messages", "error": mismatch}])
             state, token = await self._new_session(request, [], {"channel": "openai"})
             session_id = state.session_id
             if token is not None:
                 headers["X-Customer-Token"] = token
+        else:
+            state, _ = await self._owned(request, session_id)
+            history = [(line.role, line.text) for line in state.history]
+            if mismatch := body.history_mismatch(history):
+                raise HTTPException(409, [{"field": "messages", "error": mismatch}])
         message = MessageIn(content=body.last_user_message())
         headers["X-Session-Id"] = session_id
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -49,11 +49,25 @@ class MessageIn(BaseModel):
         return value
 
 
+class TextPart(BaseModel):
+    """One part of a message's content, as the official OpenAI clients send it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="after")
+    @classmethod
+    def _joined(cls, value: str | list[TextPart] | None) -> str | None:
+        return "".join(p.text for p in value) if isinstance(value, list) else value
 
 
 class ChatCompletionsBody(BaseModel):
@@ -69,12 +83,31 @@ class ChatCompletionsBody(BaseModel):
     session_id: str | None = Field(None, pattern=ID)
 
     def last_user_message(self) -> str:
-        for message in reversed(self.messages):
-            if message.role == "user" and message.content and message.content.strip():
-                return message.content
-        from fastapi import HTTPException
+        return self._split()[1]
 
-        raise HTTPException(422, [{"field": "messages", "error": "needs a non-empty user message"}])
+    def _split(self) -> tuple[list[ChatMessageIn], str]:
+        """The conversation before this turn, and this turn's message (the last user one)."""
+        said = [m for m in self.messages if m.role in ("user", "assistant")]
+        if not said or said[-1].role != "user" or not (said[-1].content or "").strip():
+            from fastapi import HTTPException
+
+            raise HTTPException(422, [{"field": "messages", "error": "the last message must be a "
+                                       "non-empty user message"}])
+        return said[:-1], said[-1].content or ""
+
+    def history_mismatch(self, history: list[tuple[str, str]]) -> str | None:
+        """Why the earlier messages of the body disagree with the session's ``history`` of
+        (role, text) lines, or None. Only this turn's message is new: earlier ones the client
+        resends must be what the session holds (its customer lines, and the agent's replies
+        where the client includes them), never a different past."""
+        earlier, _ = self._split()
+        for role, name in (("user", "customer"), ("assistant", "agent")):
+            sent = [m.content or "" for m in earlier if m.role == role]
+            held = [text for who, text in history if who == name]
+            if sent and sent != held[:len(sent)] or len(sent) > len(held):
+                return (f"the earlier {role} messages differ from this session's history; send "
+                        "the conversation as the session holds it, or only the new message")
+        return None
 
 
 def completion_response(completion_id: str, model: str, text: str, session_id: str) -> dict[str, Any]:
