@@ -177,11 +177,9 @@ class ScriptedCustomer:
         return CustomerTurn(self.plan.opening)
 
     async def react(self, reply: str, status: str) -> CustomerTurn:
-        ended = _ended(status)
+        ended = _ended(status, self.turns, self.max_turns)
         if ended is not None:
             return ended
-        if self.turns >= self.max_turns:
-            return CustomerTurn(signal="max_turns")
         turn = self._next(reply)
         if turn.signal is None:
             self.turns += 1
@@ -222,7 +220,10 @@ class ScriptedCustomer:
         return CustomerTurn("Thank you, that's all.", signal="stop")
 
 
-def _ended(status: str) -> CustomerTurn | None:
+def _ended(status: str, turns: int, max_turns: int) -> CustomerTurn | None:
+    """The end signal the session's status or the turn budget gives, if any."""
+    if turns >= max_turns and status == "active":
+        return CustomerTurn(signal="max_turns")
     if status == "handed_off":
         return CustomerTurn(signal="transfer")
     if status == "ended":
@@ -269,11 +270,9 @@ class ModelCustomer:
         return await self._write("")
 
     async def react(self, reply: str, status: str) -> CustomerTurn:
-        ended = _ended(status)
+        ended = _ended(status, self.turns, self.max_turns)
         if ended is not None:
             return ended
-        if self.turns >= self.max_turns:
-            return CustomerTurn(signal="max_turns")
         self.messages.append({"role": "user", "content": f"Agent: {reply}"})
         return await self._write(reply)
 
