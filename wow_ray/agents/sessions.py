@@ -11,6 +11,7 @@ cannot interleave turns. Nothing else is ever updated in place.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -117,6 +118,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     return engine
 
 
+def is_simulated(metadata_json: str | None) -> bool:
+    """Whether a session's stored metadata marks it as played by a simulated customer."""
+    try:
+        return json.loads(metadata_json or "{}").get("simulated") is True
+    except (ValueError, AttributeError):
+        return False
+
+
 class SessionStore:
     """Sessions and their transcripts."""
 
@@ -209,10 +218,17 @@ class SessionStore:
             row = conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id)).first()
         return None if row is None else {**row._mapping, "created_at": _utc(row.created_at)}
 
-    def session_ids(self, *, since: timedelta | None = None, limit: int = 100) -> list[str]:
-        """Recent sessions, newest first (for evaluation and data export)."""
-        query = select(sessions.c.session_id).order_by(sessions.c.created_at.desc()).limit(limit)
+    def session_ids(self, *, since: timedelta | None = None, limit: int = 100,
+                    simulated: bool | None = None) -> list[str]:
+        """Recent sessions, newest first (for evaluation and data export). ``simulated``: only
+        sessions a simulated customer played (True), only live ones (False), or all (None);
+        a session is simulated when its metadata says ``"simulated": true``."""
+        query = select(sessions.c.session_id, sessions.c.metadata).order_by(sessions.c.created_at.desc())
         if since is not None:
             query = query.where(sessions.c.created_at > datetime.now(UTC) - since)
+        if simulated is None:
+            query = query.limit(limit)
         with self.engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+            rows = conn.execute(query).all()
+        return [r.session_id for r in rows
+                if simulated is None or is_simulated(r.metadata) == simulated][:limit]

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wow_ray.agents.prompts import PROMPTS, Line, ToolProposal, UnderstandingOutput
 from wow_ray.agents.slots import appears_in, enum_mention
@@ -42,17 +42,36 @@ class FailureError(WowRayError):
     """An evaluated dialogue that cannot be turned into data (named, with why)."""
 
 
+EVALUATED_DIALOGUE_VERSION = 2
+
+
 class EvaluatedDialogue(BaseModel):
-    """A dialogue an evaluator judged: the transcript, the case it ran, and the verdict."""
+    """A dialogue an evaluator judged: the transcript, the case it ran, and the verdict.
+
+    Version 1 had no ``schema_version`` and no scores; version 2 (``wow_ray.evaluation``)
+    adds the trial, whether the customer was simulated, and the scorers' results. Fields are
+    only added, so a version-1 line still reads."""
 
     model_config = ConfigDict(extra="forbid")
 
+    schema_version: int = Field(EVALUATED_DIALOGUE_VERSION, description="Read as 1 when absent.")
     transcript: Transcript
     task_id: str | None = Field(None, description="The pack task the simulator played.")
     situation: Situation | None = Field(None, description="The case, when it is not a task.")
     success: bool = False
     reward: float | None = None
     notes: list[str] = Field(default_factory=list, description="The evaluator's reasons.")
+    trial: int | None = Field(None, description="Which of the k trials of the task this was.")
+    simulated: bool = Field(False, description="Played by a simulated customer, not live traffic.")
+    scores: dict[str, Any] | None = Field(None, description="Every scorer's result (EpisodeScores).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_one_when_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "schema_version" not in data and "transcript" in data \
+                and "scores" not in data:
+            return {**data, "schema_version": 1}
+        return data
 
 
 @dataclass

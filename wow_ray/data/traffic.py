@@ -128,7 +128,7 @@ def read_transcripts(url: str, *, since: timedelta | None = None, limit: int = 1
 
     store = SessionStore(url)
     try:
-        out = [store.transcript(sid) for sid in store.session_ids(since=since, limit=limit)]
+        out = [store.transcript(sid) for sid in store.session_ids(since=since, limit=limit, simulated=False)]
     finally:
         store.engine.dispose()
     return [t for t in out if scenario is None or t.scenario == scenario]
