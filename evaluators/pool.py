@@ -54,7 +54,8 @@ class SimulatorActor:
             if secret is not None:
                 from wow_ray.serving.access import mint_customer_token  # issue 14's contract
 
-                gateway["customer_token"] = lambda user: mint_customer_token(secret, user, verified=True)
+                gateway["customer_token"] = lambda user, verified: mint_customer_token(
+                    secret, user, verified=verified)
             return GatewayTarget(**gateway)
         return local_target(self.pack, self.client)
 

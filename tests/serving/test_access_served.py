@@ -87,8 +87,9 @@ def test_body_fields_cannot_name_the_customer(dialogue_app):
 
 def test_each_scope_is_refused_the_others_routes(dialogue_app):
     sid = _session(dialogue_app, OWNER)
+    token = {"X-Customer-Token": dialogue_app.customer(OWNER)["X-Customer-Token"]}
     routes = {
-        "customer": ("GET", f"/v1/sessions/{sid}", dialogue_app.customer(OWNER)),
+        "customer": ("GET", f"/v1/sessions/{sid}", token),
         "operator": ("GET", f"/v1/operator/sessions/{sid}/transcript", {}),
         "admin": ("GET", "/v1/admin/rules", {}),
     }

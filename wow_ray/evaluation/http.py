@@ -24,7 +24,7 @@ class GatewayTarget:
     """One session at a time on the gateway at ``url`` (the app's route, e.g. ``.../fd``)."""
 
     def __init__(self, url: str, api_key: str, operator_key: str | None = None,
-                 customer_token: Callable[[str], str] | str | None = None,
+                 customer_token: Callable[[str, bool], str] | str | None = None,
                  timeout_s: float = 300.0) -> None:
         self.url = url.rstrip("/")
         self.api_key, self.operator_key = api_key, operator_key or api_key
@@ -37,7 +37,8 @@ class GatewayTarget:
     async def open(self, task: Task, session_id: str, metadata: dict[str, Any]) -> DialogueState:
         s = task.situation
         self.headers = {"Authorization": f"Bearer {self.api_key}"}
-        token = self.customer_token(s.user_id) if callable(self.customer_token) and s.user_id \
+        token = self.customer_token(s.user_id, s.identity_verified) \
+            if callable(self.customer_token) and s.user_id \
             else self.customer_token if isinstance(self.customer_token, str) else None
         if token:
             self.headers["X-Customer-Token"] = token
