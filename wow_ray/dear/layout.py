@@ -88,6 +88,16 @@ def _round_up(value: int, multiple: int) -> int:
 def build_spaces(named_params: list[tuple[str, nn.Parameter, int]],
                  world: int) -> tuple[list[ParamSlot], list[FlatSpace]]:
     """Move each (name, parameter, optimizer group) into the flat buffer of its dtype/device."""
+    slots, spaces = allocate_spaces(named_params, world)
+    attach_spaces(slots, spaces)
+    return slots, spaces
+
+
+def allocate_spaces(named_params: list[tuple[str, nn.Parameter, int]],
+                    world: int) -> tuple[list[ParamSlot], list[FlatSpace]]:
+    """The flat buffers, holding copies of the parameters' values; the parameters themselves
+    are not touched yet (`attach_spaces` does that), so a failure before then leaves the
+    model as it was."""
     keys: list[tuple[torch.dtype, torch.device]] = []
     sizes: list[int] = []
     slots = []
@@ -113,12 +123,18 @@ def build_spaces(named_params: list[tuple[str, nn.Parameter, int]],
     with torch.no_grad():
         for slot in slots:
             space = spaces[slot.space]
-            flat = space.params[slot.offset:slot.offset + slot.numel]
-            flat.copy_(slot.param.detach().reshape(-1))
-            slot.param.data = flat.view_as(slot.param)
+            space.params[slot.offset:slot.offset + slot.numel].copy_(
+                slot.param.detach().reshape(-1))
             slot.grad_view = space.grads[slot.offset:slot.offset + slot.numel].view_as(slot.param)
-            slot.param.grad = slot.grad_view
     return slots, spaces
+
+
+def attach_spaces(slots: list[ParamSlot], spaces: list[FlatSpace]) -> None:
+    """Make every parameter a view of its space, and its `.grad` a view of the gradients."""
+    for slot in slots:
+        flat = spaces[slot.space].params[slot.offset:slot.offset + slot.numel]
+        slot.param.data = flat.view_as(slot.param)
+        slot.param.grad = slot.grad_view
 
 
 def bucket_numel(bucket_size_mb: float, dtype: torch.dtype, world: int) -> int:

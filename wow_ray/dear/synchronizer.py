@@ -47,21 +47,38 @@ from torch.optim import Optimizer
 
 from . import optimizer_state as ostate
 from .checkpoint import load_training_state, training_state
-from .collectives import Communicator, Handle
+from .collectives import Communicator, Handle, broadcast_coalesced
 from .config import DeARConfig
+from .forward_waits import ForwardWaits
 from .graph import output_tensors, reachable_leaves
 from .layout import (
     ParamSlot,
-    build_spaces,
+    allocate_spaces,
+    attach_spaces,
     make_buckets,
     make_segments,
     shard_grad_chunk,
 )
+from .pending_grad import PendingGradient, pending_alias
 from .tuner import BucketSizeTuner
 
 logger = logging.getLogger("wow_ray.dear")
 
 OptimizerFactory = Callable[[list[dict]], Optimizer]
+
+
+def _check_arguments(module: object, optimizer_factory: object, config: object) -> None:
+    """Refuse wrong kinds of argument before DeAR changes anything in the model."""
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if isinstance(optimizer_factory, Optimizer) or not callable(optimizer_factory):
+        raise TypeError(
+            "optimizer_factory must be a function from parameter groups to an optimizer, "
+            "such as `lambda groups: torch.optim.AdamW(groups, lr=1e-4)`, got "
+            f"{type(optimizer_factory).__name__}: DeAR builds the optimizer over this rank's "
+            "shard itself")
+    if not isinstance(config, DeARConfig):
+        raise TypeError(f"config must be a DeARConfig, got {type(config).__name__}")
 
 
 class DeAR(nn.Module):
@@ -80,10 +97,12 @@ class DeAR(nn.Module):
                  process_group: dist.ProcessGroup | None = None,
                  param_group_fn: Callable[[str, nn.Parameter], dict] | None = None) -> None:
         super().__init__()
+        config = DeARConfig() if config is None else config
+        _check_arguments(module, optimizer_factory, config)
         if not dist.is_initialized():
             raise RuntimeError("DeAR needs torch.distributed to be initialised first")
         self.module = module
-        self.config = config or DeARConfig()
+        self.config = config
         self.process_group = process_group if process_group is not None else dist.group.WORLD
         self.world_size = dist.get_world_size(self.process_group)
         self.rank = dist.get_rank(self.process_group)
@@ -92,15 +111,22 @@ class DeAR(nn.Module):
                  for name, p in module.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("the module has no trainable parameters")
-        self._slots, self._spaces = build_spaces(named, self.world_size)
-        if self.config.broadcast_init:
-            self._broadcast_from_rank0()
-        self._comm = Communicator(self.process_group, self.config.collective)
+        # Everything that can fail on a bad argument runs before the model is touched: the
+        # flat buffers hold copies until attach_spaces() makes the parameters views of them.
+        self._slots, self._spaces = allocate_spaces(named, self.world_size)
+        self._frozen = [p for p in module.parameters() if not p.requires_grad]
+        self._waits = ForwardWaits(module, self._slots)
         self._set_buckets(self.config.bucket_size_mb)
         groups = [{"params": [s.tensor for s in self._segments if s.group == index], **options}
                   for index, options in enumerate(self._group_options)]
         self.optimizer = optimizer_factory(groups)
         self._check_optimizer()
+        attach_spaces(self._slots, self._spaces)
+        self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
+        self._grads_pending = False  # some p.grad holds a PendingGradient
+        if self.config.broadcast_init:
+            self._broadcast_from_rank0()
+        self._comm = Communicator(self.process_group, self.config.collective)
         self._tuner = self._make_tuner() if self.config.tune_bucket_size else None
         self._steps = 0
         self._last_step_end: float | None = None
@@ -120,12 +146,11 @@ class DeAR(nn.Module):
         return self._group_options.index(options)
 
     def _broadcast_from_rank0(self) -> None:
-        """Every rank starts from rank 0's parameters and buffers, as with DDP."""
+        """Every rank starts from rank 0's parameters (frozen ones too) and buffers, as DDP."""
         with torch.no_grad():
             for space in self._spaces:
                 dist.broadcast(space.params, group=self.process_group, group_src=0)
-            for buffer in self.module.buffers():
-                dist.broadcast(buffer, group=self.process_group, group_src=0)
+            broadcast_coalesced([*self._frozen, *self.module.buffers()], self.process_group)
 
     def _set_buckets(self, bucket_size_mb: float) -> None:
         """(Re)cut the spaces into buckets and derive everything that depends on the cut."""
@@ -133,17 +158,14 @@ class DeAR(nn.Module):
         self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size)
         self._segments = make_segments(self._slots, self._spaces, self._buckets,
                                        self.world_size, self.rank)
-        self._module_buckets: dict[int, list[int]] = {}
-        slot_of = {id(s.param): s for s in self._slots}
-        for module in self.module.modules():
-            buckets = sorted({b for p in module.parameters(recurse=False) if id(p) in slot_of
-                              for b in slot_of[id(p)].buckets})
-            if buckets:
-                self._module_buckets[id(module)] = buckets
+        self._waits.rebucket()
         self._ag_inflight: dict[int, Handle] = {}
         self._ag_next = len(self._buckets)  # nothing to gather until a step
 
     def _check_optimizer(self) -> None:
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError("optimizer_factory must return a torch.optim.Optimizer, got "
+                            f"{type(self.optimizer).__name__}")
         ours = [[id(s.tensor) for s in self._segments if s.group == g]
                 for g in range(len(self._group_options))]
         theirs = [[id(p) for p in group["params"]] for group in self.optimizer.param_groups]
@@ -160,11 +182,12 @@ class DeAR(nn.Module):
         for slot in self._slots:
             self._hooks.append(slot.param.register_post_accumulate_grad_hook(
                 partial(self._on_grad_ready, slot)))
-        for module in self.module.modules():
-            if any(p.requires_grad for p in module.parameters(recurse=False)):
-                self._hooks.append(module.register_forward_pre_hook(self._before_module))
+        # The root's first: a forward of the whole model starts before its own module hook.
+        self._hooks.append(self.module.register_forward_pre_hook(self._before_forward))
+        for module in self._waits.modules:
+            self._hooks += [module.register_forward_pre_hook(self._before_module),
+                            module.register_forward_hook(self._after_module)]
         self._hooks += [
-            self.module.register_forward_pre_hook(self._before_forward),
             self.module.register_forward_hook(self._after_forward),
             self.module.register_state_dict_pre_hook(lambda *_: self.flush()),
             self.module.register_load_state_dict_pre_hook(lambda *_: self._quiesce()),
@@ -197,6 +220,7 @@ class DeAR(nn.Module):
         return self.module(*args, **kwargs)
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
+        self._waits.start()
         if torch.is_grad_enabled():
             # DDP decides at forward time whether the coming backward synchronises; so do we
             # (a no_grad forward, evaluation say, prepares no backward and decides nothing).
@@ -206,10 +230,14 @@ class DeAR(nn.Module):
             # the launch bookkeeping starts afresh for the backward this forward prepares.
             self._wait_reduce_scatters()
             self._reset_backward()
+            self._show_grads()
 
     def _before_module(self, module: nn.Module, args: object) -> None:
-        for bucket in self._module_buckets.get(id(module), ()):
+        for bucket in self._waits.entered(module):
             self._wait_all_gather(bucket)
+
+    def _after_module(self, module: nn.Module, args: object, output: object) -> None:
+        self._waits.finished(module)
 
     def _after_forward(self, module: nn.Module, args: object, output: object) -> None:
         # Parameters read outside their own module, or modules that did not run: complete
@@ -237,7 +265,9 @@ class DeAR(nn.Module):
     # ------------------------------------------------------------------ backward
 
     def _on_grad_ready(self, slot: ParamSlot, param: torch.Tensor) -> None:
-        if param.grad.data_ptr() != slot.grad_view.data_ptr():
+        if type(param.grad) is PendingGradient:  # accumulated in place into our buffer
+            param.grad = slot.grad_view
+        elif param.grad.data_ptr() != slot.grad_view.data_ptr():
             # The gradient was set to None (zero_grad) or replaced: take it into our buffer.
             slot.grad_view.copy_(param.grad)
             param.grad = slot.grad_view
@@ -299,6 +329,9 @@ class DeAR(nn.Module):
         first = not self._shard_filled[index]
         self._shard_filled[index] = True
         grads = space.grads[bucket.start:bucket.stop]
+        for slot_index in bucket.params:  # p.grad is partial sums from now on: refuse reads
+            self._slots[slot_index].param.grad = self._pending_grads[slot_index]
+        self._grads_pending = True
         self._rs_inflight[index] = self._comm.reduce_scatter(
             grads, then=partial(self._absorb, grads, shard_grad_chunk(space, bucket,
                                                                       self.world_size), first))
@@ -318,6 +351,13 @@ class DeAR(nn.Module):
             handle.wait()
         self._rs_inflight = {}
         self._reduction_open = False
+
+    def _show_grads(self) -> None:
+        """Give every p.grad its real view back (the buckets taken are reduced and cleared)."""
+        if self._grads_pending:
+            for slot in self._slots:
+                slot.param.grad = slot.grad_view
+            self._grads_pending = False
 
     # ------------------------------------------------------------------ step
 
@@ -358,6 +398,8 @@ class DeAR(nn.Module):
         if self._guard is not None:
             self._guard.restore()
         self._reset_iteration()
+        self._show_grads()
+        self._waits.start()
         if not stepped:
             return
         self._steps += 1
@@ -426,6 +468,7 @@ class DeAR(nn.Module):
         for space in self._spaces:
             space.grads.zero_()
         self._reset_iteration()
+        self._show_grads()
 
     # ------------------------------------------------------------------ user controls
 
@@ -449,8 +492,8 @@ class DeAR(nn.Module):
         self._wait_reduce_scatters()
         for space in self._spaces:
             space.grads.zero_()
-        for slot in self._slots:
-            slot.param.grad = slot.grad_view
+        self._grads_pending = True  # every p.grad gets its view back, whatever it held
+        self._show_grads()
         self._reset_iteration()
 
     # ------------------------------------------------------------------ tuning
@@ -515,6 +558,7 @@ class DeAR(nn.Module):
         so savers that refuse tensors sharing memory (safetensors) take the model as it is."""
         self.flush()
         self._wait_reduce_scatters()
+        self._show_grads()
         for hook in self._hooks:
             hook.remove()
         self._hooks = []

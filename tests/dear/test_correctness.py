@@ -1,0 +1,42 @@
+"""Silent divergences DeAR must not have: a parameter read without its module's forward,
+ranks that start apart, a half-reduced gradient read through p.grad, and a bad argument that
+fails only after the model was rebuilt around DeAR's buffers (tests/dear/scenarios_correctness.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import scenarios_correctness as scenarios
+
+TOLERANCE = 2e-6
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("config", [{}, {"all_gather_lookahead": 1}, {"collective": "native"}])
+def test_attention_reading_out_proj_directly_trains_like_ddp(gloo, config):
+    for result in gloo(2).run(scenarios.attention_vs_ddp, "adamw", config):
+        assert result["diff"] <= TOLERANCE, result
+        assert result["moved"] > 100 * TOLERANCE and result["buckets"] > 4, result
+
+
+def test_every_parameter_frozen_or_not_and_every_buffer_starts_as_rank_0s(gloo):
+    for same in gloo(2).run(scenarios.broadcast_covers_frozen_parameters):
+        assert same and all(same.values()), same
+        assert "frozen.weight" in same and "norm.running_mean" in same
+
+
+def test_bad_arguments_are_refused_before_the_model_is_touched(gloo):
+    refused = gloo(2).run(scenarios.bad_arguments_are_refused_before_anything_moves)[0]
+    assert "optimizer_factory" in refused["instance"], refused
+    assert "optimizer_factory" in refused["returns_none"], refused
+    assert "optimizer_factory" in refused["foreign"], refused
+    assert "learning rate" in refused["raises"], refused
+    assert "DeARConfig" in refused["config"], refused
+
+
+def test_a_gradient_read_between_backward_and_step_is_refused_clearly(gloo):
+    for outcome in gloo(2).run(scenarios.gradient_reads_between_backward_and_step):
+        assert outcome["no_sync_readable"], outcome
+        for read in ("clip_grad_norm_", "grad_norm", "grad_clone"):
+            assert "model.clip_grad_norm_" in outcome[read], (read, outcome)
+        assert outcome["trains_on"] and outcome["grad_after_close"], outcome
