@@ -130,3 +130,29 @@ def gradient_reads_between_backward_and_step() -> dict:
     dear.close()
     outcome["grad_after_close"] = all(p.grad is None for p in model.parameters())
     return outcome
+
+
+class NormNet(nn.Module):
+    """BatchNorm between embedding and head: running statistics are per-rank state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, WIDTH)
+        self.norm = nn.BatchNorm1d(WIDTH)
+        self.head = nn.Linear(WIDTH, VOCAB)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.embed(tokens).transpose(1, 2)).transpose(1, 2)
+        return self.head(h)
+
+
+def batchnorm_vs_ddp(kind: str, config: dict, steps: int = 8) -> dict:
+    """Buffers follow DDP's broadcast_buffers, through no_sync() accumulation too."""
+    reference = train_ddp(kind, steps, 2, None, {}, net=NormNet)
+    ours, dear = train_dear(kind, steps, 2, None, {}, {"bucket_size_mb": 0.002, **config},
+                            net=NormNet)
+    dear.close()
+    buffers = ("norm.running_mean", "norm.running_var", "norm.num_batches_tracked")
+    return {"diff": max_difference(reference, ours),
+            "buffer_diff": max((reference[b].float() - ours[b].float()).abs().max().item()
+                               for b in buffers)}

@@ -67,3 +67,51 @@ def misuse_is_refused() -> dict:
     except ValueError:
         refused["bad_config"] = True
     return refused
+
+
+def _frozen_base_model(seed: int) -> nn.Module:
+    """Trainable layers around a frozen one (as LoRA's base), a buffer, tied weights."""
+    torch.manual_seed(0)
+    frozen = nn.Linear(6, 6)
+    frozen.requires_grad_(False)
+    torch.manual_seed(seed)
+    embed = nn.Embedding(10, 6)
+    head = nn.Linear(6, 10, bias=False)
+    head.weight = embed.weight
+    return nn.Sequential(embed, frozen, nn.BatchNorm1d(5), head)
+
+
+def _train(dear: DeAR, steps: range) -> None:
+    for step in steps:
+        g = torch.Generator().manual_seed(100 * step + dist.get_rank())
+        tokens = torch.randint(0, 10, (4, 5), generator=g)
+        dear(tokens).logsumexp(-1).mean().backward()
+        dear.step()
+    dear.flush()
+
+
+def folder_checkpoint(folder: str) -> dict:
+    """save_checkpoint after 3 steps, load_checkpoint into a differently initialised model, 3
+    more steps: the same parameters as 6 steps straight; model.pt leaves the frozen base out."""
+    import os
+
+    def make(seed: int) -> DeAR:
+        return DeAR(_frozen_base_model(seed), lambda g: torch.optim.AdamW(g, lr=0.01),
+                    DeARConfig(bucket_size_mb=0.0005))
+
+    straight = make(0)
+    _train(straight, range(3))
+    straight.save_checkpoint(folder)
+    _train(straight, range(3, 6))
+    dist.barrier()  # every rank's files are written
+    resumed = make(1)
+    done = resumed.load_checkpoint(folder)
+    _train(resumed, range(done, 6))
+    expected, got = straight.module.state_dict(), resumed.module.state_dict()
+    result = {"files": sorted(os.listdir(folder)), "done": done,
+              "saved": sorted(torch.load(os.path.join(folder, "model.pt"))),
+              "identical": all(torch.equal(expected[k], got[k]) for k in expected),
+              "differ": [k for k in expected if not torch.equal(expected[k], got[k])]}
+    straight.close()
+    resumed.close()
+    return result

@@ -40,3 +40,11 @@ def test_a_gradient_read_between_backward_and_step_is_refused_clearly(gloo):
         for read in ("clip_grad_norm_", "grad_norm", "grad_clone"):
             assert "model.clip_grad_norm_" in outcome[read], (read, outcome)
         assert outcome["trains_on"] and outcome["grad_after_close"], outcome
+
+
+def test_batchnorm_buffers_follow_ddp(gloo):
+    for result in gloo(2).run(scenarios.batchnorm_vs_ddp, "sgd", {}):
+        assert result["diff"] <= TOLERANCE and result["buffer_diff"] <= TOLERANCE, result
+    # Without the broadcast, rank 1 keeps statistics of its own data only.
+    apart = gloo(2).run(scenarios.batchnorm_vs_ddp, "sgd", {"broadcast_buffers": False})
+    assert apart[1]["buffer_diff"] > 1e-3, apart

@@ -42,6 +42,10 @@ class DeARConfig:
     collective: str = _option(
         "auto", "'auto' (ring on gloo, native on NCCL), 'ring' or 'native'; see "
         "wow_ray/dear/collectives.py.")
+    broadcast_buffers: bool = _option(
+        True, "Copy rank 0's buffers (BatchNorm's running statistics, say) to every rank at "
+        "the start of each forward that follows a synchronised training forward, as DDP's "
+        "broadcast_buffers does (a collective in the forward: every rank must run it).")
     broadcast_init: bool = _option(
         True, "Copy rank 0's parameters (frozen ones too) and buffers to every rank at "
         "construction, as DDP does, so every rank starts from the same model.")

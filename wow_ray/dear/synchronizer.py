@@ -19,10 +19,13 @@ One iteration, on every rank:
    hold its parameters, and no others; the end of the forward waits for any left.
 
 The updated parameters are complete whenever the model is used: a module's forward (with or
-without grad) waits for the buckets of the parameters it registers, the end of the forward and
-`state_dict()`, `load_state_dict()` and `flush()` wait for all. (Code that reads a parameter
-between step() and the next forward, outside the forward of a module registering it, must
-call `flush()` first.) An update is applied exactly once: only by the optimizer's `step()`,
+without grad) waits for the buckets of the parameters it registers and of the children it reads
+without calling them (forward_waits.py), the end of the forward and `state_dict()`,
+`load_state_dict()` and `flush()` wait for all. (Code that reads a parameter between step()
+and the next forward outside the model's forward must call `flush()` first.) Gradients are
+sharded: between a synchronising backward and step(), `p.grad` refuses to be read
+(pending_grad.py); clip with `model.clip_grad_norm_`. Buffers follow rank 0's at each forward,
+as DDP's broadcast_buffers. An update is applied exactly once: only by the optimizer's `step()`,
 which does nothing when no gradient arrived since the last one; gradients accumulated under
 `no_sync()` are reduced by the next synchronised backward or by step() itself.
 
@@ -39,6 +42,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -46,7 +50,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from . import optimizer_state as ostate
-from .checkpoint import load_training_state, training_state
+from .checkpoint import load_folder, load_training_state, save_folder, training_state
 from .collectives import Communicator, Handle, broadcast_coalesced
 from .config import DeARConfig
 from .forward_waits import ForwardWaits
@@ -132,6 +136,7 @@ class DeAR(nn.Module):
         self._last_step_end: float | None = None
         self._no_sync_depth = 0
         self._sync_this_backward = True
+        self._sync_buffers_next = True  # as DDP: after a synchronised training forward
         self._backward_id: int | None = None
         self._hooks: list = []
         self._install_hooks()
@@ -221,6 +226,8 @@ class DeAR(nn.Module):
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
         self._waits.start()
+        if self.config.broadcast_buffers and self._sync_buffers_next:
+            self._broadcast_buffers()
         if torch.is_grad_enabled():
             # DDP decides at forward time whether the coming backward synchronises; so do we
             # (a no_grad forward, evaluation say, prepares no backward and decides nothing).
@@ -239,7 +246,16 @@ class DeAR(nn.Module):
     def _after_module(self, module: nn.Module, args: object, output: object) -> None:
         self._waits.finished(module)
 
+    def _broadcast_buffers(self) -> None:
+        """Rank 0's buffers everywhere, without bumping their version counters (as DDP)."""
+        buffers = list(self.module.buffers())
+        if buffers:
+            with torch.no_grad(), torch.autograd._unsafe_preserve_version_counter(
+                    tuple(buffers)):
+                broadcast_coalesced(buffers, self.process_group)
+
     def _after_forward(self, module: nn.Module, args: object, output: object) -> None:
+        self._sync_buffers_next = torch.is_grad_enabled() and self._no_sync_depth == 0
         # Parameters read outside their own module, or modules that did not run: complete
         # everything before backward or user code can touch a bucket still being gathered.
         self.flush()
@@ -546,6 +562,14 @@ class DeAR(nn.Module):
         """Restore what `state_dict()` returned, on every rank (a collective)."""
         load_training_state(self, state_dict, strict)
 
+    def save_checkpoint(self, folder: str | Path) -> None:
+        """Write this rank's files of a checkpoint folder (every rank; see checkpoint.py)."""
+        save_folder(self, folder)
+
+    def load_checkpoint(self, folder: str | Path) -> int:
+        """Restore a `save_checkpoint` folder (every rank); returns the steps already done."""
+        return load_folder(self, folder)
+
     # ------------------------------------------------------------------ lifecycle
 
     def _apply(self, fn: Callable, recurse: bool = True) -> DeAR:
@@ -568,6 +592,11 @@ class DeAR(nn.Module):
                 for slot in self._slots:
                     slot.param.data = slot.param.data.clone()
                     slot.param.grad = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trainable parameters live (the first one's device)."""
+        return self._spaces[0].device
 
     @property
     def steps(self) -> int:
