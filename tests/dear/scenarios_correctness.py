@@ -156,3 +156,46 @@ def batchnorm_vs_ddp(kind: str, config: dict, steps: int = 8) -> dict:
     return {"diff": max_difference(reference, ours),
             "buffer_diff": max((reference[b].float() - ours[b].float()).abs().max().item()
                                for b in buffers)}
+
+
+def overlap_timeline(steps: int = 4) -> dict:
+    """Record when reduce-scatters start (against the end of backward) and which all-gathers
+    are still running when the next forward starts and where the forward waits for them."""
+    import time
+
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(512, 512) for _ in range(12)])  # 1 MB per layer
+    dear = DeAR(model, lambda groups: torch.optim.SGD(groups, lr=1e-3),
+                DeARConfig(bucket_size_mb=1.0))
+    events: list[tuple[str, float]] = []
+    launch_rs, wait_ag, end_backward = dear._comm.reduce_scatter, dear._wait_all_gather, \
+        dear._end_backward
+    running_ags: list = []
+    launch_ag = dear._comm.all_gather
+
+    def record(name: str, fn):  # noqa: ANN001, ANN202
+        def wrapped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            events.append((name, time.perf_counter()))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def all_gather(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        handle = launch_ag(*args, **kwargs)
+        running_ags.append(handle)
+        return handle
+
+    dear._comm.reduce_scatter = record("rs", launch_rs)
+    dear._comm.all_gather = all_gather
+    dear._wait_all_gather = record("ag_wait", wait_ag)
+    dear._end_backward = record("backward_end", end_backward)
+    model.register_forward_pre_hook(
+        lambda *_: events.append((f"forward_start {sum(not h.is_completed() for h in running_ags)}",
+                                  time.perf_counter())), prepend=True)
+    model.register_forward_hook(lambda *_: events.append(("forward_end", time.perf_counter())))
+    x = torch.randn(64, 512, generator=torch.Generator().manual_seed(dist.get_rank()))
+    for _ in range(steps):
+        dear(x).square().mean().backward()
+        running_ags.clear()
+        dear.step()  # starts this step's all-gathers
+    dear.close()
+    return {"buckets": len(dear._buckets), "events": [name for name, _ in events]}

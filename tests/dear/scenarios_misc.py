@@ -66,6 +66,37 @@ def misuse_is_refused() -> dict:
         refused["bad_config"] = False
     except ValueError:
         refused["bad_config"] = True
+    refused.update(_layout_changes_and_float16_are_refused())
+    return refused
+
+
+def _raises(action, words: str, kind: type[Exception] = RuntimeError) -> bool:
+    try:
+        action()
+        return False
+    except kind as exc:
+        return words in str(exc)
+
+
+def _layout_changes_and_float16_are_refused() -> dict:
+    model = nn.Linear(4, 4)
+    dear = DeAR(model, lambda groups: torch.optim.SGD(groups, lr=0.1), DeARConfig())
+    model.bias.requires_grad_(False)
+    refused = {"requires_grad_changed": _raises(lambda: dear(torch.ones(2, 4)),
+                                                "requires_grad of ['bias'] changed")}
+    model.bias.requires_grad_(True)
+
+    def fp16_forward() -> None:
+        with torch.autocast("cpu", dtype=torch.float16):
+            dear(torch.ones(2, 4))
+
+    refused["fp16_autocast"] = _raises(fp16_forward, "bfloat16")
+    dear(torch.ones(2, 4)).sum().backward()  # still usable after the refusals
+    dear.step()
+    dear.close()
+    refused["fp16_parameters"] = _raises(
+        lambda: DeAR(nn.Linear(4, 4).half(), lambda g: torch.optim.SGD(g, lr=0.1)),
+        "float16", TypeError)
     return refused
 
 

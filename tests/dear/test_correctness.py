@@ -48,3 +48,24 @@ def test_batchnorm_buffers_follow_ddp(gloo):
     # Without the broadcast, rank 1 keeps statistics of its own data only.
     apart = gloo(2).run(scenarios.batchnorm_vs_ddp, "sgd", {"broadcast_buffers": False})
     assert apart[1]["buffer_diff"] > 1e-3, apart
+
+
+def test_reduce_scatters_overlap_backward_and_all_gathers_overlap_the_next_forward(gloo):
+    for result in gloo(2).run(scenarios.overlap_timeline):
+        buckets, events = result["buckets"], result["events"]
+        assert buckets >= 10, result
+        iterations = [[]]
+        for name in events:
+            if name.startswith("forward_start") and iterations[-1]:
+                iterations.append([])
+            iterations[-1].append(name)
+        assert len(iterations) == 4
+        for number, names in enumerate(iterations):
+            end = names.index("backward_end")
+            # All but the last-completed bucket start while gradients are still arriving.
+            assert names[:end].count("rs") >= buckets - 1, (number, names)
+            if number == 0:
+                continue  # no step before the first forward: nothing to gather
+            in_flight = int(names[0].split()[1])
+            waits_in_forward = names[:names.index("forward_end")].count("ag_wait")
+            assert in_flight >= 1 and waits_in_forward >= buckets - 1, (number, names)

@@ -71,6 +71,12 @@ logger = logging.getLogger("wow_ray.dear")
 OptimizerFactory = Callable[[list[dict]], Optimizer]
 
 
+_FP16_REFUSED = (
+    "DeAR does not train in float16: it needs loss scaling (GradScaler), whose overflow check "
+    "would see only this rank's shard of the gradients, so ranks could disagree on skipping a "
+    "step. Use bfloat16 (autocast dtype=torch.bfloat16) or float32 parameters")
+
+
 def _check_arguments(module: object, optimizer_factory: object, config: object) -> None:
     """Refuse wrong kinds of argument before DeAR changes anything in the model."""
     if not isinstance(module, nn.Module):
@@ -83,6 +89,8 @@ def _check_arguments(module: object, optimizer_factory: object, config: object) 
             "shard itself")
     if not isinstance(config, DeARConfig):
         raise TypeError(f"config must be a DeARConfig, got {type(config).__name__}")
+    if any(p.dtype == torch.float16 for p in module.parameters() if p.requires_grad):
+        raise TypeError(_FP16_REFUSED)
 
 
 class DeAR(nn.Module):
@@ -118,7 +126,7 @@ class DeAR(nn.Module):
         # Everything that can fail on a bad argument runs before the model is touched: the
         # flat buffers hold copies until attach_spaces() makes the parameters views of them.
         self._slots, self._spaces = allocate_spaces(named, self.world_size)
-        self._frozen = [p for p in module.parameters() if not p.requires_grad]
+        self._frozen = [(n, p) for n, p in module.named_parameters() if not p.requires_grad]
         self._waits = ForwardWaits(module, self._slots)
         self._set_buckets(self.config.bucket_size_mb)
         groups = [{"params": [s.tensor for s in self._segments if s.group == index], **options}
@@ -155,7 +163,8 @@ class DeAR(nn.Module):
         with torch.no_grad():
             for space in self._spaces:
                 dist.broadcast(space.params, group=self.process_group, group_src=0)
-            broadcast_coalesced([*self._frozen, *self.module.buffers()], self.process_group)
+            broadcast_coalesced([*(p for _, p in self._frozen), *self.module.buffers()],
+                                self.process_group)
 
     def _set_buckets(self, bucket_size_mb: float) -> None:
         """(Re)cut the spaces into buckets and derive everything that depends on the cut."""
@@ -225,6 +234,7 @@ class DeAR(nn.Module):
         return self.module(*args, **kwargs)
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
+        self._check_unchanged()
         self._waits.start()
         if self.config.broadcast_buffers and self._sync_buffers_next:
             self._broadcast_buffers()
@@ -245,6 +255,19 @@ class DeAR(nn.Module):
 
     def _after_module(self, module: nn.Module, args: object, output: object) -> None:
         self._waits.finished(module)
+
+    def _check_unchanged(self) -> None:
+        """Refuse what the layout, fixed at construction, cannot follow."""
+        changed = [s.name for s in self._slots if not s.param.requires_grad] + [
+            name for name, p in self._frozen if p.requires_grad]
+        if changed:
+            raise RuntimeError(
+                f"requires_grad of {changed} changed after the model was wrapped in DeAR, whose "
+                "buffers and optimizer shards hold the parameters that were trainable then: "
+                "set requires_grad before wrapping (or close() and wrap again)")
+        if torch.is_grad_enabled() and torch.is_autocast_enabled(self.device.type) and \
+                torch.get_autocast_dtype(self.device.type) == torch.float16:
+            raise RuntimeError(_FP16_REFUSED)
 
     def _broadcast_buffers(self) -> None:
         """Rank 0's buffers everywhere, without bumping their version counters (as DDP)."""
@@ -345,6 +368,7 @@ class DeAR(nn.Module):
         first = not self._shard_filled[index]
         self._shard_filled[index] = True
         grads = space.grads[bucket.start:bucket.stop]
+        grads.div_(self.world_size)  # averaged before summing, as DDP (no fp16 overflow)
         for slot_index in bucket.params:  # p.grad is partial sums from now on: refuse reads
             self._slots[slot_index].param.grad = self._pending_grads[slot_index]
         self._grads_pending = True
@@ -394,11 +418,8 @@ class DeAR(nn.Module):
         self._stepping = any(self._shard_filled)
         for segment in self._segments:
             segment.tensor.grad = segment.grad if self._stepping else None
-        if self._stepping:
-            for space in self._spaces:
-                space.shard_grads.div_(self.world_size)
-            if self.config.find_unused_parameters:
-                self._guard_unused()
+        if self._stepping and self.config.find_unused_parameters:
+            self._guard_unused()
         self._prepared = True
 
     def _guard_unused(self) -> None:
