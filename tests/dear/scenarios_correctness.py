@@ -199,3 +199,76 @@ def overlap_timeline(steps: int = 4) -> dict:
         dear.step()  # starts this step's all-gathers
     dear.close()
     return {"buckets": len(dear._buckets), "events": [name for name, _ in events]}
+
+
+class Reversed(nn.Module):
+    """Layers used in the reverse of the order they are registered in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(256, 256, bias=False) for _ in range(12))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self.layers):
+            x = torch.tanh(layer(x))
+        return x
+
+
+class MixedDtypes(nn.Module):
+    """float32 and float64 layers in turn: two flat spaces whose buckets must interleave."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Linear(256, 256, bias=False, dtype=torch.float64 if i % 2 else torch.float32)
+            for i in range(12))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.tanh(layer(x.to(layer.weight.dtype)))
+        return x.float()
+
+
+def reduce_scatters_by_mid_backward(net: str, steps: int = 3) -> dict:
+    """How many buckets were launched once half the layers' gradients had arrived (the
+    second iteration on), and whether the run still matches a plain all-reduce."""
+    torch.manual_seed(0)
+    model = {"reversed": Reversed, "mixed": MixedDtypes}[net]()
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    events: list[str] = []
+    for p in model.parameters():  # before DeAR's hooks, so a launch is seen after its gradient
+        p.register_post_accumulate_grad_hook(lambda p: events.append("grad"))
+    dear = DeAR(model, lambda groups: torch.optim.SGD(groups, lr=0.1),
+                DeARConfig(bucket_size_mb=0.25))
+    launch = dear._comm.reduce_scatter
+
+    def reduce_scatter(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        events.append("rs")
+        return launch(*args, **kwargs)
+
+    dear._comm.reduce_scatter = reduce_scatter
+    x = torch.randn(32, 256, generator=torch.Generator().manual_seed(dist.get_rank()))
+    counts = []
+    for _ in range(steps):
+        events.clear()
+        dear(x).square().mean().backward()
+        dear.step()
+        grads = [i for i, e in enumerate(events) if e == "grad"]
+        counts.append(events[:grads[len(grads) // 2]].count("rs"))
+    dear.flush()
+    # The same steps with plain SGD on the all-reduced gradient.
+    plain = {"reversed": Reversed, "mixed": MixedDtypes}[net]()
+    plain.load_state_dict(reference)
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.1)
+    for _ in range(steps):
+        plain(x).square().mean().backward()
+        for p in plain.parameters():
+            dist.all_reduce(p.grad)
+            p.grad.div_(dist.get_world_size())
+        optimizer.step()
+        optimizer.zero_grad()
+    diff = max((a - b).abs().max().item() for a, b in zip(
+        plain.state_dict().values(), model.state_dict().values(), strict=True))
+    result = {"buckets": len(dear._buckets), "launched_by_mid_backward": counts, "diff": diff}
+    dear.close()
+    return result

@@ -146,3 +146,25 @@ def folder_checkpoint(folder: str) -> dict:
     straight.close()
     resumed.close()
     return result
+
+
+def evaluation_on_one_rank_only() -> bool:
+    """Forwards without grad (evaluation) communicate nothing, even the first one and with
+    buffers to broadcast: one rank may evaluate while the other does not."""
+    from torch.nn import functional as F  # noqa: N812
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    dear = DeAR(model, lambda g: torch.optim.SGD(g, lr=0.1), DeARConfig(bucket_size_mb=0.0005))
+    if dist.get_rank() == 1:
+        with torch.no_grad():
+            dear.module(torch.ones(3, 4))
+    for _ in range(2):
+        F.mse_loss(dear(torch.randn(3, 4)), torch.zeros(3, 4)).backward()
+        dear.step()
+        if dist.get_rank() == 0:
+            dear.module.eval()
+            with torch.no_grad():
+                dear.module(torch.ones(3, 4))
+            dear.module.train()
+    dear.close()
+    return True

@@ -74,3 +74,7 @@ def test_a_checkpoint_folder_resumes_exactly_and_leaves_the_frozen_base_out(gloo
         assert result["done"] == 3 and result["differ"] == [], result["differ"]
         assert result["saved"] == ["0.weight", "2.bias", "2.num_batches_tracked",
                                    "2.running_mean", "2.running_var", "2.weight", "3.weight"]
+
+
+def test_evaluation_on_some_ranks_only_does_not_hang(gloo):
+    assert all(gloo(2).run(scenarios_misc.evaluation_on_one_rank_only, timeout=60))

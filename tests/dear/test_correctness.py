@@ -69,3 +69,15 @@ def test_reduce_scatters_overlap_backward_and_all_gathers_overlap_the_next_forwa
             in_flight = int(names[0].split()[1])
             waits_in_forward = names[:names.index("forward_end")].count("ag_wait")
             assert in_flight >= 1 and waits_in_forward >= buckets - 1, (number, names)
+
+
+@pytest.mark.parametrize("net", ["reversed", "mixed"])
+def test_buckets_follow_the_order_of_use_not_of_registration(gloo, net):
+    """Half-way through backward, half the buckets are on their way (registration order: none
+    for `reversed`, a third for `mixed`, whose float32 buckets queued behind float64 ones)."""
+    for result in gloo(2).run(scenarios.reduce_scatters_by_mid_backward, net):
+        assert result["diff"] <= 1e-6, result
+        buckets = result["buckets"]
+        assert buckets >= 12, result
+        assert all(count >= 0.45 * buckets for count in result["launched_by_mid_backward"]), \
+            result

@@ -42,6 +42,7 @@ def training_state(dear: DeAR, full_optimizer: bool = False) -> dict:
         "optimizer": optimizer,
         "dear": {"world_size": dear.world_size, "rank": dear.rank, "steps": dear.steps,
                  "bucket_size_mb": dear.bucket_size_mb, "full_optimizer": full_optimizer,
+                 "use_order": dear.use_order,
                  "tuner": dear._tuner.state_dict() if dear._tuner else None},
     }
 
@@ -103,6 +104,8 @@ def load_training_state(dear: DeAR, state: dict, strict: bool = True) -> None:
             f"this is rank {dear.rank} of {dear.world_size}. Save with "
             "state_dict(full_optimizer=True) to change the world size")
     dear._quiesce()
+    # The saved layout (older checkpoints: registration order), before the optimizer state.
+    dear._adopt_use_order(meta.get("use_order") or list(range(len(dear._slots))))
     _load_model(dear.module, state["model"], strict)
     if meta["bucket_size_mb"] != dear.bucket_size_mb:
         dear.rebucket(meta["bucket_size_mb"])

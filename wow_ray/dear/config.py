@@ -44,8 +44,9 @@ class DeARConfig:
         "wow_ray/dear/collectives.py.")
     broadcast_buffers: bool = _option(
         True, "Copy rank 0's buffers (BatchNorm's running statistics, say) to every rank at "
-        "the start of each forward that follows a synchronised training forward, as DDP's "
-        "broadcast_buffers does (a collective in the forward: every rank must run it).")
+        "the start of each training forward that follows a synchronised one, as DDP's "
+        "broadcast_buffers does. Forwards without grad (evaluation) communicate nothing, so "
+        "they may run on some ranks only.")
     broadcast_init: bool = _option(
         True, "Copy rank 0's parameters (frozen ones too) and buffers to every rank at "
         "construction, as DDP does, so every rank starts from the same model.")

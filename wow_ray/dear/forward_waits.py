@@ -36,6 +36,7 @@ class ForwardWaits:
         self._collect(root, slot_of, {})
         self._direct: dict[int, set[int]] = {}  # learned: slots of children it reads uncalled
         self._ran: set[int] = set()
+        self._entered: list[int] = []  # modules in the order their forward first ran
         self.buckets: dict[int, list[int]] = {}
         self.rebucket()
 
@@ -70,11 +71,26 @@ class ForwardWaits:
     def start(self) -> None:
         """A forward of the whole model begins (or a step changed the parameters)."""
         self._ran.clear()
+        self._entered.clear()
 
     def entered(self, module: nn.Module) -> list[int]:
         """`module`'s forward begins: the buckets to wait for."""
-        self._ran.add(id(module))
+        if id(module) not in self._ran:
+            self._ran.add(id(module))
+            self._entered.append(id(module))
         return self.buckets.get(id(module), [])
+
+    def use_order(self) -> list[int]:
+        """Slot indices in the order the forward so far first used them (a module's own and
+        its uncalled children's, when the module ran); the unused ones last."""
+        order: list[int] = []
+        seen: set[int] = set()
+        for key in self._entered:
+            for index in sorted(self._own.get(key, set()) | self._direct.get(key, set())):
+                if index not in seen:
+                    seen.add(index)
+                    order.append(index)
+        return order + [i for i in range(len(self._slots)) if i not in seen]
 
     def finished(self, module: nn.Module) -> None:
         """`module`'s forward ended: charge it the children it did not call."""

@@ -10,9 +10,11 @@
 
 One iteration, on every rank:
 1. backward: a parameter's post-accumulate-grad hook marks it done; a bucket whose parameters
-   are all done is reduce-scattered (in a fixed order on all ranks: last bucket first), and
-   the end of backward launches the buckets that never completed (unused parameters);
-2. step: wait for the reduce-scatters, average, optionally clip, let the user's optimizer
+   are all done is divided by the world size (as DDP) and reduce-scattered, in a fixed order
+   on all ranks: last bucket first, buckets being numbered in the order the first forward
+   used their parameters (rank 0's, as DDP rebuilds its buckets); the end of backward
+   launches the buckets that never completed (unused parameters);
+2. step: wait for the reduce-scatters, optionally clip, let the user's optimizer
    (built by `optimizer_factory` over this rank's shard only) update the shard, then start
    the all-gathers of the updated shards, first bucket first;
 3. next forward: each module's forward pre-hook waits for the all-gather of the buckets that
@@ -24,7 +26,7 @@ without calling them (forward_waits.py), the end of the forward and `state_dict(
 `load_state_dict()` and `flush()` wait for all. (Code that reads a parameter between step()
 and the next forward outside the model's forward must call `flush()` first.) Gradients are
 sharded: between a synchronising backward and step(), `p.grad` refuses to be read
-(pending_grad.py); clip with `model.clip_grad_norm_`. Buffers follow rank 0's at each forward,
+(gradients.py); clip with `model.clip_grad_norm_`. Buffers follow rank 0's at each forward,
 as DDP's broadcast_buffers. An update is applied exactly once: only by the optimizer's `step()`,
 which does nothing when no gradient arrived since the last one; gradients accumulated under
 `no_sync()` are reduced by the next synchronised backward or by step() itself.
@@ -54,43 +56,23 @@ from .checkpoint import load_folder, load_training_state, save_folder, training_
 from .collectives import Communicator, Handle, broadcast_coalesced
 from .config import DeARConfig
 from .forward_waits import ForwardWaits
+from .gradients import PendingGradient, clip_shards_, pending_alias
 from .graph import output_tensors, reachable_leaves
+from .guards import check_arguments, check_unchanged
 from .layout import (
     ParamSlot,
     allocate_spaces,
     attach_spaces,
     make_buckets,
     make_segments,
+    relayout_spaces,
     shard_grad_chunk,
 )
-from .pending_grad import PendingGradient, pending_alias
 from .tuner import BucketSizeTuner
 
 logger = logging.getLogger("wow_ray.dear")
 
 OptimizerFactory = Callable[[list[dict]], Optimizer]
-
-
-_FP16_REFUSED = (
-    "DeAR does not train in float16: it needs loss scaling (GradScaler), whose overflow check "
-    "would see only this rank's shard of the gradients, so ranks could disagree on skipping a "
-    "step. Use bfloat16 (autocast dtype=torch.bfloat16) or float32 parameters")
-
-
-def _check_arguments(module: object, optimizer_factory: object, config: object) -> None:
-    """Refuse wrong kinds of argument before DeAR changes anything in the model."""
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
-    if isinstance(optimizer_factory, Optimizer) or not callable(optimizer_factory):
-        raise TypeError(
-            "optimizer_factory must be a function from parameter groups to an optimizer, "
-            "such as `lambda groups: torch.optim.AdamW(groups, lr=1e-4)`, got "
-            f"{type(optimizer_factory).__name__}: DeAR builds the optimizer over this rank's "
-            "shard itself")
-    if not isinstance(config, DeARConfig):
-        raise TypeError(f"config must be a DeARConfig, got {type(config).__name__}")
-    if any(p.dtype == torch.float16 for p in module.parameters() if p.requires_grad):
-        raise TypeError(_FP16_REFUSED)
 
 
 class DeAR(nn.Module):
@@ -110,7 +92,7 @@ class DeAR(nn.Module):
                  param_group_fn: Callable[[str, nn.Parameter], dict] | None = None) -> None:
         super().__init__()
         config = DeARConfig() if config is None else config
-        _check_arguments(module, optimizer_factory, config)
+        check_arguments(module, optimizer_factory, config)
         if not dist.is_initialized():
             raise RuntimeError("DeAR needs torch.distributed to be initialised first")
         self.module = module
@@ -128,6 +110,8 @@ class DeAR(nn.Module):
         self._slots, self._spaces = allocate_spaces(named, self.world_size)
         self._frozen = [(n, p) for n, p in module.named_parameters() if not p.requires_grad]
         self._waits = ForwardWaits(module, self._slots)
+        self._use_position: list[int] | None = None  # registration order until measured
+        self._layout_fixed = False  # the first forward measures the order of use
         self._set_buckets(self.config.bucket_size_mb)
         groups = [{"params": [s.tensor for s in self._segments if s.group == index], **options}
                   for index, options in enumerate(self._group_options)]
@@ -169,7 +153,8 @@ class DeAR(nn.Module):
     def _set_buckets(self, bucket_size_mb: float) -> None:
         """(Re)cut the spaces into buckets and derive everything that depends on the cut."""
         self.bucket_size_mb = float(bucket_size_mb)
-        self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size)
+        self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size,
+                                     self._use_position)
         self._segments = make_segments(self._slots, self._spaces, self._buckets,
                                        self.world_size, self.rank)
         self._waits.rebucket()
@@ -234,9 +219,11 @@ class DeAR(nn.Module):
         return self.module(*args, **kwargs)
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
-        self._check_unchanged()
+        check_unchanged(self._slots, self._frozen, self.device)
         self._waits.start()
-        if self.config.broadcast_buffers and self._sync_buffers_next:
+        # Collectives only in training forwards, which every rank runs: evaluation (no grad)
+        # may run on some ranks only, through the plain module, which carries these hooks.
+        if torch.is_grad_enabled() and self.config.broadcast_buffers and self._sync_buffers_next:
             self._broadcast_buffers()
         if torch.is_grad_enabled():
             # DDP decides at forward time whether the coming backward synchronises; so do we
@@ -256,19 +243,6 @@ class DeAR(nn.Module):
     def _after_module(self, module: nn.Module, args: object, output: object) -> None:
         self._waits.finished(module)
 
-    def _check_unchanged(self) -> None:
-        """Refuse what the layout, fixed at construction, cannot follow."""
-        changed = [s.name for s in self._slots if not s.param.requires_grad] + [
-            name for name, p in self._frozen if p.requires_grad]
-        if changed:
-            raise RuntimeError(
-                f"requires_grad of {changed} changed after the model was wrapped in DeAR, whose "
-                "buffers and optimizer shards hold the parameters that were trainable then: "
-                "set requires_grad before wrapping (or close() and wrap again)")
-        if torch.is_grad_enabled() and torch.is_autocast_enabled(self.device.type) and \
-                torch.get_autocast_dtype(self.device.type) == torch.float16:
-            raise RuntimeError(_FP16_REFUSED)
-
     def _broadcast_buffers(self) -> None:
         """Rank 0's buffers everywhere, without bumping their version counters (as DDP)."""
         buffers = list(self.module.buffers())
@@ -278,10 +252,15 @@ class DeAR(nn.Module):
                 broadcast_coalesced(buffers, self.process_group)
 
     def _after_forward(self, module: nn.Module, args: object, output: object) -> None:
-        self._sync_buffers_next = torch.is_grad_enabled() and self._no_sync_depth == 0
+        if torch.is_grad_enabled():
+            self._sync_buffers_next = self._no_sync_depth == 0
         # Parameters read outside their own module, or modules that did not run: complete
         # everything before backward or user code can touch a bucket still being gathered.
         self.flush()
+        if not self._layout_fixed and torch.is_grad_enabled():
+            self._layout_fixed = True
+            if self._steps == 0 and not self._unreduced and not self.optimizer.state:
+                self._adopt_use_order(self._waits.use_order(), from_rank0=True)
         if not torch.is_grad_enabled():
             return
         # A backward from this output starts in the outermost autograd graph task: note it
@@ -452,21 +431,8 @@ class DeAR(nn.Module):
         device = self._spaces[0].device
         if not self._stepping:
             return torch.zeros((), device=device)
-        norm_type = float(norm_type)
-        grads = [space.shard_grads for space in self._spaces]
-        if norm_type == float("inf"):
-            local = torch.stack([g.abs().max() for g in grads]).max().float()
-            dist.all_reduce(local, op=dist.ReduceOp.MAX, group=self.process_group)
-            total = local
-        else:
-            local = sum(torch.linalg.vector_norm(g, norm_type).float() ** norm_type
-                        for g in grads)
-            dist.all_reduce(local, group=self.process_group)
-            total = local ** (1.0 / norm_type)
-        coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coefficient.to(g.dtype))
-        return total
+        return clip_shards_([space.shard_grads for space in self._spaces], max_norm, norm_type,
+                            self.process_group)
 
     # ------------------------------------------------------------------ all-gather
 
@@ -532,6 +498,38 @@ class DeAR(nn.Module):
         self._grads_pending = True  # every p.grad gets its view back, whatever it held
         self._show_grads()
         self._reset_iteration()
+
+    # ------------------------------------------------------------------ layout
+
+    def _adopt_use_order(self, order: list[int], from_rank0: bool = False) -> None:
+        """Lay the parameters out in the order the forward uses them (`order`: slot indices),
+        so buckets fill in the order gradients arrive and empty in the order the forward
+        needs them, as DDP rebuilds its buckets after the first iteration. Only with nothing
+        in flight and no optimizer state worth keeping (the first forward; a checkpoint load)."""
+        if from_rank0:  # every rank must cut the same buckets
+            agreed = torch.tensor(order, dtype=torch.int64, device=self.device)
+            dist.broadcast(agreed, group=self.process_group, group_src=0)
+            order = agreed.tolist()
+        self._layout_fixed = True
+        position = [0] * len(self._slots)
+        for rank, index in enumerate(order):
+            position[index] = rank
+        if position == (self._use_position or list(range(len(self._slots)))):
+            return
+        self._use_position = position
+        if relayout_spaces(self._slots, self._spaces, order):
+            attach_spaces(self._slots, self._spaces)
+            self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
+        self._set_buckets(self.bucket_size_mb)
+        ostate.use_segments(self.optimizer, self._segments)
+        self.optimizer.state.clear()  # none yet, or about to be loaded
+        self._reset_iteration()
+
+    @property
+    def use_order(self) -> list[int]:
+        """The parameters (slot indices) in the order the layout follows (for checkpoints)."""
+        position = self._use_position or list(range(len(self._slots)))
+        return sorted(range(len(self._slots)), key=position.__getitem__)
 
     # ------------------------------------------------------------------ tuning
 

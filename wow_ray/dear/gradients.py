@@ -1,4 +1,6 @@
-"""What `p.grad` holds while DeAR reduces a gradient: a tensor that refuses to be read.
+"""DeAR's gradients: what `p.grad` holds while they are reduced, and their global norm.
+
+`p.grad` while DeAR reduces it is a tensor that refuses to be read.
 
 Between a synchronising backward and step(), a parameter's gradient buffer is being
 reduce-scattered (then cleared): no rank holds the averaged gradient of a whole parameter,
@@ -13,6 +15,7 @@ after step(), zero_grad() and close().
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 # Reading these tells nothing about the values, and torch's own checks read them.
 _METADATA = {"shape", "dtype", "device", "layout", "ndim", "is_sparse", "is_cuda", "is_meta",
@@ -51,3 +54,21 @@ def pending_alias(grad_view: torch.Tensor, name: str) -> PendingGradient:
     alias = torch.Tensor._make_subclass(PendingGradient, grad_view)
     alias.parameter_name = name
     return alias
+
+
+def clip_shards_(shards: list[torch.Tensor], max_norm: float, norm_type: float,
+                 group: dist.ProcessGroup) -> torch.Tensor:
+    """Clip gradients sharded over `group` by their global norm, in place, as
+    torch.nn.utils.clip_grad_norm_ on the whole gradient would; one scalar all-reduce."""
+    norm_type = float(norm_type)
+    if norm_type == float("inf"):
+        total = torch.stack([g.abs().max() for g in shards]).max().float()
+        dist.all_reduce(total, op=dist.ReduceOp.MAX, group=group)
+    else:
+        local = sum(torch.linalg.vector_norm(g, norm_type).float() ** norm_type for g in shards)
+        dist.all_reduce(local, group=group)
+        total = local ** (1.0 / norm_type)
+    coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in shards:
+        g.mul_(coefficient.to(g.dtype))
+    return total
