@@ -3,6 +3,7 @@
     from wow_ray.dear import DeAR, DeARConfig
     model = DeAR(model, lambda groups: torch.optim.AdamW(groups, lr=3e-4), DeARConfig())
     loss = model(batch).loss; loss.backward(); model.clip_grad_norm_(1.0); model.step()
+    model.save_checkpoint(folder)   # every rank; model.load_checkpoint(folder) resumes
 
 Each all-reduce becomes a reduce-scatter overlapped with backward and an all-gather overlapped
 with the next forward; each rank keeps optimizer state for its shard only (ZeRO-2). Knows only
