@@ -63,7 +63,7 @@ def train_loop(config: dict) -> None:
     if checkpoint is None and config.get("resume_from"):
         checkpoint = ray.train.Checkpoint(config["resume_from"])
     start = resume_dear(dear, checkpoint)
-    device = dear._spaces[0].device
+    device = dear.device
     accumulation = config.get("accumulation", 2)
     loss = torch.zeros(())
     for step in range(start, config["steps"]):

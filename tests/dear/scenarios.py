@@ -76,9 +76,12 @@ def _loss(model: nn.Module, step: int, micro: int) -> torch.Tensor:
     return F.cross_entropy(model(tokens).reshape(-1, VOCAB), targets.reshape(-1))
 
 
-def train_ddp(kind: str, steps: int, accum: int, clip: float | None, model_kw: dict) -> dict:
+def train_ddp(kind: str, steps: int, accum: int, clip: float | None, model_kw: dict,
+              net: type[nn.Module] = TiedNet) -> dict:
     torch.manual_seed(0)
-    model = TiedNet(**{**model_kw, "checkpointing": None})  # checkpointing: same math
+    if "checkpointing" in model_kw:
+        model_kw = {**model_kw, "checkpointing": None}  # checkpointing: same math
+    model = net(**model_kw)
     ddp = DDP(model, find_unused_parameters=True)
     opt = make_optimizer(kind, model.parameters())
     for step in range(steps):
@@ -94,11 +97,12 @@ def train_ddp(kind: str, steps: int, accum: int, clip: float | None, model_kw: d
 
 
 def train_dear(kind: str, steps: int, accum: int, clip: float | None, model_kw: dict,
-               config: dict, hooks: dict | None = None) -> tuple[dict, DeAR]:
+               config: dict, hooks: dict | None = None,
+               net: type[nn.Module] = TiedNet) -> tuple[dict, DeAR]:
     """The same run as train_ddp, with DeAR. `hooks` maps a step to a callable(dear) run
     before that step's forward (re-bucketing, evaluation, checkpoints...)."""
     torch.manual_seed(0)
-    model = TiedNet(**model_kw)
+    model = net(**model_kw)
     dear = DeAR(model, lambda groups: make_optimizer(kind, groups), DeARConfig(**config))
     for step in range(steps):
         if hooks and step in hooks:

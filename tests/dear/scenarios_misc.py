@@ -66,4 +66,105 @@ def misuse_is_refused() -> dict:
         refused["bad_config"] = False
     except ValueError:
         refused["bad_config"] = True
+    refused.update(_layout_changes_and_float16_are_refused())
     return refused
+
+
+def _raises(action, words: str, kind: type[Exception] = RuntimeError) -> bool:
+    try:
+        action()
+        return False
+    except kind as exc:
+        return words in str(exc)
+
+
+def _layout_changes_and_float16_are_refused() -> dict:
+    model = nn.Linear(4, 4)
+    dear = DeAR(model, lambda groups: torch.optim.SGD(groups, lr=0.1), DeARConfig())
+    model.bias.requires_grad_(False)
+    refused = {"requires_grad_changed": _raises(lambda: dear(torch.ones(2, 4)),
+                                                "requires_grad of ['bias'] changed")}
+    model.bias.requires_grad_(True)
+
+    def fp16_forward() -> None:
+        with torch.autocast("cpu", dtype=torch.float16):
+            dear(torch.ones(2, 4))
+
+    refused["fp16_autocast"] = _raises(fp16_forward, "bfloat16")
+    dear(torch.ones(2, 4)).sum().backward()  # still usable after the refusals
+    dear.step()
+    dear.close()
+    refused["fp16_parameters"] = _raises(
+        lambda: DeAR(nn.Linear(4, 4).half(), lambda g: torch.optim.SGD(g, lr=0.1)),
+        "float16", TypeError)
+    return refused
+
+
+def _frozen_base_model(seed: int) -> nn.Module:
+    """Trainable layers around a frozen one (as LoRA's base), a buffer, tied weights."""
+    torch.manual_seed(0)
+    frozen = nn.Linear(6, 6)
+    frozen.requires_grad_(False)
+    torch.manual_seed(seed)
+    embed = nn.Embedding(10, 6)
+    head = nn.Linear(6, 10, bias=False)
+    head.weight = embed.weight
+    return nn.Sequential(embed, frozen, nn.BatchNorm1d(5), head)
+
+
+def _train(dear: DeAR, steps: range) -> None:
+    for step in steps:
+        g = torch.Generator().manual_seed(100 * step + dist.get_rank())
+        tokens = torch.randint(0, 10, (4, 5), generator=g)
+        dear(tokens).logsumexp(-1).mean().backward()
+        dear.step()
+    dear.flush()
+
+
+def folder_checkpoint(folder: str) -> dict:
+    """save_checkpoint after 3 steps, load_checkpoint into a differently initialised model, 3
+    more steps: the same parameters as 6 steps straight; model.pt leaves the frozen base out."""
+    import os
+
+    def make(seed: int) -> DeAR:
+        return DeAR(_frozen_base_model(seed), lambda g: torch.optim.AdamW(g, lr=0.01),
+                    DeARConfig(bucket_size_mb=0.0005))
+
+    straight = make(0)
+    _train(straight, range(3))
+    straight.save_checkpoint(folder)
+    _train(straight, range(3, 6))
+    dist.barrier()  # every rank's files are written
+    resumed = make(1)
+    done = resumed.load_checkpoint(folder)
+    _train(resumed, range(done, 6))
+    expected, got = straight.module.state_dict(), resumed.module.state_dict()
+    result = {"files": sorted(os.listdir(folder)), "done": done,
+              "saved": sorted(torch.load(os.path.join(folder, "model.pt"))),
+              "identical": all(torch.equal(expected[k], got[k]) for k in expected),
+              "differ": [k for k in expected if not torch.equal(expected[k], got[k])]}
+    straight.close()
+    resumed.close()
+    return result
+
+
+def evaluation_on_one_rank_only() -> bool:
+    """Forwards without grad (evaluation) communicate nothing, even the first one and with
+    buffers to broadcast: one rank may evaluate while the other does not."""
+    from torch.nn import functional as F  # noqa: N812
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    dear = DeAR(model, lambda g: torch.optim.SGD(g, lr=0.1), DeARConfig(bucket_size_mb=0.0005))
+    if dist.get_rank() == 1:
+        with torch.no_grad():
+            dear.module(torch.ones(3, 4))
+    for _ in range(2):
+        F.mse_loss(dear(torch.randn(3, 4)), torch.zeros(3, 4)).backward()
+        dear.step()
+        if dist.get_rank() == 0:
+            dear.module.eval()
+            with torch.no_grad():
+                dear.module(torch.ones(3, 4))
+            dear.module.train()
+    dear.close()
+    return True

@@ -66,3 +66,15 @@ def test_ring_and_native_collectives_match_all_reduce(gloo, world):
 def test_misuse_is_refused(gloo):
     for refused in gloo(2).run(scenarios_misc.misuse_is_refused):
         assert all(refused.values()), refused
+
+
+def test_a_checkpoint_folder_resumes_exactly_and_leaves_the_frozen_base_out(gloo, tmp_path):
+    for result in gloo(2).run(scenarios_misc.folder_checkpoint, str(tmp_path)):
+        assert result["files"] == ["model.pt", "optimizer_rank0.pt", "optimizer_rank1.pt"]
+        assert result["done"] == 3 and result["differ"] == [], result["differ"]
+        assert result["saved"] == ["0.weight", "2.bias", "2.num_batches_tracked",
+                                   "2.running_mean", "2.running_var", "2.weight", "3.weight"]
+
+
+def test_evaluation_on_some_ranks_only_does_not_hang(gloo):
+    assert all(gloo(2).run(scenarios_misc.evaluation_on_one_rank_only, timeout=60))

@@ -193,3 +193,25 @@ def test_wow_ray_train_reports_a_missing_dataset_in_one_line(tmp_path, monkeypat
     result = CliRunner().invoke(app, ["train", "run", str(path)])
     assert result.exit_code != 0
     assert "no dataset named 'no-such-data'" in str(result.exception)
+
+
+def test_the_job_config_embeds_every_dear_setting_and_the_shipped_configs_load(tmp_path):
+    from pathlib import Path
+
+    from wow_ray.dear import DeARConfig
+
+    path = tmp_path / "job.yaml"
+    path.write_text("base_model: m\ndataset: d\noutput_name: ok\n"
+                    "dear: {collective: ring, all_gather_lookahead: 2, tune_bounds_mb: [2, 8]}\n")
+    dear = load_finetune_config(path).dear
+    assert dear == DeARConfig(collective="ring", all_gather_lookahead=2, tune_bounds_mb=(2, 8))
+    again = FinetuneConfig.model_validate(load_finetune_config(path).model_dump(mode="json"))
+    assert again.dear == dear  # what the driver sends the workers comes back the same
+    for bad, field in (("{colective: ring}", "dear.colective"),
+                       ("{collective: mpi}", "collective must be")):
+        path.write_text(f"base_model: m\ndataset: d\noutput_name: ok\ndear: {bad}\n")
+        with pytest.raises(ConfigError, match=field):
+            load_finetune_config(path)
+    shipped = sorted(Path(__file__).parents[2].joinpath("train_jobs", "configs").glob("*.yaml"))
+    assert len(shipped) == 3
+    assert {load_finetune_config(p).dear.collective for p in shipped} <= {"auto", "native"}

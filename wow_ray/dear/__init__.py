@@ -3,23 +3,32 @@
     from wow_ray.dear import DeAR, DeARConfig
     model = DeAR(model, lambda groups: torch.optim.AdamW(groups, lr=3e-4), DeARConfig())
     loss = model(batch).loss; loss.backward(); model.clip_grad_norm_(1.0); model.step()
+    model.save_checkpoint(folder)   # every rank; model.load_checkpoint(folder) resumes
 
 Each all-reduce becomes a reduce-scatter overlapped with backward and an all-gather overlapped
 with the next forward; each rank keeps optimizer state for its shard only (ZeRO-2). Knows only
 torch (and numpy): no Ray here; the Ray Train glue lives in wow_ray.training.
 """
 
-from .collectives import Communicator, Handle, ring_all_gather, ring_reduce_scatter
 from .config import DeARConfig
-from .synchronizer import DeAR
-from .tuner import BucketSizeTuner
 
-__all__ = [
-    "BucketSizeTuner",
-    "Communicator",
-    "DeAR",
-    "DeARConfig",
-    "Handle",
-    "ring_all_gather",
-    "ring_reduce_scatter",
-]
+# Imported on first use, so that configs embedding DeARConfig do not pay for importing torch.
+_LAZY = {
+    "BucketSizeTuner": ".tuner",
+    "Communicator": ".collectives",
+    "DeAR": ".synchronizer",
+    "Handle": ".collectives",
+    "ring_all_gather": ".collectives",
+    "ring_reduce_scatter": ".collectives",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name], __name__), name)
+
+
+__all__ = ["DeARConfig", *_LAZY]

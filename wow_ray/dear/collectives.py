@@ -323,3 +323,28 @@ class Communicator:
         if self._wrap_group is not None:
             dist.destroy_process_group(self._wrap_group)
             self._wrap_group = None
+
+
+def broadcast_coalesced(tensors: list[torch.Tensor], group: dist.ProcessGroup,
+                        chunk_bytes: int = 256 * 2**20) -> None:
+    """Copy rank 0's values of `tensors` (deduplicated) to every rank, in flat chunks of about
+    `chunk_bytes` per dtype and device (as DDP's construction does), not one call per tensor."""
+    unique = list({id(t): t for t in tensors if t.numel() > 0}.values())
+    by_kind: dict[tuple, list[torch.Tensor]] = {}
+    for tensor in unique:
+        by_kind.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+    for kind in by_kind.values():
+        chunk: list[torch.Tensor] = []
+        size = 0
+        for tensor in [*kind, None]:
+            if tensor is not None and (not chunk or size + tensor.nbytes <= chunk_bytes):
+                chunk.append(tensor)
+                size += tensor.nbytes
+                continue
+            flat = torch.cat([t.detach().reshape(-1) for t in chunk])
+            dist.broadcast(flat, group=group, group_src=0)
+            offset = 0
+            for t in chunk:
+                t.detach().copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+            chunk, size = ([tensor], tensor.nbytes) if tensor is not None else ([], 0)

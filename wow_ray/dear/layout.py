@@ -88,6 +88,16 @@ def _round_up(value: int, multiple: int) -> int:
 def build_spaces(named_params: list[tuple[str, nn.Parameter, int]],
                  world: int) -> tuple[list[ParamSlot], list[FlatSpace]]:
     """Move each (name, parameter, optimizer group) into the flat buffer of its dtype/device."""
+    slots, spaces = allocate_spaces(named_params, world)
+    attach_spaces(slots, spaces)
+    return slots, spaces
+
+
+def allocate_spaces(named_params: list[tuple[str, nn.Parameter, int]],
+                    world: int) -> tuple[list[ParamSlot], list[FlatSpace]]:
+    """The flat buffers, holding copies of the parameters' values; the parameters themselves
+    are not touched yet (`attach_spaces` does that), so a failure before then leaves the
+    model as it was."""
     keys: list[tuple[torch.dtype, torch.device]] = []
     sizes: list[int] = []
     slots = []
@@ -113,12 +123,18 @@ def build_spaces(named_params: list[tuple[str, nn.Parameter, int]],
     with torch.no_grad():
         for slot in slots:
             space = spaces[slot.space]
-            flat = space.params[slot.offset:slot.offset + slot.numel]
-            flat.copy_(slot.param.detach().reshape(-1))
-            slot.param.data = flat.view_as(slot.param)
+            space.params[slot.offset:slot.offset + slot.numel].copy_(
+                slot.param.detach().reshape(-1))
             slot.grad_view = space.grads[slot.offset:slot.offset + slot.numel].view_as(slot.param)
-            slot.param.grad = slot.grad_view
     return slots, spaces
+
+
+def attach_spaces(slots: list[ParamSlot], spaces: list[FlatSpace]) -> None:
+    """Make every parameter a view of its space, and its `.grad` a view of the gradients."""
+    for slot in slots:
+        flat = spaces[slot.space].params[slot.offset:slot.offset + slot.numel]
+        slot.param.data = flat.view_as(slot.param)
+        slot.param.grad = slot.grad_view
 
 
 def bucket_numel(bucket_size_mb: float, dtype: torch.dtype, world: int) -> int:
@@ -128,22 +144,52 @@ def bucket_numel(bucket_size_mb: float, dtype: torch.dtype, world: int) -> int:
 
 
 def make_buckets(slots: list[ParamSlot], spaces: list[FlatSpace], bucket_size_mb: float,
-                 world: int) -> list[Bucket]:
-    """Cut every space into buckets of about `bucket_size_mb`; record each parameter's buckets."""
-    buckets: list[Bucket] = []
+                 world: int, use_position: list[int] | None = None) -> list[Bucket]:
+    """Cut every space into buckets of about `bucket_size_mb`; record each parameter's buckets.
+    Buckets are numbered in the order their parameters are first used (`use_position[slot]`,
+    registration order by default), across spaces: all-gathers go in that order, and
+    reduce-scatters in reverse, as the gradients arrive."""
+    ranges: list[tuple[int, int, int]] = []
     for space_index, space in enumerate(spaces):
         step = bucket_numel(bucket_size_mb, space.dtype, world)
         total = space.params.numel()
-        for start in range(0, total, step):
-            buckets.append(Bucket(len(buckets), space_index, start, min(start + step, total), []))
+        ranges += [(space_index, start, min(start + step, total))
+                   for start in range(0, total, step)]
+    members: dict[tuple[int, int, int], list[int]] = {r: [] for r in ranges}
+    for slot in sorted(slots, key=lambda s: s.offset):
+        for r in ranges:
+            if r[0] == slot.space and r[1] < slot.offset + slot.numel and slot.offset < r[2]:
+                members[r].append(slot.index)
+    position = use_position or list(range(len(slots)))
+    ranges.sort(key=lambda r: min((position[i] for i in members[r]), default=len(position)))
+    buckets = [Bucket(index, *r, members[r]) for index, r in enumerate(ranges)]
     for slot in slots:
-        slot.buckets = []
-        for bucket in buckets:
-            if (bucket.space == slot.space and bucket.start < slot.offset + slot.numel
-                    and slot.offset < bucket.stop):
-                bucket.params.append(slot.index)
-                slot.buckets.append(bucket.index)
+        slot.buckets = [b.index for b in buckets if slot.index in b.params]
     return buckets
+
+
+def relayout_spaces(slots: list[ParamSlot], spaces: list[FlatSpace], order: list[int]) -> bool:
+    """Place the parameters in each space in `order` (slot indices), values kept, gradients
+    (which must be zero) too; False if that is the layout already. Re-attach afterwards."""
+    sizes = [0] * len(spaces)
+    offsets = {}
+    for index in order:
+        slot = slots[index]
+        offsets[index] = sizes[slot.space]
+        sizes[slot.space] += slot.numel
+    if all(offsets[s.index] == s.offset for s in slots):
+        return False
+    fresh = [torch.zeros_like(space.params) for space in spaces]
+    with torch.no_grad():
+        for slot in slots:
+            old = spaces[slot.space].params[slot.offset:slot.offset + slot.numel]
+            fresh[slot.space][offsets[slot.index]:offsets[slot.index] + slot.numel].copy_(old)
+            slot.offset = offsets[slot.index]
+            slot.grad_view = spaces[slot.space].grads[
+                slot.offset:slot.offset + slot.numel].view_as(slot.param)
+    for space, params in zip(spaces, fresh, strict=True):
+        space.params = params
+    return True
 
 
 def make_segments(slots: list[ParamSlot], spaces: list[FlatSpace], buckets: list[Bucket],

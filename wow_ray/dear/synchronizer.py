@@ -10,19 +10,24 @@
 
 One iteration, on every rank:
 1. backward: a parameter's post-accumulate-grad hook marks it done; a bucket whose parameters
-   are all done is reduce-scattered (in a fixed order on all ranks: last bucket first), and
-   the end of backward launches the buckets that never completed (unused parameters);
-2. step: wait for the reduce-scatters, average, optionally clip, let the user's optimizer
+   are all done is divided by the world size (as DDP) and reduce-scattered, in a fixed order
+   on all ranks: last bucket first, buckets being numbered in the order the first forward
+   used their parameters (rank 0's, as DDP rebuilds its buckets); the end of backward
+   launches the buckets that never completed (unused parameters);
+2. step: wait for the reduce-scatters, optionally clip, let the user's optimizer
    (built by `optimizer_factory` over this rank's shard only) update the shard, then start
    the all-gathers of the updated shards, first bucket first;
 3. next forward: each module's forward pre-hook waits for the all-gather of the buckets that
    hold its parameters, and no others; the end of the forward waits for any left.
 
 The updated parameters are complete whenever the model is used: a module's forward (with or
-without grad) waits for the buckets of the parameters it registers, the end of the forward and
-`state_dict()`, `load_state_dict()` and `flush()` wait for all. (Code that reads a parameter
-between step() and the next forward, outside the forward of a module registering it, must
-call `flush()` first.) An update is applied exactly once: only by the optimizer's `step()`,
+without grad) waits for the buckets of the parameters it registers and of the children it reads
+without calling them (forward_waits.py), the end of the forward and `state_dict()`,
+`load_state_dict()` and `flush()` wait for all. (Code that reads a parameter between step()
+and the next forward outside the model's forward must call `flush()` first.) Gradients are
+sharded: between a synchronising backward and step(), `p.grad` refuses to be read
+(gradients.py); clip with `model.clip_grad_norm_`. Buffers follow rank 0's at each forward,
+as DDP's broadcast_buffers. An update is applied exactly once: only by the optimizer's `step()`,
 which does nothing when no gradient arrived since the last one; gradients accumulated under
 `no_sync()` are reduced by the next synchronised backward or by step() itself.
 
@@ -39,6 +44,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -46,15 +52,20 @@ from torch import nn
 from torch.optim import Optimizer
 
 from . import optimizer_state as ostate
-from .checkpoint import load_training_state, training_state
-from .collectives import Communicator, Handle
+from .checkpoint import load_folder, load_training_state, save_folder, training_state
+from .collectives import Communicator, Handle, broadcast_coalesced
 from .config import DeARConfig
+from .forward_waits import ForwardWaits
+from .gradients import PendingGradient, clip_shards_, pending_alias
 from .graph import output_tensors, reachable_leaves
+from .guards import check_arguments, check_unchanged
 from .layout import (
     ParamSlot,
-    build_spaces,
+    allocate_spaces,
+    attach_spaces,
     make_buckets,
     make_segments,
+    relayout_spaces,
     shard_grad_chunk,
 )
 from .tuner import BucketSizeTuner
@@ -80,10 +91,12 @@ class DeAR(nn.Module):
                  process_group: dist.ProcessGroup | None = None,
                  param_group_fn: Callable[[str, nn.Parameter], dict] | None = None) -> None:
         super().__init__()
+        config = DeARConfig() if config is None else config
+        check_arguments(module, optimizer_factory, config)
         if not dist.is_initialized():
             raise RuntimeError("DeAR needs torch.distributed to be initialised first")
         self.module = module
-        self.config = config or DeARConfig()
+        self.config = config
         self.process_group = process_group if process_group is not None else dist.group.WORLD
         self.world_size = dist.get_world_size(self.process_group)
         self.rank = dist.get_rank(self.process_group)
@@ -92,20 +105,30 @@ class DeAR(nn.Module):
                  for name, p in module.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("the module has no trainable parameters")
-        self._slots, self._spaces = build_spaces(named, self.world_size)
-        if self.config.broadcast_init:
-            self._broadcast_from_rank0()
-        self._comm = Communicator(self.process_group, self.config.collective)
+        # Everything that can fail on a bad argument runs before the model is touched: the
+        # flat buffers hold copies until attach_spaces() makes the parameters views of them.
+        self._slots, self._spaces = allocate_spaces(named, self.world_size)
+        self._frozen = [(n, p) for n, p in module.named_parameters() if not p.requires_grad]
+        self._waits = ForwardWaits(module, self._slots)
+        self._use_position: list[int] | None = None  # registration order until measured
+        self._layout_fixed = False  # the first forward measures the order of use
         self._set_buckets(self.config.bucket_size_mb)
         groups = [{"params": [s.tensor for s in self._segments if s.group == index], **options}
                   for index, options in enumerate(self._group_options)]
         self.optimizer = optimizer_factory(groups)
         self._check_optimizer()
+        attach_spaces(self._slots, self._spaces)
+        self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
+        self._grads_pending = False  # some p.grad holds a PendingGradient
+        if self.config.broadcast_init:
+            self._broadcast_from_rank0()
+        self._comm = Communicator(self.process_group, self.config.collective)
         self._tuner = self._make_tuner() if self.config.tune_bucket_size else None
         self._steps = 0
         self._last_step_end: float | None = None
         self._no_sync_depth = 0
         self._sync_this_backward = True
+        self._sync_buffers_next = True  # as DDP: after a synchronised training forward
         self._backward_id: int | None = None
         self._hooks: list = []
         self._install_hooks()
@@ -120,30 +143,28 @@ class DeAR(nn.Module):
         return self._group_options.index(options)
 
     def _broadcast_from_rank0(self) -> None:
-        """Every rank starts from rank 0's parameters and buffers, as with DDP."""
+        """Every rank starts from rank 0's parameters (frozen ones too) and buffers, as DDP."""
         with torch.no_grad():
             for space in self._spaces:
                 dist.broadcast(space.params, group=self.process_group, group_src=0)
-            for buffer in self.module.buffers():
-                dist.broadcast(buffer, group=self.process_group, group_src=0)
+            broadcast_coalesced([*(p for _, p in self._frozen), *self.module.buffers()],
+                                self.process_group)
 
     def _set_buckets(self, bucket_size_mb: float) -> None:
         """(Re)cut the spaces into buckets and derive everything that depends on the cut."""
         self.bucket_size_mb = float(bucket_size_mb)
-        self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size)
+        self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size,
+                                     self._use_position)
         self._segments = make_segments(self._slots, self._spaces, self._buckets,
                                        self.world_size, self.rank)
-        self._module_buckets: dict[int, list[int]] = {}
-        slot_of = {id(s.param): s for s in self._slots}
-        for module in self.module.modules():
-            buckets = sorted({b for p in module.parameters(recurse=False) if id(p) in slot_of
-                              for b in slot_of[id(p)].buckets})
-            if buckets:
-                self._module_buckets[id(module)] = buckets
+        self._waits.rebucket()
         self._ag_inflight: dict[int, Handle] = {}
         self._ag_next = len(self._buckets)  # nothing to gather until a step
 
     def _check_optimizer(self) -> None:
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError("optimizer_factory must return a torch.optim.Optimizer, got "
+                            f"{type(self.optimizer).__name__}")
         ours = [[id(s.tensor) for s in self._segments if s.group == g]
                 for g in range(len(self._group_options))]
         theirs = [[id(p) for p in group["params"]] for group in self.optimizer.param_groups]
@@ -160,11 +181,12 @@ class DeAR(nn.Module):
         for slot in self._slots:
             self._hooks.append(slot.param.register_post_accumulate_grad_hook(
                 partial(self._on_grad_ready, slot)))
-        for module in self.module.modules():
-            if any(p.requires_grad for p in module.parameters(recurse=False)):
-                self._hooks.append(module.register_forward_pre_hook(self._before_module))
+        # The root's first: a forward of the whole model starts before its own module hook.
+        self._hooks.append(self.module.register_forward_pre_hook(self._before_forward))
+        for module in self._waits.modules:
+            self._hooks += [module.register_forward_pre_hook(self._before_module),
+                            module.register_forward_hook(self._after_module)]
         self._hooks += [
-            self.module.register_forward_pre_hook(self._before_forward),
             self.module.register_forward_hook(self._after_forward),
             self.module.register_state_dict_pre_hook(lambda *_: self.flush()),
             self.module.register_load_state_dict_pre_hook(lambda *_: self._quiesce()),
@@ -197,6 +219,12 @@ class DeAR(nn.Module):
         return self.module(*args, **kwargs)
 
     def _before_forward(self, module: nn.Module, args: object) -> None:
+        check_unchanged(self._slots, self._frozen, self.device)
+        self._waits.start()
+        # Collectives only in training forwards, which every rank runs: evaluation (no grad)
+        # may run on some ranks only, through the plain module, which carries these hooks.
+        if torch.is_grad_enabled() and self.config.broadcast_buffers and self._sync_buffers_next:
+            self._broadcast_buffers()
         if torch.is_grad_enabled():
             # DDP decides at forward time whether the coming backward synchronises; so do we
             # (a no_grad forward, evaluation say, prepares no backward and decides nothing).
@@ -206,15 +234,33 @@ class DeAR(nn.Module):
             # the launch bookkeeping starts afresh for the backward this forward prepares.
             self._wait_reduce_scatters()
             self._reset_backward()
+            self._show_grads()
 
     def _before_module(self, module: nn.Module, args: object) -> None:
-        for bucket in self._module_buckets.get(id(module), ()):
+        for bucket in self._waits.entered(module):
             self._wait_all_gather(bucket)
 
+    def _after_module(self, module: nn.Module, args: object, output: object) -> None:
+        self._waits.finished(module)
+
+    def _broadcast_buffers(self) -> None:
+        """Rank 0's buffers everywhere, without bumping their version counters (as DDP)."""
+        buffers = list(self.module.buffers())
+        if buffers:
+            with torch.no_grad(), torch.autograd._unsafe_preserve_version_counter(
+                    tuple(buffers)):
+                broadcast_coalesced(buffers, self.process_group)
+
     def _after_forward(self, module: nn.Module, args: object, output: object) -> None:
+        if torch.is_grad_enabled():
+            self._sync_buffers_next = self._no_sync_depth == 0
         # Parameters read outside their own module, or modules that did not run: complete
         # everything before backward or user code can touch a bucket still being gathered.
         self.flush()
+        if not self._layout_fixed and torch.is_grad_enabled():
+            self._layout_fixed = True
+            if self._steps == 0 and not self._unreduced and not self.optimizer.state:
+                self._adopt_use_order(self._waits.use_order(), from_rank0=True)
         if not torch.is_grad_enabled():
             return
         # A backward from this output starts in the outermost autograd graph task: note it
@@ -237,7 +283,9 @@ class DeAR(nn.Module):
     # ------------------------------------------------------------------ backward
 
     def _on_grad_ready(self, slot: ParamSlot, param: torch.Tensor) -> None:
-        if param.grad.data_ptr() != slot.grad_view.data_ptr():
+        if type(param.grad) is PendingGradient:  # accumulated in place into our buffer
+            param.grad = slot.grad_view
+        elif param.grad.data_ptr() != slot.grad_view.data_ptr():
             # The gradient was set to None (zero_grad) or replaced: take it into our buffer.
             slot.grad_view.copy_(param.grad)
             param.grad = slot.grad_view
@@ -299,6 +347,10 @@ class DeAR(nn.Module):
         first = not self._shard_filled[index]
         self._shard_filled[index] = True
         grads = space.grads[bucket.start:bucket.stop]
+        grads.div_(self.world_size)  # averaged before summing, as DDP (no fp16 overflow)
+        for slot_index in bucket.params:  # p.grad is partial sums from now on: refuse reads
+            self._slots[slot_index].param.grad = self._pending_grads[slot_index]
+        self._grads_pending = True
         self._rs_inflight[index] = self._comm.reduce_scatter(
             grads, then=partial(self._absorb, grads, shard_grad_chunk(space, bucket,
                                                                       self.world_size), first))
@@ -319,6 +371,13 @@ class DeAR(nn.Module):
         self._rs_inflight = {}
         self._reduction_open = False
 
+    def _show_grads(self) -> None:
+        """Give every p.grad its real view back (the buckets taken are reduced and cleared)."""
+        if self._grads_pending:
+            for slot in self._slots:
+                slot.param.grad = slot.grad_view
+            self._grads_pending = False
+
     # ------------------------------------------------------------------ step
 
     def step(self) -> None:
@@ -338,11 +397,8 @@ class DeAR(nn.Module):
         self._stepping = any(self._shard_filled)
         for segment in self._segments:
             segment.tensor.grad = segment.grad if self._stepping else None
-        if self._stepping:
-            for space in self._spaces:
-                space.shard_grads.div_(self.world_size)
-            if self.config.find_unused_parameters:
-                self._guard_unused()
+        if self._stepping and self.config.find_unused_parameters:
+            self._guard_unused()
         self._prepared = True
 
     def _guard_unused(self) -> None:
@@ -358,6 +414,8 @@ class DeAR(nn.Module):
         if self._guard is not None:
             self._guard.restore()
         self._reset_iteration()
+        self._show_grads()
+        self._waits.start()
         if not stepped:
             return
         self._steps += 1
@@ -373,21 +431,8 @@ class DeAR(nn.Module):
         device = self._spaces[0].device
         if not self._stepping:
             return torch.zeros((), device=device)
-        norm_type = float(norm_type)
-        grads = [space.shard_grads for space in self._spaces]
-        if norm_type == float("inf"):
-            local = torch.stack([g.abs().max() for g in grads]).max().float()
-            dist.all_reduce(local, op=dist.ReduceOp.MAX, group=self.process_group)
-            total = local
-        else:
-            local = sum(torch.linalg.vector_norm(g, norm_type).float() ** norm_type
-                        for g in grads)
-            dist.all_reduce(local, group=self.process_group)
-            total = local ** (1.0 / norm_type)
-        coefficient = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-        for g in grads:
-            g.mul_(coefficient.to(g.dtype))
-        return total
+        return clip_shards_([space.shard_grads for space in self._spaces], max_norm, norm_type,
+                            self.process_group)
 
     # ------------------------------------------------------------------ all-gather
 
@@ -426,6 +471,7 @@ class DeAR(nn.Module):
         for space in self._spaces:
             space.grads.zero_()
         self._reset_iteration()
+        self._show_grads()
 
     # ------------------------------------------------------------------ user controls
 
@@ -449,9 +495,41 @@ class DeAR(nn.Module):
         self._wait_reduce_scatters()
         for space in self._spaces:
             space.grads.zero_()
-        for slot in self._slots:
-            slot.param.grad = slot.grad_view
+        self._grads_pending = True  # every p.grad gets its view back, whatever it held
+        self._show_grads()
         self._reset_iteration()
+
+    # ------------------------------------------------------------------ layout
+
+    def _adopt_use_order(self, order: list[int], from_rank0: bool = False) -> None:
+        """Lay the parameters out in the order the forward uses them (`order`: slot indices),
+        so buckets fill in the order gradients arrive and empty in the order the forward
+        needs them, as DDP rebuilds its buckets after the first iteration. Only with nothing
+        in flight and no optimizer state worth keeping (the first forward; a checkpoint load)."""
+        if from_rank0:  # every rank must cut the same buckets
+            agreed = torch.tensor(order, dtype=torch.int64, device=self.device)
+            dist.broadcast(agreed, group=self.process_group, group_src=0)
+            order = agreed.tolist()
+        self._layout_fixed = True
+        position = [0] * len(self._slots)
+        for rank, index in enumerate(order):
+            position[index] = rank
+        if position == (self._use_position or list(range(len(self._slots)))):
+            return
+        self._use_position = position
+        if relayout_spaces(self._slots, self._spaces, order):
+            attach_spaces(self._slots, self._spaces)
+            self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
+        self._set_buckets(self.bucket_size_mb)
+        ostate.use_segments(self.optimizer, self._segments)
+        self.optimizer.state.clear()  # none yet, or about to be loaded
+        self._reset_iteration()
+
+    @property
+    def use_order(self) -> list[int]:
+        """The parameters (slot indices) in the order the layout follows (for checkpoints)."""
+        position = self._use_position or list(range(len(self._slots)))
+        return sorted(range(len(self._slots)), key=position.__getitem__)
 
     # ------------------------------------------------------------------ tuning
 
@@ -503,6 +581,14 @@ class DeAR(nn.Module):
         """Restore what `state_dict()` returned, on every rank (a collective)."""
         load_training_state(self, state_dict, strict)
 
+    def save_checkpoint(self, folder: str | Path) -> None:
+        """Write this rank's files of a checkpoint folder (every rank; see checkpoint.py)."""
+        save_folder(self, folder)
+
+    def load_checkpoint(self, folder: str | Path) -> int:
+        """Restore a `save_checkpoint` folder (every rank); returns the steps already done."""
+        return load_folder(self, folder)
+
     # ------------------------------------------------------------------ lifecycle
 
     def _apply(self, fn: Callable, recurse: bool = True) -> DeAR:
@@ -515,6 +601,7 @@ class DeAR(nn.Module):
         so savers that refuse tensors sharing memory (safetensors) take the model as it is."""
         self.flush()
         self._wait_reduce_scatters()
+        self._show_grads()
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
@@ -524,6 +611,11 @@ class DeAR(nn.Module):
                 for slot in self._slots:
                     slot.param.data = slot.param.data.clone()
                     slot.param.grad = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the trainable parameters live (the first one's device)."""
+        return self._spaces[0].device
 
     @property
     def steps(self) -> int:

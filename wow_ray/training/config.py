@@ -6,12 +6,14 @@ Every option lives here (never in new command-line flags), each with a descripti
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from wow_ray.dear.config import DeARConfig
 from wow_ray.errors import ConfigError
 from wow_ray.registry.records import NAME_PATTERN
 
@@ -36,13 +38,6 @@ class LoraOptions(_Options):
         description="Register merged full weights (a model) instead of the adapter. An adapter "
         "reaches the running service without a restart; merged weights need their own app.",
     )
-
-
-class DeAROptions(_Options):
-    """DeAR's own knobs (wow_ray.dear.DeARConfig); used when synchroniser is 'dear'."""
-
-    bucket_size_mb: float = Field(25.0, gt=0, description="Fused gradient bucket size.")
-    tune_bucket_size: bool = Field(False, description="Tune the bucket size online (BO).")
 
 
 class DPOOptions(_Options):
@@ -85,7 +80,11 @@ class FinetuneConfig(_Options):
     synchroniser: Literal["dear", "ddp"] = Field(
         "dear", description="Gradient synchronisation: DeAR (sharded, overlapped) or PyTorch DDP."
     )
-    dear: DeAROptions = Field(default_factory=DeAROptions)
+    dear: DeARConfig = Field(
+        default_factory=DeARConfig,
+        description="DeAR's settings (wow_ray.dear.DeARConfig, embedded whole); used when "
+        "synchroniser is 'dear'.",
+    )
     dpo: DPOOptions = Field(default_factory=DPOOptions)
 
     workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
@@ -161,13 +160,17 @@ def load_finetune_config(path: str | Path, **overrides: Any) -> FinetuneConfig:
         raise ConfigError("\n".join(lines)) from None
 
 
-def describe_fields(model: type[BaseModel] = FinetuneConfig, prefix: str = "") -> list[str]:
-    """One line per option (nested ones dotted), for ``--help``."""
+def describe_fields(model: type = FinetuneConfig, prefix: str = "") -> list[str]:
+    """One line per option (nested ones dotted), for ``--help``; nested options are pydantic
+    models or dataclasses whose fields carry a "description" in their metadata."""
+    if dataclasses.is_dataclass(model):
+        return [f"  {prefix}{f.name} (default {f.default!r}): {f.metadata.get('description')}"
+                for f in dataclasses.fields(model)]
     lines = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
         nested = [a for a in getattr(annotation, "__args__", (annotation,))
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
+                  if isinstance(a, type) and (issubclass(a, BaseModel) or dataclasses.is_dataclass(a))]
         default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=False)!r}"
         if nested:
             lines.append(f"  {prefix}{name}: {field.description or nested[0].__doc__}")

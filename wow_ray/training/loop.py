@@ -149,7 +149,7 @@ class Worker:
             batch = to_device(data.batch(index), self.device)
             with (contextlib.nullcontext() if last else self.sync.no_sync()), \
                     _autocast(config, self.device):
-                loss, more = objective.loss_sum(self.sync.model, batch, self.reference)
+                loss, more = objective.loss_sum(self.sync, batch, self.reference)
                 (loss * scale).backward()
             loss_sum += loss.item()
             tokens += objective.tokens(data, index)
@@ -203,7 +203,7 @@ class Worker:
     def _checkpoint(self, done: int, final: bool = False) -> Path:
         folder = Path(tempfile.mkdtemp(prefix="wow-ray-ckpt-"))
         if not final:
-            self.sync.save(folder, self.rank)
+            self.sync.save_checkpoint(folder)
         if self.rank == 0:
             state = {"step": done, "final": final, "world_size": self.world,
                      "synchroniser": self.config.synchroniser}
@@ -232,7 +232,7 @@ class Worker:
             if state["world_size"] != self.world and self.config.synchroniser == "dear":
                 raise RuntimeError(f"checkpoint was written by {state['world_size']} DeAR "
                                    f"workers; this run has {self.world}")
-            self.sync.load(Path(folder), self.rank)
+            self.sync.load_checkpoint(Path(folder))
         self.log.start(state["step"])
         return state["step"]
 

@@ -1,10 +1,11 @@
 """Synchronisers: how data-parallel workers agree on gradients. The loop asks for one and gets
-DeAR (wow_ray.dear: sharded optimizer, reduce-scatter in backward, all-gather in forward) or
-PyTorch DDP (through Ray Train's ``prepare_model``), behind the same small surface.
+DeAR itself (wow_ray.dear: sharded optimizer, reduce-scatter in backward, all-gather in forward)
+or PyTorch DDP (through Ray Train's ``prepare_model``) behind the same small surface.
 
-Checkpoints hold the trainable parameters only (for LoRA, the adapter: megabytes, not the
-frozen base), the optimizer state (DeAR: one shard file per rank; DDP: one file) and are
-loaded back on every worker after a restart.
+Checkpoints have one layout (wow_ray.dear.checkpoint): ``model.pt`` holds the model without its
+frozen parameters (for LoRA, the adapter: megabytes, not the frozen base), written by rank 0;
+the optimizer state is DeAR's shard per rank (``optimizer_rank<r>.pt``) or DDP's one
+``optimizer.pt``. Every worker loads it back after a restart.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from wow_ray.dear.checkpoint import MODEL_FILE, model_state
 from wow_ray.training.config import FinetuneConfig
 
-MODEL_FILE = "trainable.pt"
+DDP_OPTIMIZER_FILE = "optimizer.pt"
 
 
 def no_decay(name: str, param: nn.Parameter) -> dict:
@@ -30,61 +33,19 @@ def _adamw(config: FinetuneConfig):
     return lambda groups: torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Copies of the trainable parameters, by state-dict name."""
-    return {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
-
-
 class Synchroniser(Protocol):
-    model: nn.Module  # call this for training forwards
+    """What the loop uses. `wow_ray.dear.DeAR` is one as it is; DDPSync adapts DDP."""
+
     module: nn.Module  # the plain model underneath
     optimizer: torch.optim.Optimizer
 
+    def __call__(self, *args: object, **kwargs: object) -> object: ...  # a training forward
     def no_sync(self) -> contextlib.AbstractContextManager: ...
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor: ...
     def step(self) -> None: ...
-    def save(self, folder: Path, rank: int) -> None: ...
-    def load(self, folder: Path, rank: int) -> None: ...
+    def save_checkpoint(self, folder: str | Path) -> None: ...  # this worker's files
+    def load_checkpoint(self, folder: str | Path) -> int: ...
     def close(self) -> None: ...
-
-
-class DeARSync:
-    """DeAR: each rank keeps and steps only its shard of the optimizer state."""
-
-    def __init__(self, model: nn.Module, config: FinetuneConfig) -> None:
-        from wow_ray.dear import DeARConfig
-        from wow_ray.training.dear_train import prepare_dear
-
-        dear_config = DeARConfig(bucket_size_mb=config.dear.bucket_size_mb,
-                                 tune_bucket_size=config.dear.tune_bucket_size)
-        self.dear = prepare_dear(model, _adamw(config), dear_config, param_group_fn=no_decay)
-        self.model, self.module, self.optimizer = self.dear, model, self.dear.optimizer
-
-    def no_sync(self) -> contextlib.AbstractContextManager:
-        return self.dear.no_sync()
-
-    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
-        return self.dear.clip_grad_norm_(max_norm)
-
-    def step(self) -> None:
-        self.dear.step()
-
-    def save(self, folder: Path, rank: int) -> None:
-        state = self.dear.state_dict()  # flushes pending all-gathers first
-        if rank == 0:
-            torch.save(trainable_state(self.module), folder / MODEL_FILE)
-        torch.save({"optimizer": state["optimizer"], "dear": state["dear"]},
-                   folder / f"optimizer_rank{rank}.pt")
-
-    def load(self, folder: Path, rank: int) -> None:
-        device = next(self.module.parameters()).device
-        model = torch.load(folder / MODEL_FILE, map_location=device)
-        shard = torch.load(folder / f"optimizer_rank{rank}.pt", map_location=device,
-                           weights_only=False)
-        self.dear.load_state_dict({"model": model, **shard}, strict=False)
-
-    def close(self) -> None:
-        self.dear.close()
 
 
 class DDPSync:
@@ -102,6 +63,10 @@ class DDPSync:
         groups = [{"params": decay}, {"params": flat, "weight_decay": 0.0}]
         self.optimizer = _adamw(config)([g for g in groups if g["params"]])
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self._rank = dist.get_rank() if dist.is_initialized() else 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self.model(*args, **kwargs)
 
     def no_sync(self) -> contextlib.AbstractContextManager:
         # One worker: Ray Train returns the bare model, which has nothing to synchronise.
@@ -114,16 +79,19 @@ class DDPSync:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def save(self, folder: Path, rank: int) -> None:
-        if rank == 0:  # every rank holds the same model and optimizer state
-            torch.save(trainable_state(self.module), folder / MODEL_FILE)
-            torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+    def save_checkpoint(self, folder: str | Path) -> None:
+        if self._rank == 0:  # every rank holds the same model and optimizer state
+            torch.save({k: v.detach() for k, v in model_state(self.module).items()},
+                       Path(folder) / MODEL_FILE)
+            torch.save(self.optimizer.state_dict(), Path(folder) / DDP_OPTIMIZER_FILE)
 
-    def load(self, folder: Path, rank: int) -> None:
+    def load_checkpoint(self, folder: str | Path) -> int:
         device = next(self.module.parameters()).device
-        self.module.load_state_dict(torch.load(folder / MODEL_FILE, map_location=device),
+        self.module.load_state_dict(torch.load(Path(folder) / MODEL_FILE, map_location=device),
                                     strict=False)
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device))
+        self.optimizer.load_state_dict(
+            torch.load(Path(folder) / DDP_OPTIMIZER_FILE, map_location=device))
+        return 0  # the loop keeps the position (trainer_state.json)
 
     def close(self) -> None:
         pass
@@ -132,5 +100,7 @@ class DDPSync:
 def make_synchroniser(model: nn.Module, config: FinetuneConfig) -> Synchroniser:
     """The synchroniser the config names, wrapping ``model`` (a collective: every worker)."""
     if config.synchroniser == "dear":
-        return DeARSync(model, config)
+        from wow_ray.dear import DeAR
+
+        return DeAR(model, _adamw(config), config.dear, param_group_fn=no_decay)
     return DDPSync(model, config)
