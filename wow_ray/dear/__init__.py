@@ -16,7 +16,7 @@ from .config import DeARConfig
 _LAZY = {
     "BucketSizeTuner": ".tuner",
     "Communicator": ".collectives",
-    "DeAR": ".synchronizer",
+    "DeAR": ".synchroniser",
     "Handle": ".collectives",
     "ring_all_gather": ".collectives",
     "ring_reduce_scatter": ".collectives",

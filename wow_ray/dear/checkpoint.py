@@ -25,7 +25,7 @@ from torch import nn
 from . import optimizer_state as ostate
 
 if TYPE_CHECKING:
-    from .synchronizer import DeAR
+    from .synchroniser import DeAR
 
 
 def training_state(dear: DeAR, full_optimizer: bool = False) -> dict:

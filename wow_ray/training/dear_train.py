@@ -30,7 +30,7 @@ import ray.train.torch
 from torch import nn
 
 from wow_ray.dear import DeAR, DeARConfig
-from wow_ray.dear.synchronizer import OptimizerFactory
+from wow_ray.dear.synchroniser import OptimizerFactory
 
 
 def prepare_dear(model: nn.Module, optimizer_factory: OptimizerFactory,
