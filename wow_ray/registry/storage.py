@@ -32,6 +32,15 @@ def sha256_file(path: Path) -> str:
         return sha256_of(f)
 
 
+def _written_beside(target: Path, text: str) -> str:
+    """A temporary file holding ``text`` in ``target``'s folder, to be renamed or linked there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return tmp
+
+
 class Storage:
     """A storage root: read and write text, copy folders in and out, hash files."""
 
@@ -88,11 +97,7 @@ class Storage:
             return
         if self._posix:
             target = Path(self._abs(rel))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, target)
+            os.replace(_written_beside(target, text), target)
             return
         self.fs.create_dir(self._abs(rel).rsplit("/", 1)[0], recursive=True)
         with self.fs.open_output_stream(self._abs(rel)) as f:
@@ -113,10 +118,7 @@ class Storage:
         """
         if self._posix:
             target = Path(self._abs(rel))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
+            tmp = _written_beside(target, text)
             try:
                 os.link(tmp, target)
             finally:
