@@ -5,14 +5,20 @@ after its files are in place, so a record's presence means its artifact is compl
 single manifest file to corrupt: a failed or concurrent write can never lose an older entry.
 The artifact itself lives in ``<kind>s/<name>/v<version>/`` beside the records, and the record
 keeps the sha256 of every file in it, so a damaged artifact is found before it is used.
+
+Version numbers are allocated by compare-and-set on the shared storage, not by a lock: a
+registration claims ``v<N>`` by creating ``registry/<kind>/<name>/v<N>.claim`` only if it is
+absent (``Storage.create_if_absent``); whoever loses the race looks again and claims the next
+number. So two nodes registering at once get two versions, and neither overwrites the other's
+artifact. A registration that dies after its claim leaves a gap in the numbers, never a record.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import json
+import os
 import re
-from collections.abc import Iterator
+import socket
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +32,8 @@ from wow_ray.registry.storage import Storage, sha256_file
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _RECORDS = "registry"
 _RECORD_FILE = re.compile(r"^v(\d{6})\.json$")
+_TAKEN_FILE = re.compile(r"^v(\d{6})\.(?:json|claim)$")  # a record, or a claim still in flight
+_CLAIM_ATTEMPTS = 1000
 
 
 class EntryKind(StrEnum):
@@ -151,48 +159,50 @@ class Registry:
             for p in sorted(local_dir.rglob("*"))
             if p.is_file()
         }
-        with self._allocation_lock():
-            version = max((e.version for e in self.entries(kind, name)), default=0) + 1
-            path = f"{kind}s/{name}/v{version}"
-            self.storage.remove_dir(path)  # leftovers of a registration that died half-way
-            self.storage.upload_dir(local_dir, path)
-            entry = RegistryEntry(
-                kind=kind,
-                name=name,
-                version=version,
-                path=path,
-                source=source,
-                files=files,
-                created_at=datetime.now(UTC),
-                base_model=base_model,
-                lineage=lineage or {},
-                metadata=metadata or {},
-            )
-            self.storage.write_text(
-                f"{_RECORDS}/{kind}/{name}/v{version:06d}.json",
-                entry.model_dump_json(indent=2),
-                exclusive=True,
-            )
+        version = self._claim_next_version(kind, name)
+        path = f"{kind}s/{name}/v{version}"
+        self.storage.remove_dir(path)  # files of a registration from before claims existed
+        self.storage.upload_dir(local_dir, path)
+        entry = RegistryEntry(
+            kind=kind,
+            name=name,
+            version=version,
+            path=path,
+            source=source,
+            files=files,
+            created_at=datetime.now(UTC),
+            base_model=base_model,
+            lineage=lineage or {},
+            metadata=metadata or {},
+        )
+        self.storage.write_text(
+            f"{_RECORDS}/{kind}/{name}/v{version:06d}.json",
+            entry.model_dump_json(indent=2),
+            exclusive=True,
+        )
         return entry
 
-    @contextlib.contextmanager
-    def _allocation_lock(self) -> Iterator[None]:
-        """Serialise version numbering between processes sharing a local storage root.
-
-        Object stores have no locks; on a cluster, register from one driver at a time (the
-        exclusive record write still refuses to overwrite an existing version).
-        """
-        if not self.storage.is_local:
-            yield
-            return
-        lock_path = self.storage.local_path(_RECORDS)
-        lock_path.mkdir(parents=True, exist_ok=True)
-        with open(lock_path / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    def _claim_next_version(self, kind: EntryKind, name: str) -> int:
+        """The next free version number of ``name``, claimed for this registration alone."""
+        folder = f"{_RECORDS}/{kind}/{name}"
+        claim = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                            "claimed_at": datetime.now(UTC).isoformat()})
+        for _ in range(_CLAIM_ATTEMPTS):
+            taken = [
+                int(match.group(1))
+                for file in self.storage.list_names(folder)
+                if (match := _TAKEN_FILE.match(file))
+            ]
+            version = max(taken, default=0) + 1
             try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                self.storage.create_if_absent(f"{folder}/v{version:06d}.claim", claim)
+                return version
+            except FileExistsError:
+                continue  # another registration claimed it after we listed: look again
+        raise RegistryError(
+            f"could not claim a version of {kind} {name!r} at {self.storage.uri(folder)} "
+            f"in {_CLAIM_ATTEMPTS} attempts"
+        )
 
     # -- checking and using --------------------------------------------------------------
 

@@ -32,6 +32,15 @@ def sha256_file(path: Path) -> str:
         return sha256_of(f)
 
 
+def _written_beside(target: Path, text: str) -> str:
+    """A temporary file holding ``text`` in ``target``'s folder, to be renamed or linked there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return tmp
+
+
 class Storage:
     """A storage root: read and write text, copy folders in and out, hash files."""
 
@@ -45,6 +54,8 @@ class Storage:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         else:
             self.fs, self._base = pafs.FileSystem.from_uri(self.root)
+        # Plain paths and file:// URIs: POSIX calls (atomic rename and link) work on them.
+        self._posix = isinstance(self.fs, pafs.LocalFileSystem)
 
     def _abs(self, rel: str) -> str:
         return f"{self._base}/{rel}".rstrip("/") if rel else self._base
@@ -77,28 +88,54 @@ class Storage:
     def write_text(self, rel: str, text: str, *, exclusive: bool = False) -> None:
         """Write a file whole. Locally it appears atomically (rename), so readers never see half.
 
-        ``exclusive`` refuses to replace an existing file (FileExistsError): registry records
-        are immutable once written. On object stores the check is best effort.
+        ``exclusive`` refuses to replace an existing file (FileExistsError): a compare-and-set
+        on the file's absence, which the registry's version numbering relies on
+        (``create_if_absent``).
         """
-        if self.is_local:
-            target = Path(self._abs(rel))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            if exclusive:
-                try:
-                    os.link(tmp, target)  # fails if target exists: an atomic create-if-absent
-                finally:
-                    os.unlink(tmp)
-            else:
-                os.replace(tmp, target)
+        if exclusive:
+            self.create_if_absent(rel, text)
             return
-        if exclusive and self.exists(rel):
-            raise FileExistsError(self.uri(rel))
+        if self._posix:
+            target = Path(self._abs(rel))
+            os.replace(_written_beside(target, text), target)
+            return
         self.fs.create_dir(self._abs(rel).rsplit("/", 1)[0], recursive=True)
         with self.fs.open_output_stream(self._abs(rel)) as f:
             f.write(text.encode())
+
+    def create_if_absent(self, rel: str, text: str) -> None:
+        """Create ``rel`` holding ``text`` unless it exists (then FileExistsError), atomically.
+
+        Two writers on two nodes can race for the same name and exactly one wins:
+        - POSIX paths (a local folder, ``file://``, an NFS mount): the text goes to a temporary
+          file that is then hard-linked to the name. link(2) fails when the name exists, and is
+          atomic on NFS as well (the classic NFS lock-file recipe), unlike O_EXCL on old NFS.
+        - Object stores: fsspec's create mode, which the store's own library implements as a
+          conditional write where the store has one (S3: PUT with ``If-None-Match: *``, honoured
+          by S3 since 2024; GCS: ``ifGenerationMatch=0``). Without that library installed
+          (s3fs, gcsfs) it falls back to check-then-write, which two writers in the same
+          instant can both pass; install the library on every node of a cluster.
+        """
+        if self._posix:
+            target = Path(self._abs(rel))
+            tmp = _written_beside(target, text)
+            try:
+                os.link(tmp, target)
+            finally:
+                os.unlink(tmp)
+            return
+        try:
+            import fsspec
+
+            store = fsspec.filesystem(self.root.split("://", 1)[0])
+        except (ImportError, ValueError):
+            store = None
+        if store is not None:
+            store.pipe_file(self.uri(rel), text.encode(), mode="create")
+            return
+        if self.exists(rel):
+            raise FileExistsError(self.uri(rel))
+        self.write_text(rel, text)
 
     def upload_dir(self, local_dir: Path, rel: str) -> None:
         """Copy a local folder's contents to ``rel`` (created; existing files replaced)."""

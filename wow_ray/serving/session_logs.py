@@ -1,0 +1,87 @@
+"""Structured logs that carry the session id, so one customer's dialogue can be followed.
+
+Inside Serve replicas logs go through the ``ray.serve`` logger; with the application's
+``logging_config: {encoding: JSON}`` Ray writes each record as one JSON object holding every
+attribute a record has beyond the standard ones (Serve adds the deployment, replica and
+request id). :class:`SessionIdFilter` adds ``session_id`` to each record from the session the
+current request serves (:func:`session_context`), so it appears in those JSON lines with no
+change at the call sites. Processes outside Serve (jobs, the CLI) format with
+:class:`JsonLogFormatter`, which writes the same keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+_current_session: ContextVar[str | None] = ContextVar("wow_ray_session_id", default=None)
+
+# Attributes every LogRecord has; anything else was added by `extra=` or a filter.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+@contextlib.contextmanager
+def session_context(session_id: str | None) -> Iterator[None]:
+    """Records logged inside (in this task or thread, across awaits) carry ``session_id``."""
+    token = _current_session.set(session_id)
+    try:
+        yield
+    finally:
+        _current_session.reset(token)
+
+
+class SessionIdFilter(logging.Filter):
+    """Adds ``session_id`` (from :func:`session_context`) unless the call passed its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "session_id", None) is None:
+            session_id = _current_session.get()
+            if session_id is not None:
+                record.session_id = session_id
+        return True
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, session id and any extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "levelname": record.levelname,
+            "name": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def install_session_logging(logger_name: str = "ray.serve") -> None:
+    """Put the session id on every record the named logger's handlers write (idempotent).
+
+    A handler's filters see records propagated from child loggers too, which the logger's own
+    filters do not; so the filter goes on each handler, and on the logger for handlers added
+    later by propagation. Call it in a replica's constructor, after Serve set up its logger.
+    """
+    logger = logging.getLogger(logger_name)
+    for target in [logger, *logger.handlers]:
+        if not any(isinstance(f, SessionIdFilter) for f in target.filters):
+            target.addFilter(SessionIdFilter())
+
+
+def json_logging(level: int = logging.INFO, logger_name: str = "wow_ray") -> logging.Handler:
+    """For processes outside Serve: JSON lines on stderr with the session id; returns the handler."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(SessionIdFilter())
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
