@@ -28,6 +28,7 @@ from wow_ray.evaluation import build_report, evaluate_session, evaluate_split, l
 from wow_ray.llm.client import AsyncOpenAIChatClient
 from wow_ray.registry import EntryKind, Registry, RegistryEntry
 from wow_ray.scenario import load_pack
+from wow_ray.serving.metrics import record_evaluation
 
 ACTOR_NAME = "wow-ray-continuous-evaluator"
 NAMESPACE = "wow_ray"
@@ -91,6 +92,9 @@ class ContinuousEvaluator:
         report = build_report([s for s, _ in results], scenario=c.scenario, split=c.split, trials=c.trials,
                               model=model_id(entry) if client else "none",
                               meta={"judged": ref, "by": ACTOR_NAME})
+        for scores, _ in results:  # evaluation success per model version, beside the service's
+            if scores.success is not None:
+                record_evaluation(c.scenario, ref, scores.success.success)
         return self._register(report, [d for _, d in results], ref)
 
     async def _evaluate_sessions(self) -> str | None:

@@ -24,7 +24,6 @@ from wow_ray.agents.transcript import (
 from wow_ray.serving.metrics import (
     METRICS,
     evaluation_measurement,
-    model_use,
     turn_measurements,
 )
 
@@ -62,12 +61,12 @@ def by_name(measurements, name):
 
 
 def test_model_use_classifies_each_step_as_the_design_defines_model_share():
-    assert model_use(AgentStep(agent="policy")) is None
-    assert model_use(AgentStep(agent="a", llm_calls=[call()])) == "used"
-    assert model_use(AgentStep(agent="a", llm_calls=[call(False), call()])) == "retried"
-    assert model_use(AgentStep(agent="a", llm_calls=[call(False)])) == "fallback"
-    assert model_use(AgentStep(agent="a", llm_calls=[call()], fallback=True)) == "fallback"
-    assert model_use(AgentStep(agent="a", llm_calls=[call(), call(False)])) == "fallback"
+    assert AgentStep(agent="policy").model_use is None
+    assert AgentStep(agent="a", llm_calls=[call()]).model_use == "used"
+    assert AgentStep(agent="a", llm_calls=[call(False), call()]).model_use == "retried"
+    assert AgentStep(agent="a", llm_calls=[call(False)]).model_use == "fallback"
+    assert AgentStep(agent="a", llm_calls=[call()], fallback=True).model_use == "fallback"
+    assert AgentStep(agent="a", llm_calls=[call(), call(False)]).model_use == "fallback"
 
 
 def test_a_turn_gives_latency_per_agent_and_model_use_per_agent_and_model():

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 TRANSCRIPT_SCHEMA_VERSION = 1
+ModelUse = Literal["used", "retried", "fallback"]
 
 
 def utcnow() -> datetime:
@@ -95,6 +96,16 @@ class AgentStep(_Record):
     @property
     def llm_latency_s(self) -> float:
         return sum(c.latency_s for c in self.llm_calls)
+
+    @property
+    def model_use(self) -> ModelUse | None:
+        """What became of the step's model output (None: no model was asked). Only ``used``
+        counts toward the agent's model share: produced once and kept as produced."""
+        if not self.llm_calls:
+            return None
+        if self.fallback or not self.llm_calls[-1].valid:
+            return "fallback"
+        return "retried" if len(self.llm_calls) > 1 else "used"
 
 
 class TurnRecord(_Record):

@@ -248,11 +248,12 @@ def score_model_share(task: Task | None, transcript: Transcript,
                 s.errors += 1
             elif not first.valid:
                 s.withdrawn += 1
-            if step.fallback or not calls[-1].valid:
+            use = step.model_use  # one definition, shared with the service's metrics
+            if use == "fallback":
                 s.fallback += 1
-            elif len(calls) > 1:
+            elif use == "retried":
                 s.retried += 1
-            elif first.valid:
+            else:
                 s.used += 1
     return shares
 

@@ -63,6 +63,8 @@ from wow_ray.serving.gateway_models import (
     completion_chunk,
     completion_response,
 )
+from wow_ray.serving.metrics import record_turn
+from wow_ray.serving.session_logs import install_session_logging, session_context
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 
@@ -115,6 +117,7 @@ class Gateway:
         self.master = master
         self.master_stream = master.options(stream=True)
         self.busy: set[str] = set()
+        install_session_logging()
         auth = self.options.auth
         self.gate = Gatekeeper(
             KeyRing(auth.api_keys, auth.api_keys_file, auth.api_keys_env),
@@ -215,6 +218,7 @@ class Gateway:
             await asyncio.to_thread(self.store.save_turn, outcome.state, outcome.turn, version)
         except SessionConflict as exc:
             raise HTTPException(409, str(exc)) from None
+        record_turn(outcome.turn, self.pack.name)  # metrics count stored turns only
 
     def _out(self, outcome: Any, started: float) -> TurnReply:
         return TurnReply(session_id=outcome.state.session_id, turn=outcome.turn.index,
@@ -227,8 +231,9 @@ class Gateway:
         state, version = await self._admit(request, session_id, message)
         self.busy.add(session_id)
         try:
-            outcome = await self._run_turn(state, message)
-            await self._save(outcome, version)
+            with session_context(session_id):
+                outcome = await self._run_turn(state, message)
+                await self._save(outcome, version)
         finally:
             self.busy.discard(session_id)
         return self._out(outcome, started)

@@ -22,9 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from wow_ray.agents.transcript import AgentStep, TurnRecord
+from wow_ray.agents.transcript import TurnRecord
 
-ModelUse = Literal["used", "retried", "fallback"]
 MetricKind = Literal["counter", "histogram"]
 
 # Seconds; a CPU turn with three model calls takes seconds, a GPU one a fraction of a second.
@@ -75,18 +74,6 @@ class Measurement:
     tags: dict[str, str]
 
 
-def model_use(step: AgentStep) -> ModelUse | None:
-    """What became of a step's model output; None when the step asked no model."""
-    calls = step.llm_calls
-    if not calls:
-        return None
-    if step.fallback or not calls[-1].valid:
-        return "fallback"
-    if len(calls) > 1:
-        return "retried"
-    return "used"
-
-
 _SHORT_LABEL = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -106,7 +93,7 @@ def turn_measurements(turn: TurnRecord, scenario: str) -> list[Measurement]:
     for step in turn.steps:
         out.append(Measurement("wow_ray_agent_latency_seconds", step.latency_s,
                                {"scenario": scenario, "agent": step.agent}))
-        use = model_use(step)
+        use = step.model_use
         if use is not None:
             out.append(Measurement("wow_ray_model_outputs_total", 1, {
                 "scenario": scenario, "agent": step.agent,
