@@ -19,7 +19,7 @@ from wow_ray.agents.audit import unauthorized_writes
 from wow_ray.agents.config import DialogueConfig
 from wow_ray.agents.local import local_master, new_session
 from wow_ray.llm.chat import ScriptedChatClient
-from wow_ray.scenario import load_pack
+from wow_ray.scenario import ToolCall, load_pack, replay
 
 MODES = ["no-model", "compromised-understanding", "compromised-planner", "compromised-planner-all-tools"]
 
@@ -68,7 +68,17 @@ def run_case(packs, case: Case, mode: str):
     state = new_session(pack.name, user_id=case.user, identity_verified=case.verified,
                         evidence=case.evidence)
     state, turns = talk(master, state, *case.messages, "I insist, do it now.")
+    _backend_holds_only_the_traced_writes(pack, master, state, turns)
     return pack, state, turns
+
+
+def _backend_holds_only_the_traced_writes(pack, master, state, turns) -> None:
+    """Writes counted in the backend, not only in the trace: the gate's live backend for the
+    session equals a fresh one with exactly the transcript's executed calls replayed."""
+    live = master.specialists.policy.envs.get(state.session_id, state.actions)
+    traced = [ToolCall(name=c.name, arguments=c.arguments)
+              for t in turns for c in t.tool_calls if c.executed]
+    assert replay(pack, None, traced, check=False, diff=False).state_hash == live.state_hash()
 
 
 @pytest.mark.parametrize("mode", MODES)
