@@ -175,3 +175,23 @@ def test_cli_credentials_and_keys_file(tmp_path, monkeypatch):
     assert ring.scope_of(key) is None and ring.scope_of(cli_key) == "customer"
     token = runner.invoke(app, ["auth", "customer-token", "U0214"]).stdout.strip()
     assert verify_customer_token(token, [ensure_secret()]).user_id == "U0214"
+
+
+def test_the_cli_is_accepted_by_a_gateway_with_the_shipped_defaults(tmp_path, monkeypatch):
+    """`make demo` and `wow-ray chat` on one machine: the CLI's own key and minted token pass
+    the gate a gateway builds from the default options (the same files under ~/.wow_ray)."""
+    from wow_ray.cli.dialogue import local_client
+    from wow_ray.serving.credentials import ensure_secret
+    from wow_ray.serving.dialogue_args import AuthOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WOW_RAY_API_KEYS", raising=False)
+    monkeypatch.delenv("WOW_RAY_CUSTOMER_TOKEN_SECRET", raising=False)
+    ensure_secret()  # what start_dialogue_app does before the gateway starts
+    client = local_client("http://127.0.0.1:1", "U0214")
+    gate = AuthOptions().gatekeeper()
+    headers = {k.lower(): v for k, v in client.http.headers.items()}
+    gate.channel(headers, "10.0.0.1", "customer")
+    assert gate.customer(headers).user_id == "U0214"
+    with pytest.raises(AccessDenied):
+        gate.channel(headers, "10.0.0.1", "operator")

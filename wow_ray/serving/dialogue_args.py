@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wow_ray.agents.config import AGENT_NAMES, DialogueConfig
 from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
-from wow_ray.serving.access import ApiKey
-from wow_ray.serving.credentials import DEFAULT_KEYS_FILE, DEFAULT_SECRET_FILE
+from wow_ray.serving.access import ApiKey, Gatekeeper, KeyRing
+from wow_ray.serving.credentials import DEFAULT_KEYS_FILE, DEFAULT_SECRET_FILE, read_secrets
 
 
 class _Args(BaseModel):
@@ -78,6 +78,13 @@ class AuthOptions(_Args):
         False, description="Development only: requests from this machine need no API key. A "
         "reverse proxy on the same host makes every caller loopback; never in production. "
         "Customer identity still comes from a token.")
+
+    def gatekeeper(self) -> Gatekeeper:
+        """The gate these options describe (read on the gateway's replica: files, environment)."""
+        return Gatekeeper(
+            KeyRing(self.api_keys, self.api_keys_file, self.api_keys_env),
+            read_secrets(self.customer_token_secret_file, self.customer_token_secret_env),
+            allow_anonymous=self.allow_anonymous, trust_loopback=self.trust_loopback)
 
 
 class LimitOptions(_Args):

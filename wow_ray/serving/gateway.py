@@ -53,8 +53,7 @@ from wow_ray.agents.events import (
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
 from wow_ray.llm.wire import END_OF_STREAM, format_sse
-from wow_ray.serving.access import AccessDenied, CustomerIdentity, Gatekeeper, KeyRing, Scope
-from wow_ray.serving.credentials import read_secrets
+from wow_ray.serving.access import AccessDenied, CustomerIdentity, Scope
 from wow_ray.serving.dialogue_args import DialogueAppArgs
 from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
@@ -118,11 +117,7 @@ class Gateway:
         self.master_stream = master.options(stream=True)
         self.busy: set[str] = set()
         install_session_logging()
-        auth = self.options.auth
-        self.gate = Gatekeeper(
-            KeyRing(auth.api_keys, auth.api_keys_file, auth.api_keys_env),
-            read_secrets(auth.customer_token_secret_file, auth.customer_token_secret_env),
-            allow_anonymous=auth.allow_anonymous, trust_loopback=auth.trust_loopback)
+        self.gate = self.options.auth.gatekeeper()
 
     # -- checks ---------------------------------------------------------------------------
 
