@@ -18,6 +18,7 @@ or closes it (ticket ``closed``, session ``ended``). Each of these moves is a ro
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -329,6 +330,15 @@ class SessionStore:
             rows = conn.execute(select(ticket_events).where(ticket_events.c.ticket_id == ticket_id)
                                 .order_by(ticket_events.c.event_id)).all()
         return [{**r._mapping, "created_at": _utc(r.created_at)} for r in rows]
+
+    def labels(self, session_id: str) -> dict:
+        """The metadata the session was created with (channel, simulated...)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(sessions.c.metadata)
+                                 .where(sessions.c.session_id == session_id)).scalar()
+        if found is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return json.loads(found)
 
     def version_of(self, session_id: str) -> tuple[int, datetime | None]:
         """The session's version and last change (what a live page polls for)."""
