@@ -48,13 +48,18 @@ templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=
 templates.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
 
 
+# The gateway replica of this process. Not ``console_app.state``: Serve ships the ingress app
+# to its replicas as a copy, so the mounted app a request reaches is not this module's object.
+_attached: dict[str, Any] = {}
+
+
 def attach_console(gateway: Any) -> None:
     """Give the console the gateway replica it runs in (its store, pack, gate and agents)."""
-    console_app.state.gateway = gateway
+    _attached["gateway"] = gateway
 
 
 def gateway_of(request: Request) -> Any:
-    return request.app.state.gateway
+    return _attached["gateway"]
 
 
 class NeedLogin(Exception):
