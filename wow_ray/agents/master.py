@@ -68,6 +68,7 @@ MASTER_AGENT = Agent(
 )
 CLOSED_REPLIES = {
     "handed_off": "A colleague has taken over this conversation and will reply here.",
+    "human": "A colleague is handling this conversation and will reply here.",
     "ended": "This conversation has ended. Please start a new one if you need more help.",
 }
 

@@ -20,7 +20,8 @@ from wow_ray.agents.transcript import AgentStep, HandoffRecord, ToolCallRecord
 from wow_ray.scenario import ClaimKind, DialogueState, ToolCall
 
 STATE_SCHEMA_VERSION = 1
-SessionStatus = Literal["active", "ended", "handed_off"]
+# human: a colleague took the hand-over ticket and talks with the customer; the agents wait.
+SessionStatus = Literal["active", "ended", "handed_off", "human"]
 
 
 class _Model(BaseModel):

@@ -7,6 +7,13 @@ returned: the turn row, the session's new state, and its ticket if it was handed
 session row carries a version; a save that finds another version was written in between
 fails with ``SessionConflict`` and changes nothing, so two replicas racing on one session
 cannot interleave turns. Nothing else is ever updated in place.
+
+Human takeover: a hand-over ticket is ``open`` until a colleague takes it (``taken``; the
+session's status becomes ``human``). While it is taken, the customer's messages and the
+colleague's replies are stored as turns marked ``by="human"`` and the agents do not run; the
+colleague then hands the session back to the agents (ticket ``returned``, session ``active``)
+or closes it (ticket ``closed``, session ``ended``). Each of these moves is a row of
+``ticket_events``: who did what, when.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from wow_ray.agents.messages import SessionState
+from wow_ray.agents.prompts import Line
 from wow_ray.agents.transcript import Outcome, Transcript, TurnRecord
 from wow_ray.errors import WowRayError
 
@@ -77,6 +85,15 @@ tickets = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+ticket_events = Table(
+    "ticket_events", metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(64), ForeignKey("tickets.ticket_id"), nullable=False, index=True),
+    Column("event", String(16), nullable=False),  # taken, returned, closed
+    Column("operator", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 
 class SessionError(WowRayError):
     """Base of the session store's errors."""
@@ -88,6 +105,10 @@ class SessionNotFound(SessionError):
 
 class SessionConflict(SessionError):
     """Another turn of the same session was saved first; this one was not saved."""
+
+
+class TicketConflict(SessionError):
+    """The ticket is not in the state the move needs (taken by someone else, already closed)."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -232,3 +253,119 @@ class SessionStore:
             rows = conn.execute(query).all()
         return [r.session_id for r in rows
                 if simulated is None or is_simulated(r.metadata) == simulated][:limit]
+
+    # -- human takeover -------------------------------------------------------------------
+
+    def tickets(self, status: str | None = None, limit: int = 100) -> list[dict]:
+        """Tickets, newest first, each with who holds it (``taken_by``) and the session's status."""
+        query = (select(tickets, sessions.c.status.label("session_status"),
+                        sessions.c.user_id).join(sessions)
+                 .order_by(tickets.c.created_at.desc()).limit(limit))
+        if status is not None:
+            query = query.where(tickets.c.status == status)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            for row in rows:
+                row["created_at"] = _utc(row["created_at"])
+                row["taken_by"] = conn.execute(
+                    select(ticket_events.c.operator).where(
+                        ticket_events.c.ticket_id == row["ticket_id"],
+                        ticket_events.c.event == "taken")
+                    .order_by(ticket_events.c.event_id.desc()).limit(1)).scalar()
+        return rows
+
+    def take_ticket(self, ticket_id: str, operator: str) -> SessionState:
+        """A colleague takes an open ticket: its session waits for them, not for the agents."""
+        return self._move_ticket(ticket_id, operator, "taken", ("open",), "human", ("handed_off",))
+
+    def hand_back(self, ticket_id: str, operator: str) -> SessionState:
+        """The colleague returns the session to the agents; the customer's chat goes on."""
+        return self._move_ticket(ticket_id, operator, "returned", ("taken",), "active", ("human",))
+
+    def close_ticket(self, ticket_id: str, operator: str) -> SessionState:
+        """The colleague is done: the ticket is closed and the session ended."""
+        return self._move_ticket(ticket_id, operator, "closed", ("open", "taken"), "ended",
+                                 ("handed_off", "human"))
+
+    def _move_ticket(self, ticket_id: str, operator: str, event: str, ticket_from: tuple[str, ...],
+                     status: str, session_from: tuple[str, ...]) -> SessionState:
+        found = self.ticket(ticket_id)
+        if found is None:
+            raise SessionNotFound(f"no ticket {ticket_id!r}")
+        state, version = self.load(found["session_id"])
+        if found["status"] not in ticket_from or state.status not in session_from:
+            raise TicketConflict(f"ticket {ticket_id} is {found['status']} (session "
+                                 f"{state.status}); it cannot be {event}")
+        state.status = status
+        now = datetime.now(UTC)
+        values = {"state": state.model_dump_json(), "status": status, "version": version + 1,
+                  "updated_at": now}
+        values.update({"ended_at": now, "ended_by": "human"} if status == "ended" else
+                      {"ended_at": None, "ended_by": None} if status == "active" else {})
+        with self.engine.begin() as conn:
+            moved = conn.execute(update(tickets).values(status=event).where(
+                tickets.c.ticket_id == ticket_id, tickets.c.status == found["status"]))
+            done = conn.execute(update(sessions).values(**values).where(
+                sessions.c.session_id == state.session_id, sessions.c.version == version))
+            if moved.rowcount != 1 or done.rowcount != 1:  # the context rolls both back
+                raise TicketConflict(f"ticket {ticket_id} changed meanwhile; try again")
+            conn.execute(insert(ticket_events).values(ticket_id=ticket_id, event=event,
+                                                      operator=operator, created_at=now))
+        return state
+
+    def human_turn(self, session_id: str, *, customer: str = "", reply: str = "",
+                   operator: str | None = None, attachments: list[str] | None = None) -> TurnRecord:
+        """Store the customer's message to the colleague, or the colleague's reply, as a turn
+        of a session in ``human`` status (else ``TicketConflict``)."""
+        state, version = self.load(session_id)
+        if state.status != "human":
+            raise TicketConflict(f"session {session_id} is {state.status}, not with a colleague")
+        turn = TurnRecord(index=state.turns, customer=customer, reply=reply,
+                          attachments=attachments or [], by="human", operator=operator)
+        if customer:
+            state.history.append(Line(role="customer", text=customer))
+        if reply:
+            state.history.append(Line(role="agent", text=reply))
+        state.turns += 1
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            done = conn.execute(update(sessions).values(
+                state=state.model_dump_json(), version=version + 1, updated_at=now).where(
+                sessions.c.session_id == session_id, sessions.c.version == version,
+                sessions.c.status == "human"))
+            if done.rowcount != 1:
+                raise SessionConflict(f"session {session_id} changed meanwhile; try again")
+            conn.execute(insert(turns).values(
+                session_id=session_id, idx=turn.index, created_at=now, customer=customer,
+                reply=reply, record=turn.model_dump_json()))
+        return turn
+
+    def ticket_history(self, ticket_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ticket_events).where(ticket_events.c.ticket_id == ticket_id)
+                                .order_by(ticket_events.c.event_id)).all()
+        return [{**r._mapping, "created_at": _utc(r.created_at)} for r in rows]
+
+    def labels(self, session_id: str) -> dict:
+        """The metadata the session was created with (channel, simulated...)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(sessions.c.metadata)
+                                 .where(sessions.c.session_id == session_id)).scalar()
+        if found is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return json.loads(found)
+
+    def version_of(self, session_id: str) -> tuple[int, datetime | None]:
+        """The session's version and last change (what a live page polls for)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions.c.version, sessions.c.updated_at)
+                               .where(sessions.c.session_id == session_id)).first()
+        if row is None:
+            raise SessionNotFound(f"no session {session_id!r}")
+        return row.version, _utc(row.updated_at)
+
+    def last_change(self) -> tuple[int, datetime | None]:
+        """How many sessions there are and the latest change of any (the live list polls it)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(func.count(), func.max(sessions.c.updated_at))).first()
+        return row[0], _utc(row[1])

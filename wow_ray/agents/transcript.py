@@ -125,6 +125,11 @@ class TurnRecord(_Record):
     dialogue: dict[str, Any] = Field(
         default_factory=dict, description="DialogueState after the turn (what rules read)."
     )
+    by: Literal["agents", "human"] = Field(
+        "agents", description="Who answered: 'human' while a colleague holds the session's "
+        "ticket. Then a turn is either the customer's message to the colleague (empty reply) or "
+        "the colleague's reply (empty customer).")
+    operator: str | None = Field(None, description="The colleague who replied (their key's name).")
 
     @property
     def llm_latency_s(self) -> float:
@@ -138,8 +143,8 @@ class TurnRecord(_Record):
 class Outcome(_Record):
     """How the session ended, if it has."""
 
-    status: Literal["active", "ended", "handed_off"] = "active"
-    ended_by: Literal["customer", "agent", "api", "handoff"] | None = None
+    status: Literal["active", "ended", "handed_off", "human"] = "active"
+    ended_by: Literal["customer", "agent", "api", "handoff", "human"] | None = None
     ticket_id: str | None = None
     ended_at: datetime | None = None
 

@@ -206,6 +206,8 @@ def start_dialogue_app(settings: WowSettings, scenario: str, *, show_logs: bool 
     url = f"http://{settings.serve.host}:{settings.serve.port}"
     console.print(f"[green]serving[/] the {scenario} dialogue service at {url} "
                   f"after {time.monotonic() - started:.0f} s")
+    console.print(f"operator console: {url}/console/ (log in with an operator key: "
+                  "wow-ray auth new-key NAME --scope operator)")
     return url
 
 

@@ -169,9 +169,38 @@ def _target(step: AgentStep) -> str | None:
     return None
 
 
+def human_reply_samples(t: Transcript, pack_version: str) -> list[ChatSample]:
+    """One sample per reply a human colleague wrote (a taken-over session): the conversation
+    before it, then the colleague's reply as the target. The agents' prompts never saw these
+    situations, so the prompt is the plain conversation (kind ``human_reply``): a candidate for
+    review, to be re-rendered for the agent that should learn it."""
+    samples: list[ChatSample] = []
+    conversation: list[Message] = [Message(
+        role="system", content=f"You are a customer-service colleague of {t.scenario}. "
+        "Reply to the customer.")]
+    for turn in t.turns:
+        if turn.customer:
+            conversation.append(Message(role="user", content=turn.customer))
+        if not turn.reply:
+            continue
+        if turn.by == "human" and len(conversation) > 1:
+            meta = SampleMeta(
+                agent="response", source="traffic", intent=turn.intent, pack=t.scenario,
+                pack_version=pack_version, prompt_version=PROMPT_VERSION,
+                situation_id=t.session_id, dialogue_id=f"traffic:{t.session_id}",
+                turn=turn.index, kind="human_reply",
+                outcome={**outcome_of(t), "reviewed": False, "operator": turn.operator})
+            samples.append(ChatSample(
+                id=f"human:{t.session_id}:{turn.index:03d}",
+                messages=[*conversation, Message(role="assistant", content=turn.reply)], meta=meta))
+        conversation.append(Message(role="assistant", content=turn.reply))
+    return samples
+
+
 def traffic_samples(t: Transcript, pack_version: str) -> list[ChatSample]:
-    """One sample per model step of a (masked) transcript, the service's output as target."""
-    samples = []
+    """One sample per model step of a (masked) transcript, the service's output as target;
+    and one per reply a human colleague wrote (:func:`human_reply_samples`)."""
+    samples = human_reply_samples(t, pack_version)
     outcome = outcome_of(t)
     for turn in t.turns:
         for step in turn.steps:

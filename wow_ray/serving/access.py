@@ -214,15 +214,21 @@ class KeyRing:
                 self.file_error = str(exc)
             self._file_mtime = mtime
 
-    def scope_of(self, key: str) -> Scope | None:
-        """The scope of ``key``, or None if no key in force matches (constant-time compare)."""
+    def find(self, key: str) -> ApiKey | None:
+        """The entry of ``key`` (its name and scope), or None if no key in force matches
+        (constant-time compare)."""
         self._refresh()
         digest = hash_api_key(key)
-        found: Scope | None = None
+        found: ApiKey | None = None
         for entry in [*self._fixed, *self._file_keys]:
             if hmac.compare_digest(digest, entry.sha256):
-                found = entry.scope
+                found = entry
         return found
+
+    def scope_of(self, key: str) -> Scope | None:
+        """The scope of ``key``, or None if no key in force matches."""
+        found = self.find(key)
+        return found.scope if found is not None else None
 
     def __len__(self) -> int:
         self._refresh()

@@ -118,6 +118,13 @@ class _AgentHost:
     async def rules_version(self) -> str:
         return self.pack.rules.version
 
+    async def rules_in_force(self) -> dict[str, Any]:
+        """The rules this replica checks with: version, where they came from, and the rules."""
+        rules = self.pack.rules.rules
+        return {"version": self.pack.rules.version, "source": rules.source,
+                "rules": rules.data.model_dump(mode="json", exclude_defaults=True),
+                "user_config": self.applied.model_dump(exclude_defaults=True)}
+
 
 @serve.deployment(name="Policy")
 class PolicyDeployment(_AgentHost):

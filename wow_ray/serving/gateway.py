@@ -17,6 +17,8 @@ who started it (403 otherwise)::
               GET    /v1/operator/sessions/{id}/backend   state hash, rows changed: what
                                                           evaluation judges
               GET    /v1/operator/tickets/{ticket_id}
+              GET    /console/...                    the operators' web console (an operator
+                                                     key, pasted once, in a cookie)
     admin     GET    /v1/admin/rules                 the rules version in force
               GET    /healthz                        no key
 
@@ -54,6 +56,7 @@ from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
 from wow_ray.llm.wire import END_OF_STREAM, format_sse
 from wow_ray.serving.access import AccessDenied, CustomerIdentity, Scope
+from wow_ray.serving.console import attach_console, console_app
 from wow_ray.serving.dialogue_args import DialogueAppArgs
 from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
@@ -66,6 +69,7 @@ from wow_ray.serving.metrics import record_turn
 from wow_ray.serving.session_logs import install_session_logging, session_context
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
+app.mount("/console", console_app)  # the operators' web console (wow_ray/serving/console/)
 
 
 def _retryable(exc: BaseException | None) -> bool:
@@ -118,6 +122,7 @@ class Gateway:
         self.busy: set[str] = set()
         install_session_logging()
         self.gate = self.options.auth.gatekeeper()
+        attach_console(self)
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -180,7 +185,7 @@ class Gateway:
             raise HTTPException(422, [{"field": "attachments", "error": f"unknown kinds {unknown}; "
                                        f"expected {self.pack.manifest.dialogue.evidence}"}])
         state, version = await self._owned(request, session_id)
-        if state.status != "active":
+        if state.status not in ("active", "human"):  # human: a colleague answers (_to_human)
             why = "handed over to a human colleague" if state.status == "handed_off" else "ended"
             raise HTTPException(409, f"session {session_id} was {why}; start a new one")
         since = time.time() - limits.window_s
@@ -221,9 +226,24 @@ class Gateway:
                        ticket_id=outcome.state.ticket_id, intent=outcome.turn.intent,
                        latency_s=round(time.perf_counter() - started, 4))
 
+    async def _to_human(self, state: Any, message: MessageIn, started: float) -> TurnReply:
+        """A session a colleague took over: the message is stored for them; no agent runs."""
+        from wow_ray.agents.sessions import SessionError
+
+        try:
+            turn = await asyncio.to_thread(self.store.human_turn, state.session_id,
+                                           customer=message.content,
+                                           attachments=message.attachments)
+        except SessionError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return TurnReply(session_id=state.session_id, turn=turn.index, reply="", status="human",
+                         ticket_id=state.ticket_id, latency_s=round(time.perf_counter() - started, 4))
+
     async def turn(self, request: Request, session_id: str, message: MessageIn) -> TurnReply:
         started = time.perf_counter()
         state, version = await self._admit(request, session_id, message)
+        if state.status == "human":
+            return await self._to_human(state, message, started)
         self.busy.add(session_id)
         try:
             with session_context(session_id):
@@ -238,6 +258,9 @@ class Gateway:
         """The turn's events for the client; the turn is saved before ``done``."""
         started = time.perf_counter()
         state, version = await self._admit(request, session_id, message)
+        if state.status == "human":
+            yield DoneEvent(**(await self._to_human(state, message, started)).model_dump())
+            return
         self.busy.add(session_id)
         try:
             outcome = None

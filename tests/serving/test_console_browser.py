@@ -1,0 +1,193 @@
+"""The operator console in a real headless Chromium against the real served app (Ray Serve,
+vLLM, SQLite): log in, list sessions, read a trace and a rule denial, take a ticket and reply
+as a human while the customer writes, validate rules, chat as a customer; and a script in a
+customer's message shown as text, never run. A screenshot of each page is saved under
+``$WOW_RAY_TEST_ARTIFACTS/console`` (default ``test-artifacts/console``).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package
+(``scripts/install.sh dev`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium: scripts/install.sh dev")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.conftest import DIALOGUE_OPERATOR_KEY  # noqa: E402
+
+TIMEOUT = httpx.Timeout(600.0)
+SCRIPT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+def _chromium() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        pytest.skip("Debian's chromium and chromium-driver: scripts/install.sh dev")
+    return browser, driver
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = Path(os.environ.get("WOW_RAY_TEST_ARTIFACTS", "test-artifacts")) / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = _chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(120)
+    yield driver
+    driver.quit()
+
+
+class Customer:
+    """One customer's session through the gateway's API, as the business's app calls it."""
+
+    def __init__(self, app, user: str) -> None:
+        self.http = httpx.Client(base_url=app.url, headers=app.customer(user), timeout=TIMEOUT)
+        response = self.http.post("/v1/sessions", json={})
+        assert response.status_code == 201, response.text
+        self.sid = response.json()["session_id"]
+
+    def say(self, text: str) -> dict:
+        response = self.http.post(f"/v1/sessions/{self.sid}/messages", json={"content": text})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def transcript(self) -> dict:
+        return self.http.get(f"/v1/sessions/{self.sid}/transcript").json()
+
+
+def _wait(driver, css: str, timeout: float = 60):
+    return WebDriverWait(driver, timeout).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def _login(driver, app) -> str:
+    console = f"{app.url}/console"
+    driver.get(f"{console}/sessions")
+    if "/login" in driver.current_url:
+        _wait(driver, "#key").send_keys(DIALOGUE_OPERATOR_KEY)
+        driver.find_element(By.ID, "login").click()
+    _wait(driver, "#sessions")
+    return console
+
+
+def test_the_console_in_a_browser(dialogue_app, browser, shots):
+    denied = Customer(dialogue_app, "U0001")
+    denied.say("please cancel order O10001")
+    handed = Customer(dialogue_app, "U0001")
+    out = handed.say("I want to talk to a real person")
+    assert out["status"] == "handed_off", out
+    ticket = out["ticket_id"]
+
+    console = f"{dialogue_app.url}/console"
+    browser.delete_all_cookies()
+    browser.get(f"{console}/sessions")
+    assert "/login" in browser.current_url
+    browser.save_screenshot(str(shots / "login.png"))
+    _login(browser, dialogue_app)
+    # the session list, filtered to sessions with a rule denial
+    browser.get(f"{console}/sessions?denials=yes")
+    _wait(browser, f"a[href$='/sessions/{denied.sid}']")
+    browser.save_screenshot(str(shots / "sessions.png"))
+
+    # a session's trace, and the rule denial with its rule ids and the customer-facing reason
+    browser.find_element(By.CSS_SELECTOR, f"a[href$='/sessions/{denied.sid}']").click()
+    _wait(browser, "#turns .step")
+    cancel = next(c for s in denied.transcript()["turns"][0]["steps"] for c in s["tool_calls"]
+                  if c["name"] == "cancel_order")
+    rule_ids = browser.find_element(By.CSS_SELECTOR, "#denials .rule-ids").text
+    assert rule_ids == ", ".join(cancel["decision"]["rule_ids"])
+    reason = browser.find_element(By.CSS_SELECTOR, "#denials .customer-reason").text
+    assert reason == (cancel["decision"]["customer_reason"] or cancel["decision"]["reason"]).strip()
+    agents = [e.text.split(" ")[0] for e in browser.find_elements(By.CSS_SELECTOR, ".step summary")]
+    assert "understanding" in agents and "response" in agents
+    browser.find_elements(By.CSS_SELECTOR, ".step summary")[0].click()  # open a step's trace
+    browser.save_screenshot(str(shots / "session.png"))
+
+    # the handoff queue: take the ticket and reply as a human in the same session
+    browser.get(f"{console}/tickets")
+    row = _wait(browser, f"tr[data-ticket='{ticket}']")
+    assert "open" in row.text
+    browser.save_screenshot(str(shots / "tickets.png"))
+    row.find_element(By.CSS_SELECTOR, "button.take").click()
+    _wait(browser, "#reply-text").send_keys("Hello, this is Ana from the team. I can help.")
+    browser.find_element(By.ID, "send-reply").click()
+    _wait(browser, "#reply-form")
+    assert "Hello, this is Ana" in browser.find_element(By.ID, "turns").text
+    # the customer's chat goes on with the human; the page shows it without a reload (SSE)
+    answer = handed.say("Thanks Ana, my order O10001 is missing")
+    assert answer["status"] == "human" and answer["reply"] == ""
+    WebDriverWait(browser, 30).until(
+        lambda d: "my order O10001 is missing" in d.find_element(By.ID, "turns").text)
+    browser.save_screenshot(str(shots / "takeover.png"))
+    turns = handed.transcript()["turns"]
+    assert [(t["by"], t["operator"]) for t in turns[-2:]] == [("human", "operator"),
+                                                              ("human", None)]
+    browser.find_element(By.ID, "hand-back").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(By.ID, "session-status").text == "active")
+
+    # rules: in force, and an edited file refused with file, line and field
+    browser.get(f"{console}/rules")
+    assert _wait(browser, "#rules-version").text
+    browser.save_screenshot(str(shots / "rules.png"))
+    box = browser.find_element(By.ID, "rules-text")
+    box.clear()
+    box.send_keys("version: 9\nrules:\n  - id: broken\n    title: Broken\n    effect: forbid\n"
+                  "    tools: [no_such_tool]\n")
+    browser.find_element(By.ID, "validate").click()
+    issues = _wait(browser, "#issues").text
+    assert "rules.yaml" in issues and "no_such_tool" in issues
+    browser.save_screenshot(str(shots / "rules-invalid.png"))
+
+    # models and quality
+    browser.get(f"{console}/models")
+    assert "handoff" in _wait(browser, "#agents").text
+    browser.save_screenshot(str(shots / "models.png"))
+
+    # the customer chat page, its reply streamed
+    browser.get(f"{console}/chat")
+    _wait(browser, "#start-chat").click()
+    _wait(browser, "#message").send_keys("Hi! My order O10337 arrived 20 minutes late.")
+    browser.find_element(By.ID, "send").click()
+    WebDriverWait(browser, 300).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat .line.agent")) >= 2)
+    assert "O10337" in browser.find_element(By.ID, "chat").text
+    browser.save_screenshot(str(shots / "chat.png"))
+
+
+def test_a_script_in_a_customer_message_does_not_run(dialogue_app, browser, shots):
+    customer = Customer(dialogue_app, "U0002")
+    customer.say(f"{SCRIPT} where is my order?")
+    console = _login(browser, dialogue_app)
+    for path in (f"/sessions/{customer.sid}", "/sessions", f"/chat?session={customer.sid}"):
+        browser.get(console + path)
+        _wait(browser, "main")
+        assert browser.execute_script("return window.__pwned === undefined"), path
+        assert not browser.find_elements(By.CSS_SELECTOR, "img[src='x']"), path
+        if path != "/sessions":  # the list truncates the message; the pages show it whole
+            assert SCRIPT in browser.find_element(By.TAG_NAME, "main").text, path
+    browser.get(console + f"/sessions/{customer.sid}")
+    browser.save_screenshot(str(shots / "escaped.png"))
