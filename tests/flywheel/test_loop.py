@@ -184,3 +184,15 @@ def test_two_loops_on_one_scenario_refuse_to_run_at_once(registry, tmp_path):
     dead = {"host": socket.gethostname(), "pid": 999999999}
     registry.storage.write_text("registry/flywheel/food_delivery/lock.json", json.dumps(dead))
     second.run()
+
+
+def test_history_shows_each_turn_its_data_and_the_gate(registry, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+
+    Flywheel(registry, "food_delivery", FakeStages(registry, tmp_path, better=False)).run()
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", registry.storage.root)
+    out = CliRunner().invoke(app, ["flywheel", "history"], env={"COLUMNS": "250"})
+    assert out.exit_code == 0, out.output
+    assert "food_delivery-failures:v1 x2.0" in out.output and "rejected" in out.output
