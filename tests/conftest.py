@@ -161,13 +161,16 @@ def dialogue_app(served_llm, embedded_storage, tiny_adapter_dir, tmp_path_factor
     """The food_delivery dialogue service (a Serve deployment per agent, the gateway) sharing
     the session's LLM app, so vLLM starts once. Deployed like `serve deploy`, so tests can
     change its user_config in place. The handoff agent has a LoRA adapter in the registry
-    (registered under the '<scenario>-<agent>' name it looks for)."""
+    (registered under the '<scenario>-<agent>' name it looks for, its 'production' alias set)."""
     from ray import serve
 
     from wow_ray.registry import Registry, register_model
 
-    adapter = register_model(Registry(embedded_storage), "food_delivery-handoff",
+    registry = Registry(embedded_storage)
+    adapter = register_model(registry, "food_delivery-handoff",
                              str(tiny_adapter_dir), base_model="smollm2-135m")
+    registry.aliases.move(adapter.kind, adapter.name, "production", adapter.version,
+                          by="tests/conftest.py")
     folder = tmp_path_factory.mktemp("sessions")
     secret_file = folder / "customer_token_secret"
     secret_file.write_text(DIALOGUE_TOKEN_SECRET + "\n")

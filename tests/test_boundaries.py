@@ -34,8 +34,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "training": {"config", "data", "dear", "errors", "ray_runtime", "registry"},
     "evaluation": {"agents", "config", "data", "errors", "llm", "registry", "scenario"},
     "serving": {"agents", "config", "errors", "llm", "ray_runtime", "registry", "scenario"},
-    "cli": {"agents", "config", "data", "dear", "errors", "evaluation", "llm", "ray_runtime",
-            "registry", "scenario", "serving", "training"},
+    "flywheel": {"agents", "config", "data", "errors", "evaluation", "llm", "ray_runtime",
+                 "registry", "scenario", "training"},
+    "cli": {"agents", "config", "data", "dear", "errors", "evaluation", "flywheel", "llm",
+            "ray_runtime", "registry", "scenario", "serving", "training"},
 }
 ENTRY_POINTS = ("serve_apps", "train_jobs", "evaluators", "benchmarks", "tests")
 # Third-party packages a stage must not import: agents run without Ray; the scenario engine is
@@ -44,6 +46,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "agents": {"ray", "vllm", "torch", "transformers", "fastapi", "starlette"},
     "scenario": {"ray", "vllm", "torch", "transformers", "httpx", "openai", "fastapi"},
     "evaluation": {"ray", "vllm", "fastapi"},
+    "flywheel": {"vllm", "fastapi"},
 }
 # wow_ray/dear knows only torch and numpy (and the standard library).
 DEAR_THIRD_PARTY = {"torch", "numpy"}

@@ -129,3 +129,26 @@ def test_dialogue_chat_prints_the_streamed_turn_and_returns_its_done_event(capsy
     printed = capsys.readouterr()
     assert "draft (draft withdrawn)" in printed.out and "Your coupon is ready." in printed.out
     assert "understanding" in printed.err and "ticket T-7" in printed.err
+
+
+def test_model_alias_set_show_history_and_rollback(storage, tmp_path):
+    registry = Registry(str(storage))
+    for _ in range(2):
+        registry.register(EntryKind.MODEL, "m", model_folder(tmp_path / f"m{_}"), source="t")
+    wide = {"COLUMNS": "200"}
+    moved = runner.invoke(app, ["model", "alias", "set", "m@production", "v1", "--kind", "model",
+                                "--by", "alice", "--reason", "first"])
+    assert moved.exit_code == 0, moved.output
+    runner.invoke(app, ["model", "alias", "set", "m@production", "2", "--kind", "model",
+                        "--report", "eval:v3"])
+    shown = runner.invoke(app, ["model", "alias", "show"], env=wide)
+    assert "m@production" in shown.output and "m:v2" in shown.output and "eval:v3" in shown.output
+    back = runner.invoke(app, ["model", "alias", "rollback", "m@production", "--kind", "model"])
+    assert back.exit_code == 0, back.output
+    assert registry.get(EntryKind.MODEL, "m@production").version == 1
+    history = runner.invoke(app, ["model", "alias", "history", "m@production", "--kind", "model"],
+                            env=wide)
+    assert history.output.count("v1") >= 2 and "alice" in history.output
+    assert "rollback of #2" in history.output
+    bad = runner.invoke(app, ["model", "alias", "set", "m", "v1", "--kind", "model"])
+    assert bad.exit_code != 0

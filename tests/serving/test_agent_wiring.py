@@ -53,10 +53,16 @@ def storage(tmp_path):
     for name in ("food_delivery-solution", "fd-handoff"):
         registry.register(EntryKind.ADAPTER, name, folder, source="test",
                           base_model=f"{EMBEDDED_MODEL}:v1")
+        registry.aliases.move(EntryKind.ADAPTER, name, "production", 1)
     return str(tmp_path / "store")
 
 
 def served_agents(args: dict[str, Any], monkeypatch) -> dict[str, Any]:
+    """Each agent deployment's agent, the deployments constructed as Serve would."""
+    return {name: d.agent for name, d in served_deployments(args, monkeypatch).items()}
+
+
+def served_deployments(args: dict[str, Any], monkeypatch) -> dict[str, Any]:
     """Each agent deployment of the built app, constructed as Serve would (handles faked)."""
     monkeypatch.setattr(serve, "get_deployment_handle",
                         lambda name, app_name: FakeHandle(f"{app_name}/{name}"))
@@ -74,7 +80,7 @@ def served_agents(args: dict[str, Any], monkeypatch) -> dict[str, Any]:
     for arg in gateway.init_args:
         if isinstance(arg, Application):
             construct(arg)
-    return {name.lower(): instance.agent for name, instance in built.items()}
+    return {name.lower(): instance for name, instance in built.items()}
 
 
 def local_agents(config: DialogueConfig, storage: str) -> dict[str, Any]:
@@ -160,3 +166,45 @@ def test_unknown_agents_in_models_or_adapters_are_refused():
         DialogueConfig(models={"planner": ModelSettings()})
     with pytest.raises(ValueError, match="unknown agents"):
         DialogueConfig(adapters={"policy": "x"})
+
+
+def test_a_running_deployment_takes_an_alias_move_and_a_restart_keeps_the_alias(
+        storage, monkeypatch):
+    """Serving resolves '<scenario>-<agent>@production' (never the newest version), re-reads it
+    every couple of seconds, and a call in flight keeps the agent (adapter) it started on."""
+    import wow_ray.serving.adapters as adapters
+
+    registry = Registry(storage)
+    adapter_files = registry.local_dir(registry.get(EntryKind.ADAPTER, "fd-handoff:v1"))
+    registry.register(EntryKind.ADAPTER, "food_delivery-solution", adapter_files, source="test",
+                      base_model=f"{EMBEDDED_MODEL}:v1")  # v2: registered, not promoted
+    monkeypatch.setattr(adapters, "REFRESH_S", 0.0)
+    args = app_args(storage, CONFIG.model_copy(update={"adapters": {"handoff": "fd-handoff:v1"}}))
+    deployments = served_deployments(args, monkeypatch)
+    solution = deployments["solution"]
+    in_flight = solution._current()
+    assert in_flight.agent.settings.model == f"{EMBEDDED_MODEL}:food_delivery-solution:v1"
+    registry.aliases.move(EntryKind.ADAPTER, "food_delivery-solution", "production", 2,
+                          by="test", report="eval:v1")
+    assert solution._current().agent.settings.model == f"{EMBEDDED_MODEL}:food_delivery-solution:v2"
+    assert in_flight.agent.settings.model.endswith(":v1")  # the old call's agent is untouched
+    # A pinned version does not follow the alias; an agent without an alias stays on the base.
+    assert deployments["handoff"]._current().agent.settings.model == f"{EMBEDDED_MODEL}:fd-handoff:v1"
+    assert deployments["response"]._current().agent.settings.model is None
+    # A restart (or a replica added by autoscaling) resolves the same alias...
+    registry.aliases.rollback(EntryKind.ADAPTER, "food_delivery-solution", "production")
+    restarted = served_deployments(args, monkeypatch)["solution"]
+    assert restarted.agent.agent.settings.model == f"{EMBEDDED_MODEL}:food_delivery-solution:v1"
+    # ...and without an alias, 'auto' means the base model, even with adapters registered.
+    registry.register(EntryKind.ADAPTER, "food_delivery-response", adapter_files, source="test",
+                      base_model=f"{EMBEDDED_MODEL}:v1")
+    assert served_deployments(args, monkeypatch)["response"].agent.agent.settings.model is None
+
+
+def test_a_registry_hiccup_keeps_the_adapters_in_force(storage, monkeypatch):
+    import wow_ray.serving.adapters as adapters
+
+    resolver = adapters.AdapterResolver(CONFIG, Registry(storage), EMBEDDED_MODEL, refresh_s=0)
+    before = resolver.current()
+    monkeypatch.setattr(adapters, "resolve_adapters", lambda *a: 1 / 0)
+    assert resolver.current() is before

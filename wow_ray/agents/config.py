@@ -49,10 +49,12 @@ class DialogueConfig(BaseModel):
     )
     adapters: dict[str, str | None] = Field(
         default_factory=dict,
-        description="LoRA adapter per agent for its model calls: a registry adapter ('name' or "
-        "'name:vN') over the base model; 'auto' (the default for agents not listed) uses "
-        "'<scenario>-<agent>' when the registry has one; null: the configured model. Resolved "
-        "where the registry is known (the Serve app; wow_ray.serving.adapters).",
+        description="LoRA adapter per agent for its model calls: a registry adapter over the "
+        "base model, through an alias ('name@alias'; a bare 'name' means 'name@production') or "
+        "pinned ('name:vN'); 'auto' (the default for agents not listed) uses "
+        "'<scenario>-<agent>@production' when that alias is set; null: the configured model. "
+        "Resolved, and re-read every couple of seconds, where the registry is known (the Serve "
+        "app; wow_ray.serving.adapters).",
     )
 
     @field_validator("models", "adapters")

@@ -135,35 +135,14 @@ def from_failures(
 ) -> None:
     """Corrected samples and preference pairs from failed dialogues, registered as two datasets
     (``<name>`` with kind sft, ``<name>-pref`` with kind preference)."""
-    from wow_ray.data.failures import EvaluatedDialogue, FailureConverter, FailureError
+    from wow_ray.data.failures import EvaluatedDialogue, register_failures
     from wow_ray.data.formats import read_jsonl
-    from wow_ray.data.pipeline import pack_fingerprint
-    from wow_ray.data.store import register_samples
     from wow_ray.scenario import load_pack
 
     pack = load_pack(scenario)
-    converter = FailureConverter(pack)
-    samples, pairs, skipped = [], [], []
-    for item in read_jsonl(file, EvaluatedDialogue):
-        try:
-            s, p, div = converter.convert(item)
-        except FailureError as exc:
-            skipped.append(str(exc))
-            continue
-        samples += s
-        pairs += p
-        console.print(f"{item.transcript.session_id}: {div.kind + ' at turn ' + str(div.turn) if div else 'no divergence'}"
-                      f" -> {len(s)} samples, {len(p)} pairs")
-    for reason in skipped:
-        console.print(f"[yellow]skipped[/yellow] {reason}")
-    base = name or f"{pack.name}-failures"
-    sources = _sources(pack, pack_fingerprint(pack), [str(file)])
-    registry = _registry(ctx)
-    for dataset, kind, records in ((base, "sft", samples), (f"{base}-pref", "preference", pairs)):
-        if records:
-            entry, _ = register_samples(registry, dataset, kind, records, sources,
-                                        source=f"wow_ray.data failures {file.name}")
-            console.print(f"registered [bold]{entry.ref}[/bold] ({len(records)} {kind} records)")
+    register_failures(_registry(ctx), pack, list(read_jsonl(file, EvaluatedDialogue)),
+                      name=name or f"{pack.name}-failures", inputs=[str(file)],
+                      source=f"wow_ray.data failures {file.name}", report=console.print)
 
 
 @app.command("export-traffic")

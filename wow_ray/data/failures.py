@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -241,3 +242,41 @@ class FailureConverter:
                 pairs.append(PreferenceSample(id=f"{sample.id}:pair", prompt=sample.prompt,
                                               chosen=sample.target, rejected=rejected[agent], meta=meta))
         return pairs
+
+
+def register_failures(registry: Any, pack: ScenarioPack, items: list[EvaluatedDialogue], *,
+                      name: str, inputs: list[str], source: str,
+                      report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Convert failed dialogues and register the corrections (``name``, sft) and preference pairs
+    (``name-pref``); the entries registered, by kind. Used by ``wow-ray data from-failures`` and
+    by the loop."""
+    from wow_ray.agents.prompts import PROMPT_VERSION
+    from wow_ray.data.formats import Sources
+    from wow_ray.data.pipeline import pack_fingerprint
+    from wow_ray.data.store import register_samples
+
+    converter = FailureConverter(pack)
+    samples: list[ChatSample] = []
+    pairs: list[PreferenceSample] = []
+    for item in items:
+        try:
+            s, p, div = converter.convert(item)
+        except FailureError as exc:
+            report(f"skipped {exc}")
+            continue
+        samples += s
+        pairs += p
+        report(f"{item.transcript.session_id}: "
+               f"{div.kind + ' at turn ' + str(div.turn) if div else 'no divergence'}"
+               f" -> {len(s)} samples, {len(p)} pairs")
+    sources = Sources(pack={"name": pack.name, "version": pack.manifest.version,
+                            "content_sha256": pack_fingerprint(pack),
+                            "rules_version": pack.rules.version},
+                      prompt_version=PROMPT_VERSION, seed=0, inputs=inputs)
+    registered = {}
+    for dataset, kind, records in ((name, "sft", samples), (f"{name}-pref", "preference", pairs)):
+        if records:
+            entry, _ = register_samples(registry, dataset, kind, records, sources, source=source)
+            registered[kind] = entry
+            report(f"registered {entry.ref} ({len(records)} {kind} records)")
+    return registered

@@ -80,11 +80,24 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(digits)
 
 
+def _split_alias(ref: str) -> tuple[str, str]:
+    from wow_ray.registry.aliases import split_alias
+
+    return split_alias(ref) or (ref, "")
+
+
 class Registry:
     """Register artifacts, find them by reference, and verify their files against their hashes."""
 
     def __init__(self, storage: Storage | str) -> None:
         self.storage = storage if isinstance(storage, Storage) else Storage(storage)
+
+    @property
+    def aliases(self) -> Any:
+        """This registry's aliases (``wow_ray.registry.aliases.Aliases``)."""
+        from wow_ray.registry.aliases import Aliases
+
+        return Aliases(self)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -103,7 +116,10 @@ class Registry:
         return found
 
     def get(self, kind: EntryKind, ref: str) -> RegistryEntry:
-        """The entry that ``ref`` names; the newest version when ``ref`` has none."""
+        """The entry that ``ref`` names: 'name:vN', 'name@alias' (where the alias points), or
+        the newest version for a bare 'name'."""
+        if "@" in ref:
+            return self.aliases.entry(kind, *_split_alias(ref))
         name, version = parse_ref(ref)
         versions = self.entries(kind, name)
         if not versions:

@@ -151,6 +151,11 @@ class Storage:
         pafs.copy_files(self._abs(rel), str(local_dir), source_filesystem=self.fs)
         return local_dir
 
+    def remove_file(self, rel: str) -> None:
+        """Delete file ``rel`` if it exists (a lock being released)."""
+        if self.exists(rel):
+            self.fs.delete_file(self._abs(rel))
+
     def remove_dir(self, rel: str) -> None:
         if self.exists(rel):
             self.fs.delete_dir(self._abs(rel))

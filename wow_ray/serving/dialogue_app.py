@@ -9,8 +9,11 @@ import path ``serve_apps.dialogue``). The graph::
 
 Each deployment is a thin wrapper around the Ray-free agent of the same name in
 ``wow_ray.agents``: it loads the scenario pack, builds the agent with ``wiring.build_agent``
-(the factory ``local_master`` uses) from the embedded ``DialogueConfig`` with the registry's
-adapters resolved, gives it a Serve-handle chat client, and forwards calls. Agents keep
+(the factory ``local_master`` uses) from the embedded ``DialogueConfig`` with the adapters the
+registry's aliases point at (``<scenario>-<agent>@production`` unless the config pins one), gives
+it a Serve-handle chat client, and forwards calls. The aliases are re-read every couple of
+seconds: a promotion reaches new calls without a restart, a call in flight finishes on the
+version it started with, and a restarted or added replica resolves the same alias. Agents keep
 no session state, so replicas scale and restart freely. Rules and policy arrive as every agent
 deployment's ``user_config`` (:class:`ScenarioConfig`) and are swapped in without a restart.
 """
@@ -63,12 +66,29 @@ class _AgentHost:
         self.pack = load_pack(self.args.scenario)
         self._llm = llm
         self.applied = ScenarioConfig()
+        self._adapters = None
         if self.agent_name == "policy":  # the gate calls no model
-            self.config, client = self.args.dialogue, None
+            self.config, self._model_client = self.args.dialogue, None
         else:
-            self.config, client = self._with_adapters(), self._client()
-        self.agent = build_agent(self.agent_name, self.pack, self.config, client,
-                                 executor=executor, specialists=specialists)
+            self._adapters = self._resolver()
+            self.config, self._model_client = self._adapters.current(), self._client()
+        self._endpoints = {"executor": executor, "specialists": specialists}
+        self.agent = build_agent(self.agent_name, self.pack, self.config, self._model_client,
+                                 **self._endpoints)
+
+    def _current(self) -> Any:
+        """The agent a new call runs on: rebuilt when an adapter alias moved (re-read every
+        couple of seconds). A call in flight holds the agent it started on, so it finishes on
+        the adapter version it began with."""
+        if self._adapters is not None:
+            config = self._adapters.current()
+            if config.models != self.config.models:
+                from wow_ray.agents.wiring import build_agent
+
+                self.agent = build_agent(self.agent_name, self.pack, config, self._model_client,
+                                         **self._endpoints)
+                self.config = config
+        return self.agent
 
     def _client(self) -> Any:
         from wow_ray.llm.serve_handle import ServeHandleChatClient
@@ -88,13 +108,13 @@ class _AgentHost:
     def _base_model(self) -> str:
         return self._settings().model.split(":")[0]
 
-    def _with_adapters(self) -> Any:
-        """The dialogue config with the registry's adapters as the agents' model ids."""
+    def _resolver(self) -> Any:
+        """The dialogue config with the adapters its aliases point at as the agents' model ids."""
         from wow_ray.registry import Registry
-        from wow_ray.serving.adapters import resolve_adapters
+        from wow_ray.serving.adapters import AdapterResolver
 
         registry = Registry(self._settings().storage_path)
-        return resolve_adapters(self.args.dialogue, registry, self._base_model())
+        return AdapterResolver(self.args.dialogue, registry, self._base_model())
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Apply new rules and policy; invalid rules raise and the old ones stay in force."""
@@ -161,7 +181,7 @@ class UnderstandingDeployment(_AgentHost):
         self._setup(args_json, llm)
 
     async def understand(self, req: UnderstandRequest) -> Understanding:
-        return await self.agent.understand(req)
+        return await self._current().understand(req)
 
 
 @serve.deployment(name="Solution")
@@ -172,10 +192,10 @@ class SolutionDeployment(_AgentHost):
         self._setup(args_json, llm, executor=_PolicyByHandle(policy))
 
     async def solve(self, req: SolveRequest) -> SolveResult:
-        return await self.agent.solve(req)
+        return await self._current().solve(req)
 
     async def answer(self, req: AnswerRequest) -> list[str]:
-        return self.agent.knowledge(req.question)
+        return self._current().knowledge(req.question)
 
 
 @serve.deployment(name="Response")
@@ -186,12 +206,12 @@ class ResponseDeployment(_AgentHost):
         self._setup(args_json, llm)
 
     async def respond(self, req: RespondRequest) -> Reply:
-        return await self.agent.respond(req)
+        return await self._current().respond(req)
 
     async def respond_stream(self, req: RespondRequest) -> AsyncIterator[str | Reply]:
         from wow_ray.agents.local import stream_reply
 
-        async for piece in stream_reply(self.agent, req):
+        async for piece in stream_reply(self._current(), req):
             yield piece
 
 
@@ -203,7 +223,7 @@ class HandoffDeployment(_AgentHost):
         self._setup(args_json, llm, executor=_PolicyByHandle(policy))
 
     async def handoff(self, req: HandoffRequest) -> HandoffResult:
-        return await self.agent.handoff(req)
+        return await self._current().handoff(req)
 
 
 class _SpecialistHandles:
@@ -249,11 +269,11 @@ class MasterDeployment(_AgentHost):
             understanding, policy, solution, response, handoff))
 
     async def turn(self, state: SessionState, message: str, attachments: list[str]) -> Any:
-        return await self.agent.turn(state, message, attachments)
+        return await self._current().turn(state, message, attachments)
 
     async def events(self, state: SessionState, message: str,
                      attachments: list[str]) -> AsyncIterator[TurnEvent]:
-        async for event in self.agent.events(state, message, attachments, stream=True):
+        async for event in self._current().events(state, message, attachments, stream=True):
             yield event
 
 

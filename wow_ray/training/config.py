@@ -56,6 +56,16 @@ class FaultInjection(_Options):
     at_step: int = Field(ge=1, description="It dies just before this optimizer step.")
 
 
+class DatasetPart(_Options):
+    """One registered dataset in a job's mix, and how much of it goes in."""
+
+    dataset: str = Field(description="Registered dataset version: name, name:vN or name@alias.")
+    weight: float = Field(
+        1.0, gt=0, description="Each sample is used this many times per epoch: 2 repeats it, "
+        "0.5 keeps a seeded half (how much of cold start or earlier data a new turn keeps).",
+    )
+
+
 class FinetuneConfig(_Options):
     """One fine-tuning job: what to train, on what, how, and where the result goes."""
 
@@ -65,7 +75,20 @@ class FinetuneConfig(_Options):
         "dpo: preference optimisation over (prompt, chosen, rejected) (kind 'preference').",
     )
     base_model: str = Field(description="Registered model to start from: name or name:vN.")
-    dataset: str = Field(description="Registered dataset version: name or name:vN.")
+    dataset: str | None = Field(None, description="Registered dataset version: name or name:vN "
+                                "(or use datasets for a weighted mix).")
+    datasets: list[DatasetPart] = Field(
+        default_factory=list, description="Several registered datasets with weights (cold "
+        "start, failures, earlier turns' data, so that a new adapter does not forget); "
+        "trained on together with dataset, if that is set too.",
+    )
+    agents: list[str] | None = Field(
+        None, description="Train only on samples of these agents (meta.agent); all by default."
+    )
+    init_adapter: str | None = Field(
+        None, description="LoRA: start from this registered adapter (name:vN or name@alias) "
+        "over the same base model instead of fresh adapters.",
+    )
     output_name: str = Field(
         pattern=NAME_PATTERN,
         description="Registry name of the result: an adapter (LoRA) or a model (full, merged).",
@@ -129,9 +152,17 @@ class FinetuneConfig(_Options):
 
     @model_validator(mode="after")
     def _check(self) -> FinetuneConfig:
+        if not self.dataset and not self.datasets:
+            raise ValueError("set dataset or datasets: what to train on")
+        if self.init_adapter and (self.lora is None or self.lora.merge):
+            raise ValueError("init_adapter needs lora (not merged): it continues an adapter")
         if self.fault_injection and self.fault_injection.rank >= self.workers:
             raise ValueError(f"fault_injection.rank must be < workers ({self.workers})")
         return self
+
+    def parts(self) -> list[DatasetPart]:
+        """Every dataset of the job with its weight (``dataset`` first, weight 1)."""
+        return ([DatasetPart(dataset=self.dataset)] if self.dataset else []) + list(self.datasets)
 
     @property
     def rows_per_step(self) -> int:

@@ -36,19 +36,43 @@ class FinetuneResult:
     data: dict[str, Any]  # rows, samples, dropped, tokens
 
 
-def prepare_data(config: FinetuneConfig, tokenizer, version) -> dict[str, Any]:
-    """Tokenised train and eval splits of a dataset version, in the form the method needs."""
+def weighted(records: list, weight: float, seed: int) -> list:
+    """``records`` repeated ``int(weight)`` times plus a seeded sample of the fraction left."""
+    import random
+
+    whole, fraction = divmod(weight, 1.0)
+    out = list(records) * int(whole)
+    if fraction > 0 and records:
+        keep = round(len(records) * fraction)
+        out += random.Random(seed).sample(list(records), keep)
+    return out
+
+
+def mixed_records(config: FinetuneConfig, versions: list, split: str) -> list:
+    """The split's records of every dataset of the mix, weighted (train only), filtered by agent."""
+    records = []
+    for index, (part, version) in enumerate(zip(config.parts(), versions, strict=True)):
+        found = [r for r in version.records(split)
+                 if config.agents is None or r.meta.agent in config.agents]
+        records += weighted(found, part.weight, config.seed + index) if split == "train" else found
+    return records
+
+
+def prepare_data(config: FinetuneConfig, tokenizer, versions) -> dict[str, Any]:
+    """Tokenised train and eval splits of the job's datasets, in the form the method needs."""
     from wow_ray.training.dpo import tokenise_pairs
     from wow_ray.training.sft_data import pack, tokenise_chat
 
+    versions = versions if isinstance(versions, list) else [versions]
     want = "sft" if config.method == "sft" else "preference"
-    if version.manifest.kind != want:
-        raise FinetuneError(f"method {config.method!r} trains on {want!r} datasets; "
-                            f"{version.manifest.name} is {version.manifest.kind!r}")
+    for version in versions:
+        if version.manifest.kind != want:
+            raise FinetuneError(f"method {config.method!r} trains on {want!r} datasets; "
+                                f"{version.manifest.name} is {version.manifest.kind!r}")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out: dict[str, Any] = {}
     for split in ("train", "eval"):
-        records = list(version.records(split))
+        records = mixed_records(config, versions, split)
         if config.method == "sft":
             samples = [tokenise_chat(tokenizer, [m.model_dump() for m in r.messages],
                                      config.loss_on) for r in records]
@@ -101,10 +125,16 @@ def run_finetune(config: FinetuneConfig, settings: WowSettings | None = None) ->
     registry = Registry(storage_path)
     base = resolve_model(registry, config.base_model)
     registry.verify(base)
-    dataset = registry.get(EntryKind.DATASET, config.dataset)
-    version = load_dataset(registry, dataset.ref)
+    datasets = [registry.get(EntryKind.DATASET, part.dataset) for part in config.parts()]
+    versions = [load_dataset(registry, d.ref) for d in datasets]
+    init = None
+    if config.init_adapter:
+        init = registry.get(EntryKind.ADAPTER, config.init_adapter)
+        registry.verify(init)
+        if (init.base_model or "").split(":")[0] != base.name:
+            raise FinetuneError(f"init_adapter {init.ref} is over {init.base_model}, not {base.ref}")
     tokenizer = AutoTokenizer.from_pretrained(registry.local_dir(base))
-    data = prepare_data(config, tokenizer, version)
+    data = prepare_data(config, tokenizer, versions)
 
     init_ray(settings)
     run_name = config.run_name or f"{config.output_name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
@@ -112,6 +142,7 @@ def run_finetune(config: FinetuneConfig, settings: WowSettings | None = None) ->
         train_loop,
         train_loop_config={"config": config.model_dump(mode="json"), "data": ray.put(data),
                            "storage_path": storage_path, "base_ref": base.ref,
+                           "init_adapter_ref": init.ref if init else None,
                            "run_rel": f"{RUNS}/{run_name}"},
         scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
                                      resources_per_worker={"CPU": config.cpus_per_worker}),
@@ -131,8 +162,12 @@ def run_finetune(config: FinetuneConfig, settings: WowSettings | None = None) ->
         lineage = {
             "method": config.method,
             "base_model": base.ref,
-            "dataset": dataset.ref,
-            "dataset_kind": version.manifest.kind,
+            "dataset": datasets[0].ref,
+            "datasets": [{"dataset": d.ref, "weight": p.weight}
+                         for d, p in zip(datasets, config.parts(), strict=True)],
+            "agents": config.agents,
+            "init_adapter": init.ref if init else None,
+            "dataset_kind": versions[0].manifest.kind,
             "config": config.model_dump(mode="json"),
             "metrics": metrics,
             "data": data_stats(data),

@@ -48,14 +48,20 @@ def lr_at(step: int, config: FinetuneConfig, total: int) -> float:
     return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def load_model(base_dir: str, config: FinetuneConfig, device: torch.device) -> torch.nn.Module:
-    """The base model in fp32 (bf16 comes from autocast), with LoRA adapters when configured."""
+def load_model(base_dir: str, config: FinetuneConfig, device: torch.device,
+               init_adapter_dir: str | None = None) -> torch.nn.Module:
+    """The base model in fp32 (bf16 comes from autocast), with LoRA adapters when configured:
+    fresh ones, or those of a registered adapter to continue from."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(config.seed)  # the same adapter initialisation on every worker
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     model.config.use_cache = False  # a cache would also switch off packed-sequence masking
-    if config.lora is not None:
+    if config.lora is not None and init_adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, init_adapter_dir, is_trainable=True)
+    elif config.lora is not None:
         from peft import LoraConfig, get_peft_model
 
         lora = config.lora
@@ -95,7 +101,9 @@ class Worker:
         self.train_data, self.eval_data = data["train"], data["eval"]
         registry = Registry(self.storage)
         self.base_dir = str(registry.local_dir(registry.get(EntryKind.MODEL, loop_config["base_ref"])))
-        model = load_model(self.base_dir, config, self.device)
+        init = loop_config.get("init_adapter_ref")
+        init_dir = str(registry.local_dir(registry.get(EntryKind.ADAPTER, init))) if init else None
+        model = load_model(self.base_dir, config, self.device, init_dir)
         self.reference = reference_for(config, model)
         self.sync = make_synchroniser(model, config)
         self.objective = objective_for(config)

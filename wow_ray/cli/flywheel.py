@@ -1,0 +1,77 @@
+"""``wow-ray flywheel ...``: run the self-evolving loop, and show what it did."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wow_ray.flywheel import Flywheel, FlywheelOptions
+from wow_ray.registry import Registry
+
+app = typer.Typer(help="The loop: evaluate production, failures become data, fine-tune a "
+                  "candidate, promote it only if the gate says it is better.",
+                  no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    from wow_ray.cli import settings_from
+
+    return Registry(settings_from(ctx).storage_path)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
+    turns: Annotated[int, typer.Option(help="Turns to run (an unfinished turn is finished first).")] = 1,
+    llm_url: Annotated[str, typer.Option(help="The LLM app serving the base model and adapters.")] = "http://127.0.0.1:8000",
+    tasks: Annotated[int | None, typer.Option(help="At most this many tasks per split.")] = None,
+    trials: Annotated[int, typer.Option(help="k: trials per task.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps of each candidate's job.")] = 20,
+    alpha: Annotated[float, typer.Option(help="The gate's significance level.")] = 0.05,
+) -> None:
+    """Run the loop; interrupted, it resumes where it stopped when run again."""
+    from wow_ray.flywheel.stages import RealStages, StageOptions
+
+    registry = _registry(ctx)
+    options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials)
+    options.train["max_steps"] = max_steps
+    loop = Flywheel(registry, scenario, RealStages(registry, options),
+                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
+    for records in loop.run(turns):
+        gate = records["gate"].outputs
+        console.print(f"turn {records['gate'].turn}: "
+                      f"{'[green]promoted[/]' if gate['promote'] else '[yellow]rejected[/]'}: "
+                      f"{gate['reason']}")
+
+
+@app.command()
+def history(ctx: typer.Context,
+            scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery") -> None:
+    """Every turn: datasets, job, candidate, the gate's decision and the numbers."""
+    from wow_ray.flywheel.stages import RealStages, StageOptions
+
+    registry = _registry(ctx)
+    loop = Flywheel(registry, scenario, RealStages(registry, StageOptions(scenario=scenario)))
+    table = Table("turn", "production success", "model share", "datasets", "candidate",
+                  "cand. success", "decision", "seconds")
+    for records in loop.history():
+        prod, cand = records.get("evaluate_baseline"), records.get("evaluate_candidate")
+        train, gate = records.get("train"), records.get("gate")
+        share = prod.outputs.get("model_share", {}) if prod else {}
+        table.add_row(
+            str(next(iter(records.values())).turn),
+            str(prod.outputs.get("success")) if prod else "-",
+            ", ".join(f"{a} {v:.2f}" for a, v in share.items() if v is not None) or "-",
+            "\n".join(f"{d['dataset']} x{d['weight']}" for d in
+                      records["build_data"].outputs["datasets"]) if "build_data" in records else "-",
+            str(train.outputs.get("trained") or train.outputs.get("adapters")) if train else "-",
+            str(cand.outputs.get("success")) if cand else "-",
+            (("promoted: " if gate.outputs["promote"] else "rejected: ") + gate.outputs["reason"])
+            if gate else "(unfinished)",
+            f"{sum(r.seconds for r in records.values()):.0f}")
+    Console().print(table if table.rows else f"no turns of {scenario} yet")

@@ -1,0 +1,31 @@
+"""The self-evolving loop: failures become data, data a fine-tuned candidate, and only a better
+candidate is served (its adapters' ``production`` aliases moved by the gate)::
+
+    from wow_ray.flywheel import Flywheel, RealStages
+    Flywheel(registry, "food_delivery", RealStages(...)).run(turns=1)
+"""
+
+from wow_ray.flywheel.gate import GateDecision, decide, per_task, sign_test
+from wow_ray.flywheel.loop import (
+    STEPS,
+    Flywheel,
+    FlywheelBusy,
+    FlywheelOptions,
+    Stages,
+    StepRecord,
+    numbers,
+)
+
+__all__ = [
+    "STEPS",
+    "Flywheel",
+    "FlywheelBusy",
+    "FlywheelOptions",
+    "GateDecision",
+    "Stages",
+    "StepRecord",
+    "decide",
+    "numbers",
+    "per_task",
+    "sign_test",
+]
