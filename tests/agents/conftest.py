@@ -44,44 +44,72 @@ def no_model_master(pack):
     return local_master(pack, None)
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A throw-away PostgreSQL server (the machine's own binaries), or a skip if there are none.
+class PostgresServer:
+    """A throw-away PostgreSQL server (the machine's own binaries) that a test may stop and
+    start again, as an outage would."""
 
-    Started as the ``postgres`` user when the tests run as root (PostgreSQL refuses root), on a
-    free loopback port, trusting local connections; stopped and deleted at the end.
+    def __init__(self, initdb: str, pg_ctl: str) -> None:
+        import os
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+
+        self.pg_ctl, self.as_user = pg_ctl, []
+        self.root = tempfile.mkdtemp(prefix="wow-pg-")
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.data = f"{self.root}/data"
+        subprocess.run([*self.as_user, initdb, "-D", self.data, "-A", "trust", "-U", "postgres",
+                        "--no-sync"], check=True, capture_output=True)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data, "-l", f"{self.root}/log", "-w",
+                        "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                        "-c fsync=off", "start"], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        import subprocess
+
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data, "-m", "immediate", "stop"],
+                       capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server (see PostgresServer), or a skip if there is none.
+
+    Started as the ``postgres`` user when the tests run as root, on a free loopback port,
+    trusting local connections; stopped and deleted at the end.
     """
     import importlib.util
-    import os
     import shutil
-    import socket
     import subprocess
-    import tempfile
 
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if not (initdb and pg_ctl) or importlib.util.find_spec("psycopg") is None:
         pytest.skip("needs PostgreSQL's initdb/pg_ctl on PATH and psycopg (the postgres extra)")
-    as_user: list[str] = []
-    root = tempfile.mkdtemp(prefix="wow-pg-")
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = f"{root}/data"
     try:
-        subprocess.run([*as_user, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-                       check=True, capture_output=True)
-        subprocess.run([*as_user, pg_ctl, "-D", data, "-l", f"{root}/log", "-w", "-o",
-                        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True)
+        server = PostgresServer(initdb, pg_ctl)
+        server.start()
     except subprocess.CalledProcessError as exc:
-        shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-300:]}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"], capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+    yield server
+    server.stop()
+    shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres) -> str:
+    """The URL of the session's PostgreSQL server."""
+    return postgres.url
 
 
 @pytest.fixture

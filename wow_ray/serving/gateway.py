@@ -42,6 +42,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from sqlalchemy.exc import DBAPIError
 
 from wow_ray.agents.events import (
     DoneEvent,
@@ -69,6 +70,17 @@ from wow_ray.serving.metrics import record_turn
 from wow_ray.serving.session_logs import install_session_logging, session_context
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
+STORE_DOWN = "the sessions database is unavailable; nothing of this request was stored, try again"
+STORE_RETRY_S = "5"
+
+
+@app.exception_handler(DBAPIError)
+async def _store_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+    """The sessions database is down or unreachable: a clear 503, never a 500. Each turn is saved
+    in one transaction, so a failed save leaves no half-written turn, and the engine's
+    pre-ping reconnects once the database is back."""
+    return JSONResponse({"detail": STORE_DOWN}, status_code=503,
+                        headers={"Retry-After": STORE_RETRY_S})
 app.mount("/console", console_app)  # the operators' web console (wow_ray/serving/console/)
 
 
@@ -218,6 +230,8 @@ class Gateway:
             await asyncio.to_thread(self.store.save_turn, outcome.state, outcome.turn, version)
         except SessionConflict as exc:
             raise HTTPException(409, str(exc)) from None
+        except DBAPIError:  # inside a stream too, where the app's handler cannot answer
+            raise HTTPException(503, STORE_DOWN, headers={"Retry-After": STORE_RETRY_S}) from None
         record_turn(outcome.turn, self.pack.name)  # metrics count stored turns only
 
     def _out(self, outcome: Any, started: float) -> TurnReply:
