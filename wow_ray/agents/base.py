@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -128,36 +128,57 @@ async def run_structured(
     return None
 
 
+class TextGate(Protocol):
+    """What :func:`run_text` needs of a reply gate (``wow_ray.agents.reply_gate.ReplyGate``)."""
+
+    shown: str
+    rejected: str | None
+    streaming: bool
+
+    def restart(self) -> None: ...
+    def feed(self, piece: str) -> None: ...
+    def close(self, finish_reason: str | None = None) -> None: ...
+
+
 async def run_text(
     client: ChatClient | None,
     agent: Agent,
     inp: BaseModel,
     step: AgentStep,
     validate: Callable[[str], str],
-    on_piece: Callable[[str], Any] | None = None,
+    gate: TextGate,
 ) -> str | None:
-    """Free text from ``agent``'s model, validated like :func:`run_structured`.
+    """Free text from ``agent``'s model, used only if every sentence of it stands.
 
-    With ``on_piece`` the first attempt is streamed (each piece passed on as it arrives); the
-    validator still runs on the whole text, and a rejected stream is retried unstreamed.
+    Each attempt's text goes through ``gate`` (streamed piece by piece when it streams), which
+    keeps the checked prefix in ``gate.shown``. The text is returned when the gate kept all of
+    it and ``validate`` accepts the whole. Otherwise the attempt is recorded as invalid, and
+    another is made only while nothing was shown; the caller completes ``gate.shown`` (or
+    falls back when it is empty), since text a customer has read is never taken back.
     """
     settings = agent.settings
     if client is None or not settings.use_model or agent.prompt is None:
         return None
     messages = PROMPTS[agent.prompt].messages(inp)
     for attempt in range(settings.retries + 1):
+        if gate.shown:
+            break
+        gate.restart()
         temperature = settings.temperature if attempt == 0 else settings.retry_temperature
         started = time.perf_counter()
         result: ChatResult | None = None
+        options = {"model": settings.model, "max_tokens": settings.max_tokens,
+                   "temperature": temperature}
         try:
-            if on_piece is not None and attempt == 0:
-                result = await _streamed(client.stream(messages, model=settings.model,
-                                                       max_tokens=settings.max_tokens,
-                                                       temperature=temperature), on_piece)
+            if gate.streaming:
+                result = await _streamed(client.stream(messages, **options), gate.feed)
             else:
-                result = await client.chat(messages, model=settings.model,
-                                           max_tokens=settings.max_tokens, temperature=temperature)
-            text = validate(result.content)
+                result = await client.chat(messages, **options)
+                gate.feed(result.content)
+            gate.close(result.finish_reason)
+            if gate.rejected is not None:
+                raise InvalidOutput(gate.rejected)
+            text = validate(gate.shown)
         except InvalidOutput as exc:
             step.llm_calls.append(_record(result, attempt, settings.model,
                                           time.perf_counter() - started, False, str(exc)))
