@@ -65,8 +65,9 @@ class Agent:
 
 
 def _record(result: ChatResult | None, attempt: int, model: str | None, latency: float,
-            valid: bool, error: str | None) -> LLMCallRecord:
+            valid: bool, error: str | None, first_token_s: float | None = None) -> LLMCallRecord:
     return LLMCallRecord(
+        first_token_s=None if first_token_s is None else round(first_token_s, 4),
         model=result.model if result else (model or ""),
         attempt=attempt,
         prompt_tokens=result.prompt_tokens if result else 0,
@@ -169,9 +170,16 @@ async def run_text(
         result: ChatResult | None = None
         options = {"model": settings.model, "max_tokens": settings.max_tokens,
                    "temperature": temperature}
+        first: list[float] = []
+
+        def piece(text: str, first: list[float] = first, started: float = started) -> None:
+            if not first:  # when the first text arrived: queue and prefill, before decode
+                first.append(time.perf_counter() - started)
+            gate.feed(text)
+
         try:
             if gate.streaming:
-                result = await _streamed(client.stream(messages, **options), gate.feed)
+                result = await _streamed(client.stream(messages, **options), piece)
             else:
                 result = await client.chat(messages, **options)
                 gate.feed(result.content)
@@ -181,7 +189,8 @@ async def run_text(
             text = validate(gate.shown)
         except InvalidOutput as exc:
             step.llm_calls.append(_record(result, attempt, settings.model,
-                                          time.perf_counter() - started, False, str(exc)))
+                                          time.perf_counter() - started, False, str(exc),
+                                          first[0] if first else None))
             continue
         except Exception as exc:  # noqa: BLE001 - see run_structured
             step.llm_calls.append(_record(result, attempt, settings.model,
@@ -189,7 +198,8 @@ async def run_text(
                                           f"{type(exc).__name__}: {exc}"[:500]))
             return None
         step.llm_calls.append(_record(result, attempt, settings.model,
-                                      time.perf_counter() - started, True, None))
+                                      time.perf_counter() - started, True, None,
+                                      first[0] if first else None))
         return text
     return None
 

@@ -37,6 +37,8 @@ class LLMCallRecord(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = Field(0.0, description="Wall time of the call, as the agent saw it.")
+    first_token_s: float | None = Field(
+        None, description="Streamed calls: seconds to the first text piece (queue and prefill).")
     output: str = Field("", description="The raw text the model returned.")
     valid: bool = Field(True, description="Whether the output passed validation.")
     error: str | None = Field(None, description="Why it was rejected, or the transport error.")
