@@ -75,7 +75,7 @@ def one_dialogue(http: httpx.Client) -> list[dict[str, Any]]:
     for turn, timing in zip(transcript["turns"], seen, strict=False):
         calls = [{"agent": s["agent"], "prompt_tokens": c["prompt_tokens"],
                   "completion_tokens": c["completion_tokens"], "latency_s": c["latency_s"],
-                  "first_token_s": c.get("first_token_s")}
+                  "first_token_s": c.get("first_token_s"), "first_shown_s": c.get("first_shown_s")}
                  for s in turn["steps"] for c in s["llm_calls"]]
         reply_input = next((s["input"] for s in turn["steps"] if s["agent"] == "response"), None)
         rows.append({**timing, "master_s": turn["latency_s"], "calls": calls,
@@ -141,6 +141,8 @@ def run_level(url: str, concurrency: int, rounds: int, llm: tuple[Any, str] | No
             if c["first_token_s"] is not None:
                 a["first_token_s"].append(c["first_token_s"])
                 a["decode_s"].append(c["latency_s"] - c["first_token_s"])
+            if c["first_token_s"] is not None and c["first_shown_s"] is not None:
+                a["held_s"].append(c["first_shown_s"] - c["first_token_s"])
     walls, ttfts = [r["wall"] for r in rows], [r["ttft"] for r in rows]
     llm_s = [sum(c["latency_s"] for c in r["calls"]) for r in rows]
     return {
@@ -172,15 +174,17 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['floor_ttft_p50_s']:.2f} | {ratio:.2f} | {r['turn_p99_s'] / r['turn_p50_s']:.2f} | "
             f"{r['calls_per_turn']:.2f} | {r['rest_of_turn_p50_s']:.2f} |")
     lines += ["", "Per model call, means by agent (c = sessions): prompt tokens, generated tokens, "
-              "wall s; streamed calls also first piece s (queue + prefill) and decode s.", "",
-              "| sessions | agent | calls | prompt tok | generated tok | wall (s) | first piece (s) "
-              "| decode (s) |", "| --- |" + " --- |" * 7]
+              "wall s; streamed calls also first piece s (queue + prefill), decode s, and how long "
+              "the first piece was held until its sentence stood (the gate's cost to first token).",
+              "", "| sessions | agent | calls | prompt tok | generated tok | wall (s) | first piece (s) "
+              "| decode (s) | held (s) |", "| --- |" + " --- |" * 8]
     for r in results:
         for agent, a in sorted(r["agents"].items()):
             lines.append(
                 f"| {r['concurrency']} | {agent} | {r['calls_total'][agent]} | "
                 f"{a['prompt_tokens']:.0f} | {a['completion_tokens']:.1f} | {a['latency_s']:.2f} | "
-                f"{a.get('first_token_s', float('nan')):.2f} | {a.get('decode_s', float('nan')):.2f} |")
+                f"{a.get('first_token_s', float('nan')):.2f} | {a.get('decode_s', float('nan')):.2f} | "
+                f"{a.get('held_s', float('nan')):.2f} |")
     return "\n".join(lines)
 
 

@@ -109,3 +109,9 @@ def test_the_gate_stops_at_the_first_failing_sentence_and_drops_a_cut_off_tail()
     cut = ReplyGate(check_no_nine)
     assert cut.settle("Fine. And then the", "length") == "Fine." and cut.cut and not cut.whole
     assert ReplyGate(check_no_nine).settle("Fine. All done.", "length") == "Fine. All done."
+
+
+def test_a_streamed_reply_call_records_its_first_token_and_first_shown_text(pack, session):
+    events, turn = streamed_turn(pack, session("U0214"), "Sorry for the wait! I've added a 5 CNY coupon.")
+    call = turn.steps[-1].llm_calls[0]
+    assert call.valid and 0 <= call.first_token_s <= call.first_shown_s

@@ -65,9 +65,9 @@ class Agent:
 
 
 def _record(result: ChatResult | None, attempt: int, model: str | None, latency: float,
-            valid: bool, error: str | None, first_token_s: float | None = None) -> LLMCallRecord:
+            valid: bool, error: str | None, times: dict[str, float] | None = None) -> LLMCallRecord:
     return LLMCallRecord(
-        first_token_s=None if first_token_s is None else round(first_token_s, 4),
+        **{name: round(seconds, 4) for name, seconds in (times or {}).items()},
         model=result.model if result else (model or ""),
         attempt=attempt,
         prompt_tokens=result.prompt_tokens if result else 0,
@@ -170,12 +170,13 @@ async def run_text(
         result: ChatResult | None = None
         options = {"model": settings.model, "max_tokens": settings.max_tokens,
                    "temperature": temperature}
-        first: list[float] = []
+        times: dict[str, float] = {}  # first_token_s: queue and prefill; first_shown_s: + gate
 
-        def piece(text: str, first: list[float] = first, started: float = started) -> None:
-            if not first:  # when the first text arrived: queue and prefill, before decode
-                first.append(time.perf_counter() - started)
+        def piece(text: str, times: dict[str, float] = times, started: float = started) -> None:
+            times.setdefault("first_token_s", time.perf_counter() - started)
             gate.feed(text)
+            if gate.shown:
+                times.setdefault("first_shown_s", time.perf_counter() - started)
 
         try:
             if gate.streaming:
@@ -184,13 +185,14 @@ async def run_text(
                 result = await client.chat(messages, **options)
                 gate.feed(result.content)
             gate.close(result.finish_reason)
+            if gate.streaming and gate.shown:  # a one-sentence reply stands only at the end
+                times.setdefault("first_shown_s", time.perf_counter() - started)
             if gate.rejected is not None:
                 raise InvalidOutput(gate.rejected)
             text = validate(gate.shown)
         except InvalidOutput as exc:
             step.llm_calls.append(_record(result, attempt, settings.model,
-                                          time.perf_counter() - started, False, str(exc),
-                                          first[0] if first else None))
+                                          time.perf_counter() - started, False, str(exc), times))
             continue
         except Exception as exc:  # noqa: BLE001 - see run_structured
             step.llm_calls.append(_record(result, attempt, settings.model,
@@ -198,8 +200,7 @@ async def run_text(
                                           f"{type(exc).__name__}: {exc}"[:500]))
             return None
         step.llm_calls.append(_record(result, attempt, settings.model,
-                                      time.perf_counter() - started, True, None,
-                                      first[0] if first else None))
+                                      time.perf_counter() - started, True, None, times))
         return text
     return None
 

@@ -39,6 +39,9 @@ class LLMCallRecord(_Record):
     latency_s: float = Field(0.0, description="Wall time of the call, as the agent saw it.")
     first_token_s: float | None = Field(
         None, description="Streamed calls: seconds to the first text piece (queue and prefill).")
+    first_shown_s: float | None = Field(
+        None, description="Streamed replies: seconds to the first text released to the "
+        "customer (the first sentence that passed the checks).")
     output: str = Field("", description="The raw text the model returned.")
     valid: bool = Field(True, description="Whether the output passed validation.")
     error: str | None = Field(None, description="Why it was rejected, or the transport error.")
