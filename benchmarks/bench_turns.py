@@ -28,16 +28,20 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_dialogue import DIALOGUE, customer_http, percentile, start_service  # noqa: E402
+from bench_dialogue import (  # noqa: E402
+    DIALOGUE,
+    customer_http,
+    hold_dialogues,
+    percentile,
+    start_service,
+)
 
 RESPONSE_MAX_TOKENS = 64
 
@@ -117,18 +121,7 @@ def floor_calls(handle: Any, base_model: str, inputs: list[dict[str, Any]],
 
 
 def run_level(url: str, concurrency: int, rounds: int, llm: tuple[Any, str] | None) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def customer(_: int) -> None:
-        with customer_http(url) as http:
-            for _ in range(rounds):
-                got = one_dialogue(http)
-                with lock:
-                    rows.extend(got)
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(customer, range(concurrency)))
+    rows = hold_dialogues(url, concurrency, rounds, one_dialogue)
     inputs = [r["reply_input"] for r in rows if r["reply_input"]]
     floor = floor_calls(llm[0], llm[1], inputs, concurrency) if llm and inputs else []
     per_agent: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
