@@ -90,6 +90,8 @@ def test_engine_reuses_prompt_prefixes_and_binds_cpu_threads_only_when_told(monk
 
     settings = load_settings()
     assert engine_kwargs_for(settings, "cpu")["enable_prefix_caching"] is True
+    assert engine_kwargs_for(settings, "cpu")["block_size"] == 32, "a block the shared prefix fills"
+    assert "block_size" not in engine_kwargs_for(settings, "gpu")
     assert "VLLM_CPU_OMP_THREADS_BIND" not in engine_env_for(settings, "cpu")
     monkeypatch.setenv("WOW_RAY_ENGINE__ENABLE_PREFIX_CACHING", "false")
     monkeypatch.setenv("WOW_RAY_ENGINE__CPU_THREADS_BIND", "0-1")

@@ -52,6 +52,10 @@ class EngineOptions(BaseModel):
         None, description="Reuse the KV cache of prompt prefixes shared across requests (the "
         "agents' system prompts, policy, tool lists). vLLM's CPU build supports it except for "
         "MLA models. Default: on.")
+    block_size: int | None = Field(
+        None, ge=16, description="Tokens per KV-cache block; prefix caching reuses whole blocks "
+        "only. Default: 32 on CPU (vLLM's CPU default, 128, is longer than the prefix the "
+        "agents' prompts share: the reply prompts share 78-127 tokens), vLLM's on GPU.")
     cpu_threads_bind: str | None = Field(
         None, description="CPU build only: the cores vLLM's worker computes on, as "
         "VLLM_CPU_OMP_THREADS_BIND ('0-1': two threads on cores 0 and 1; 'nobind'). Default: "
