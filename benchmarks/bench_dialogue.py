@@ -23,6 +23,7 @@ import statistics
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -76,20 +77,27 @@ def one_dialogue(http: httpx.Client) -> list[dict[str, Any]]:
     return rows
 
 
-def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
+def hold_dialogues(url: str, concurrency: int, rounds: int,
+                   dialogue: Callable[[httpx.Client], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``concurrency`` customers at once, each holding ``rounds`` dialogues; every turn's row."""
     rows: list[dict[str, Any]] = []
     lock = threading.Lock()
 
     def customer(_: int) -> None:
         with customer_http(url) as http:
             for _ in range(rounds):
-                got = one_dialogue(http)
+                got = dialogue(http)
                 with lock:
                     rows.extend(got)
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(customer, range(concurrency)))
+    return rows
+
+
+def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    rows = hold_dialogues(url, concurrency, rounds, one_dialogue)
     elapsed = time.perf_counter() - started
     overhead = [(r["wall"] - r["llm"]) / r["wall"] for r in rows]
     per_agent: dict[str, dict[str, float]] = {}

@@ -83,3 +83,19 @@ def test_malformed_file_is_reported_with_its_path(tmp_path, content, fragment):
 def test_missing_file_is_reported():
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/wow.yaml")
+
+
+def test_engine_reuses_prompt_prefixes_and_binds_cpu_threads_only_when_told(monkeypatch):
+    from wow_ray.llm.engine import engine_env_for, engine_kwargs_for
+
+    settings = load_settings()
+    assert engine_kwargs_for(settings, "cpu")["enable_prefix_caching"] is True
+    assert engine_kwargs_for(settings, "cpu")["block_size"] == 32, "a block the shared prefix fills"
+    assert "block_size" not in engine_kwargs_for(settings, "gpu")
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in engine_env_for(settings, "cpu")
+    monkeypatch.setenv("WOW_RAY_ENGINE__ENABLE_PREFIX_CACHING", "false")
+    monkeypatch.setenv("WOW_RAY_ENGINE__CPU_THREADS_BIND", "0-1")
+    settings = load_settings()
+    assert engine_kwargs_for(settings, "cpu")["enable_prefix_caching"] is False
+    assert engine_env_for(settings, "cpu")["VLLM_CPU_OMP_THREADS_BIND"] == "0-1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in engine_env_for(settings, "gpu")

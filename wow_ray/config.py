@@ -48,6 +48,22 @@ class EngineOptions(BaseModel):
         description="Fraction of device memory for weights and KV cache. On CPU vLLM reads it as "
         "a fraction of host memory. Default: 0.2 on CPU, 0.9 on GPU.",
     )
+    enable_prefix_caching: bool | None = Field(
+        None, description="Reuse the KV cache of prompt prefixes shared across requests (the "
+        "agents' system prompts, policy, tool lists). vLLM's CPU build supports it except for "
+        "MLA models. Default: on.")
+    block_size: int | None = Field(
+        None, ge=16, description="Tokens per KV-cache block; prefix caching reuses whole blocks "
+        "only. Default: 32 on CPU (vLLM's CPU default, 128, is longer than the prefix the "
+        "agents' prompts share: the reply prompts share 78-127 tokens), vLLM's on GPU.")
+    cpu_threads_bind: str | None = Field(
+        None, description="CPU build only: the cores vLLM's worker computes on, as "
+        "VLLM_CPU_OMP_THREADS_BIND ('0-1': two threads on cores 0 and 1; 'nobind'). Default: "
+        "vLLM's 'auto', which reserves one core for its scheduler, so a 2-core machine "
+        "decodes on one thread.")
+    warm_up: bool = Field(
+        True, description="Generate a few tokens when a replica starts, before it reports "
+        "ready, so the first customer does not pay for the engine's first steps.")
     enable_lora: bool = Field(True, description="Serve LoRA adapters from the registry by name.")
     max_lora_rank: int = Field(16, ge=1, le=256, description="Largest adapter rank accepted.")
     max_loras: int = Field(4, ge=1, description="Adapters resident in one batch at once.")

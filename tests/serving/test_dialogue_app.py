@@ -168,7 +168,7 @@ def test_a_reply_streams_as_server_sent_events(svc):
             elif line.startswith("data:") and events[-1] == "done":
                 done = json.loads(line.removeprefix("data:"))
     assert events[0] == "step" and events[-1] == "done"
-    assert "delta" in events
+    assert "delta" in events and "reset" not in events, "streamed text is never withdrawn"
     assert svc.transcript(sid).turns[0].reply == done["reply"]
 
 
@@ -188,6 +188,30 @@ def test_openai_compatible_facade_keeps_a_session(svc):
     record = svc.transcript(sid)
     assert [t.customer for t in record.turns] == [body["messages"][0]["content"], "thanks, bye"]
     assert svc.http.get("/v1/models").json()["data"][0]["id"] == "food_delivery"
+
+
+def test_openai_facade_streams_the_reply_as_it_is_written(svc):
+    """Each delta the master streams goes out as a chunk; joined they are the stored reply,
+    and no text is withdrawn on the session stream either."""
+    customer = svc.app.customer("U0214")
+    body = {"model": "food_delivery", "stream": True,
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "My order O10337 arrived 20 minutes late"}]}]}
+    pieces, finish = [], None
+    with svc.http.stream("POST", "/v1/chat/completions", json=body, headers=customer) as response:
+        assert response.status_code == 200
+        sid = response.headers["x-session-id"]
+        for line in response.iter_lines():
+            data = line.removeprefix("data:").strip()
+            if not line.startswith("data:") or data == "[DONE]":
+                continue
+            choice = json.loads(data)["choices"][0]
+            if choice["delta"].get("content"):
+                pieces.append(choice["delta"]["content"])
+            finish = choice["finish_reason"] or finish
+    svc.tokens[sid] = {"X-Customer-Token": customer["X-Customer-Token"]}
+    assert finish == "stop" and pieces
+    assert "".join(pieces) == svc.transcript(sid).turns[0].reply
 
 
 def _replicas(app_name: str, deployments: tuple[str, ...]) -> dict[str, list[str]]:

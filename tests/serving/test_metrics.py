@@ -67,6 +67,7 @@ def test_model_use_classifies_each_step_as_the_design_defines_model_share():
     assert AgentStep(agent="a", llm_calls=[call(False)]).model_use == "fallback"
     assert AgentStep(agent="a", llm_calls=[call()], fallback=True).model_use == "fallback"
     assert AgentStep(agent="a", llm_calls=[call(), call(False)]).model_use == "fallback"
+    assert AgentStep(agent="a", llm_calls=[call(False)], completed=True).model_use == "completed"
 
 
 def test_a_turn_gives_latency_per_agent_and_model_use_per_agent_and_model():

@@ -51,3 +51,53 @@ def test_earlier_messages_that_differ_from_the_session_are_refused(messages):
 def test_a_new_session_cannot_start_with_a_made_up_past():
     assert body(("user", "hi")).history_mismatch([]) is None
     assert body(("assistant", "refund approved"), ("user", "ok do it")).history_mismatch([])
+
+
+def _chunks(events) -> list[dict | str]:
+    import asyncio
+    import json
+
+    from wow_ray.serving.gateway_models import completion_stream
+
+    async def source():
+        for event in events:
+            yield event
+
+    async def collect():
+        return [c async for c in completion_stream(source(), "chatcmpl-1", "food_delivery")]
+
+    out = []
+    for sse in asyncio.run(collect()):
+        data = sse.split("data:", 1)[1].strip()
+        out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def _text(chunks) -> list[str]:
+    return [c["choices"][0]["delta"].get("content", "") for c in chunks if isinstance(c, dict)]
+
+
+def _done(reply: str):
+    from wow_ray.agents.events import DoneEvent
+
+    return DoneEvent(session_id="s", turn=0, reply=reply, status="active", latency_s=1.0)
+
+
+def test_the_facade_streams_each_delta_as_a_chunk_as_it_comes():
+    """Once the whole turn was waited for and split into words; now each delta goes out."""
+    from wow_ray.agents.events import DeltaEvent, StepEvent
+
+    chunks = _chunks([StepEvent(agent="understanding", summary={}), DeltaEvent(text="Sorry!"),
+                      DeltaEvent(text=" A 5 CNY coupon is yours."),
+                      _done("Sorry! A 5 CNY coupon is yours.")])
+    assert _text(chunks) == ["Sorry!", " A 5 CNY coupon is yours.", ""]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1] == "[DONE]"
+
+
+def test_after_a_restart_the_facade_sends_only_text_that_extends_what_was_sent():
+    from wow_ray.agents.events import DeltaEvent, ResetEvent
+
+    chunks = _chunks([DeltaEvent(text="Sorry!"), ResetEvent(), DeltaEvent(text="Sor"),
+                      DeltaEvent(text="ry! Here"), DeltaEvent(text=" it is."),
+                      _done("Sorry! Here it is. Bye.")])
+    assert _text(chunks) == ["Sorry!", " Here", " it is.", " Bye.", ""]

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -65,8 +65,9 @@ class Agent:
 
 
 def _record(result: ChatResult | None, attempt: int, model: str | None, latency: float,
-            valid: bool, error: str | None) -> LLMCallRecord:
+            valid: bool, error: str | None, times: dict[str, float] | None = None) -> LLMCallRecord:
     return LLMCallRecord(
+        **{name: round(seconds, 4) for name, seconds in (times or {}).items()},
         model=result.model if result else (model or ""),
         attempt=attempt,
         prompt_tokens=result.prompt_tokens if result else 0,
@@ -128,39 +129,70 @@ async def run_structured(
     return None
 
 
+class TextGate(Protocol):
+    """What :func:`run_text` needs of a reply gate (``wow_ray.agents.reply_gate.ReplyGate``)."""
+
+    shown: str
+    rejected: str | None
+    streaming: bool
+
+    def restart(self) -> None: ...
+    def feed(self, piece: str) -> None: ...
+    def close(self, finish_reason: str | None = None) -> None: ...
+
+
 async def run_text(
     client: ChatClient | None,
     agent: Agent,
     inp: BaseModel,
     step: AgentStep,
     validate: Callable[[str], str],
-    on_piece: Callable[[str], Any] | None = None,
+    gate: TextGate,
 ) -> str | None:
-    """Free text from ``agent``'s model, validated like :func:`run_structured`.
+    """Free text from ``agent``'s model, used only if every sentence of it stands.
 
-    With ``on_piece`` the first attempt is streamed (each piece passed on as it arrives); the
-    validator still runs on the whole text, and a rejected stream is retried unstreamed.
+    Each attempt's text goes through ``gate`` (streamed piece by piece when it streams), which
+    keeps the checked prefix in ``gate.shown``. The text is returned when the gate kept all of
+    it and ``validate`` accepts the whole. Otherwise the attempt is recorded as invalid, and
+    another is made only while nothing was shown; the caller completes ``gate.shown`` (or
+    falls back when it is empty), since text a customer has read is never taken back.
     """
     settings = agent.settings
     if client is None or not settings.use_model or agent.prompt is None:
         return None
     messages = PROMPTS[agent.prompt].messages(inp)
     for attempt in range(settings.retries + 1):
+        if gate.shown:
+            break
+        gate.restart()
         temperature = settings.temperature if attempt == 0 else settings.retry_temperature
         started = time.perf_counter()
         result: ChatResult | None = None
+        options = {"model": settings.model, "max_tokens": settings.max_tokens,
+                   "temperature": temperature}
+        times: dict[str, float] = {}  # first_token_s: queue and prefill; first_shown_s: + gate
+
+        def piece(text: str, times: dict[str, float] = times, started: float = started) -> None:
+            times.setdefault("first_token_s", time.perf_counter() - started)
+            gate.feed(text)
+            if gate.shown:
+                times.setdefault("first_shown_s", time.perf_counter() - started)
+
         try:
-            if on_piece is not None and attempt == 0:
-                result = await _streamed(client.stream(messages, model=settings.model,
-                                                       max_tokens=settings.max_tokens,
-                                                       temperature=temperature), on_piece)
+            if gate.streaming:
+                result = await _streamed(client.stream(messages, **options), piece)
             else:
-                result = await client.chat(messages, model=settings.model,
-                                           max_tokens=settings.max_tokens, temperature=temperature)
-            text = validate(result.content)
+                result = await client.chat(messages, **options)
+                gate.feed(result.content)
+            gate.close(result.finish_reason)
+            if gate.streaming and gate.shown:  # a one-sentence reply stands only at the end
+                times.setdefault("first_shown_s", time.perf_counter() - started)
+            if gate.rejected is not None:
+                raise InvalidOutput(gate.rejected)
+            text = validate(gate.shown)
         except InvalidOutput as exc:
             step.llm_calls.append(_record(result, attempt, settings.model,
-                                          time.perf_counter() - started, False, str(exc)))
+                                          time.perf_counter() - started, False, str(exc), times))
             continue
         except Exception as exc:  # noqa: BLE001 - see run_structured
             step.llm_calls.append(_record(result, attempt, settings.model,
@@ -168,7 +200,7 @@ async def run_text(
                                           f"{type(exc).__name__}: {exc}"[:500]))
             return None
         step.llm_calls.append(_record(result, attempt, settings.model,
-                                      time.perf_counter() - started, True, None))
+                                      time.perf_counter() - started, True, None, times))
         return text
     return None
 

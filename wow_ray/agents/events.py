@@ -1,7 +1,7 @@
 """A turn as typed events: what the master agent yields, and what the gateway streams.
 
-The master yields :data:`TurnEvent` (``step``, ``delta``, ``reset``, then one ``final`` that
-carries the new state). The gateway saves the final outcome and streams
+The master yields :data:`TurnEvent` (``step``, ``delta``, then one ``final`` that carries the
+new state); the deltas are text that stands, joined they are the final reply. The gateway saves the final outcome and streams
 :data:`ServiceEvent` to its clients instead: the same ``step``/``delta``/``reset``, then
 ``done`` (the saved turn) or ``error``. On the wire each event is one server-sent event, named
 by its ``type``, its other fields as JSON data (:func:`to_sse`); :func:`from_sse` reads one
@@ -43,7 +43,8 @@ class DeltaEvent(BaseModel):
 
 
 class ResetEvent(BaseModel):
-    """Discard the text streamed so far: the final reply replaces it."""
+    """Discard the text streamed so far. The master never sends it (its deltas stand); the
+    gateway does when a replica died mid-turn and the turn restarts from its beginning."""
 
     type: Literal["reset"] = "reset"
 

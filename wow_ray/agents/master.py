@@ -28,7 +28,6 @@ from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structu
 from wow_ray.agents.events import (
     DeltaEvent,
     FinalEvent,
-    ResetEvent,
     StepEvent,
     TurnEvent,
     TurnOutcome,
@@ -114,8 +113,8 @@ class MasterAgent:
 
     async def events(self, state: SessionState, message: str, attachments: Sequence[str] = (),
                      *, stream: bool = True) -> AsyncIterator[TurnEvent]:
-        """The turn as events: ``step`` (a specialist finished), ``delta`` (reply text),
-        ``reset`` (discard the streamed text: the final reply replaces it), ``final``."""
+        """The turn as events: ``step`` (a specialist finished), ``delta`` (reply text that
+        stands: the deltas joined are the final reply, never withdrawn), then ``final``."""
         started = time.perf_counter()
         state = state.model_copy(deep=True)
         record = TurnRecord(index=state.turns, customer=message, attachments=list(attachments))
@@ -157,19 +156,15 @@ class MasterAgent:
             yield StepEvent(agent=step.agent, summary=step.output)
 
         reply: Reply | None = None
-        streamed: list[str] = []
         if stream:
             async for piece in self.specialists.respond_stream(respond):
                 if isinstance(piece, Reply):
                     reply = piece
                 else:
-                    streamed.append(piece)
                     yield DeltaEvent(text=piece)
         else:
             reply = await self.specialists.respond(respond)
         assert reply is not None
-        if streamed and "".join(streamed).strip() != reply.text:
-            yield ResetEvent()
         record.steps.append(reply.step)
         record.reply = reply.text
         state.history.append(Line(role="agent", text=reply.text))

@@ -2,15 +2,18 @@
 
 The model writes from a list of facts (sentences about tool results, the policy's reasons for
 a refusal, knowledge-base passages) and values it must quote (amounts, ticket numbers). Its
-text is checked before anyone sees it as final:
+text is checked sentence by sentence before anyone sees it (``reply_gate``):
 
 - every value it must quote is there;
 - every number and id in it appears in the facts, the values or the customer's message, so it
   cannot promise an amount nobody granted or cite an order nobody named;
 - it does not leak the prompt, and a question is asked when one was needed.
 
-A reply that fails is replaced by one built from the facts themselves (``fallback``), which is
-what a weak model mostly gets; fine-tuning the response adapter is what moves replies from
+Text that stands is released as it is written and never taken back. From the first sentence
+that fails, the model's text is dropped and the reply is completed with the facts it had to
+state (``complete``); when no sentence stood it is one built from the facts themselves
+(``fallback``), which is what a weak model mostly gets. Only a reply kept whole counts as the
+model's (``AgentStep.model_use``); fine-tuning the response adapter is what moves replies from
 the template to the model.
 """
 
@@ -26,6 +29,7 @@ from wow_ray.agents.claims import Recital, claims_in, unsupported_claims
 from wow_ray.agents.messages import Reply, RespondRequest
 from wow_ray.agents.prompt_inputs import ask_label, response_input
 from wow_ray.agents.prompts import ResponseInput, response_messages
+from wow_ray.agents.reply_gate import ReplyGate
 from wow_ray.agents.slots import id_shapes
 from wow_ray.agents.transcript import AgentStep
 from wow_ray.llm.chat import ChatClient
@@ -67,14 +71,22 @@ class ResponseAgent:
         return ask_label(self.pack, slot)
 
     async def respond(self, req: RespondRequest, on_piece: Callable[[str], Any] | None = None) -> Reply:
+        """The reply to ``req``. With ``on_piece`` its text is streamed as it stands: every
+        piece passed on is part of the final reply, which is never taken back (``ReplyGate``)."""
         started = time.perf_counter()
         inp = response_input(self.pack, req, self.brand, self.tone)
         step = AgentStep(agent=self.agent.name, input=inp.model_dump())
+        gate = ReplyGate(lambda t: self.check_prefix(t, req), on_piece)
         text = await run_text(self.client, self.agent, inp, step,
-                              lambda t: self.validate(t, req), on_piece)
-        if text is None:
+                              lambda t: self.validate(t, req), gate)
+        if text is None and gate.shown:
+            # The model's checked prefix was shown: keep it, add what only the whole lacked.
+            gate.push(self.complete(gate.shown, req, inp))
+            text, step.completed = gate.shown, True
+        elif text is None:
             step.fallback = self.client is not None and self.agent.settings.use_model
             text = self.fallback(req, inp)
+            gate.push(text)
         step.output = {"text": text}
         step.latency_s = round(time.perf_counter() - started, 6)
         return Reply(text=text, step=step)
@@ -84,6 +96,17 @@ class ResponseAgent:
         text = " ".join(text.strip().split())
         if not text:
             raise InvalidOutput("empty reply")
+        self.check_prefix(text, req)
+        missing = [v for v in req.must_say if v not in text]
+        if missing:
+            raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
+        if req.kind == "clarify" and "?" not in text:
+            raise InvalidOutput("a clarifying reply must ask a question")
+        return text
+
+    def check_prefix(self, text: str, req: RespondRequest) -> None:
+        """The checks a beginning of the reply can fail: whatever a prefix says must already
+        be true (grounded numbers and ids, backed claims, no leak or recital, not too long)."""
         if len(text) > MAX_REPLY_CHARS:
             raise InvalidOutput("reply too long")
         if any(leak.lower() in text.lower() for leak in _LEAKS):
@@ -99,9 +122,6 @@ class ResponseAgent:
             if unsupported:
                 raise InvalidOutput(f"reply says a {' and a '.join(unsupported)} was done, "
                                     "but no write in this dialogue did it")
-        missing = [v for v in req.must_say if v not in text]
-        if missing:
-            raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
         # The ask labels are grounds too: they carry example ids ("like O12345") that a good
         # clarifying question repeats. (Data construction passes the labels themselves.)
         labels = [*req.ask_for, *(self.ask_label(s) for s in req.ask_for)]
@@ -114,9 +134,21 @@ class ResponseAgent:
             for ident in shape.find_all(text):
                 if ident not in grounds.upper():
                     raise InvalidOutput(f"reply mentions {ident}, which no fact supports")
-        if req.kind == "clarify" and "?" not in text:
-            raise InvalidOutput("a clarifying reply must ask a question")
-        return text
+
+    def complete(self, shown: str, req: RespondRequest, inp: ResponseInput) -> str:
+        """What to add after ``shown`` (text that stands) so the reply says all it must: the
+        facts holding each value it failed to quote, and the question a clarification asks."""
+        missing = [v for v in req.must_say if v not in shown]
+        added: list[str] = []
+        for value in missing:
+            if any(value in a for a in added):
+                continue
+            fact = next((f for f in req.facts if value in f), None)
+            added.append(fact or (value if len(value) > 40 else f"(Reference: {value}.)"))
+        if req.kind == "clarify" and "?" not in shown:
+            asks = " and ".join(inp.ask_for) or "a few more details"
+            added.append(f"To help you with that, could you tell me {asks}?")
+        return " ".join(added)
 
     def fallback(self, req: RespondRequest, inp: ResponseInput) -> str:
         """A reply made of the facts themselves: always grounded, never inventive."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 TRANSCRIPT_SCHEMA_VERSION = 1
-ModelUse = Literal["used", "retried", "fallback"]
+ModelUse = Literal["used", "retried", "completed", "fallback"]
 
 
 def utcnow() -> datetime:
@@ -37,6 +37,11 @@ class LLMCallRecord(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = Field(0.0, description="Wall time of the call, as the agent saw it.")
+    first_token_s: float | None = Field(
+        None, description="Streamed calls: seconds to the first text piece (queue and prefill).")
+    first_shown_s: float | None = Field(
+        None, description="Streamed replies: seconds to the first text released to the "
+        "customer (the first sentence that passed the checks).")
     output: str = Field("", description="The raw text the model returned.")
     valid: bool = Field(True, description="Whether the output passed validation.")
     error: str | None = Field(None, description="Why it was rejected, or the transport error.")
@@ -91,6 +96,9 @@ class AgentStep(_Record):
     llm_calls: list[LLMCallRecord] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     fallback: bool = Field(False, description="The safe fallback replaced the model's output.")
+    completed: bool = Field(
+        False, description="Only the model output's checked beginning was kept (it had been "
+        "shown) and deterministic text was added after it.")
     error: str | None = None
 
     @property
@@ -100,9 +108,12 @@ class AgentStep(_Record):
     @property
     def model_use(self) -> ModelUse | None:
         """What became of the step's model output (None: no model was asked). Only ``used``
-        counts toward the agent's model share: produced once and kept as produced."""
+        counts toward the agent's model share: produced once and kept as produced; a reply
+        whose checked beginning was kept and then completed is ``completed``."""
         if not self.llm_calls:
             return None
+        if self.completed and not self.fallback:
+            return "completed"
         if self.fallback or not self.llm_calls[-1].valid:
             return "fallback"
         return "retried" if len(self.llm_calls) > 1 else "used"

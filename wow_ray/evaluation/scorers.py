@@ -87,6 +87,7 @@ class AgentShare(_Score):
     used: int = Field(0, description="First answer valid and used as produced.")
     retried: int = 0
     fallback: int = Field(0, description="Replaced by the deterministic path after its tries.")
+    completed: int = Field(0, description="Its checked beginning kept, the rest deterministic.")
     withdrawn: int = Field(0, description="First answer rejected by the check (a reply draft withdrawn).")
     errors: int = 0
 
@@ -253,6 +254,8 @@ def score_model_share(task: Task | None, transcript: Transcript,
                 s.fallback += 1
             elif use == "retried":
                 s.retried += 1
+            elif use == "completed":
+                s.completed += 1
             else:
                 s.used += 1
     return shares

@@ -55,7 +55,6 @@ from wow_ray.agents.events import (
 )
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
-from wow_ray.llm.wire import END_OF_STREAM, format_sse
 from wow_ray.serving.access import AccessDenied, CustomerIdentity, Scope
 from wow_ray.serving.console import attach_console, console_app
 from wow_ray.serving.dialogue_args import DialogueAppArgs
@@ -63,8 +62,8 @@ from wow_ray.serving.gateway_models import (
     ChatCompletionsBody,
     CreateSession,
     MessageIn,
-    completion_chunk,
     completion_response,
+    completion_stream,
 )
 from wow_ray.serving.metrics import record_turn
 from wow_ray.serving.session_logs import install_session_logging, session_context
@@ -416,17 +415,13 @@ class Gateway:
         first = await anext(events)
 
         async def sse() -> AsyncIterator[str]:
-            # Only the validated reply is sent: OpenAI streams cannot take back text, and the
-            # response agent's draft may be replaced by its fallback.
-            item: ServiceEvent | None = first
-            while item is not None:
-                if isinstance(item, DoneEvent):
-                    for i, word in enumerate(item.reply.split(" ")):
-                        yield completion_chunk(completion_id, self.pack.name,
-                                               word if i == 0 else " " + word, None)
-                    yield completion_chunk(completion_id, self.pack.name, "", "stop")
-                item = await anext(events, None)
-            yield format_sse(END_OF_STREAM)
+            async def turn() -> AsyncIterator[ServiceEvent]:
+                yield first
+                async for item in events:
+                    yield item
+
+            async for chunk in completion_stream(turn(), completion_id, self.pack.name):
+                yield chunk
 
         return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from wow_ray.llm.wire import format_sse
+from wow_ray.agents.events import DeltaEvent, DoneEvent, ResetEvent, ServiceEvent
+from wow_ray.llm.wire import END_OF_STREAM, format_sse
 
 ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -124,3 +126,31 @@ def completion_chunk(completion_id: str, model: str, text: str, finish: str | No
              "model": model, "choices": [{"index": 0, "delta": {"content": text} if text else {},
                                           "finish_reason": finish}]}
     return format_sse(json.dumps(chunk))
+
+
+async def completion_stream(events: AsyncIterator[ServiceEvent], completion_id: str,
+                            model: str) -> AsyncIterator[str]:
+    """A turn's events as an OpenAI stream: each delta sent as a chunk as it comes.
+
+    The master streams only text that stands. OpenAI streams cannot take text back, so after a
+    restart (a replica died mid-turn, the gateway's ``reset``) the new turn's text is sent only
+    where it extends what the client already has; ``done`` sends whatever was not streamed.
+    """
+    sent, again, restarted = "", "", False
+    async for item in events:
+        more = ""
+        if isinstance(item, DeltaEvent) and not restarted:
+            more = item.text
+        elif isinstance(item, DeltaEvent):
+            again += item.text
+            more = again[len(sent):] if again.startswith(sent) else ""
+        elif isinstance(item, ResetEvent):
+            restarted, again = True, ""
+        elif isinstance(item, DoneEvent) and item.reply.startswith(sent):
+            more = item.reply[len(sent):]
+        if more:
+            sent += more
+            yield completion_chunk(completion_id, model, more, None)
+        if isinstance(item, DoneEvent):
+            yield completion_chunk(completion_id, model, "", "stop")
+    yield format_sse(END_OF_STREAM)

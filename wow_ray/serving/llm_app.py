@@ -9,7 +9,8 @@
   ``<model>:<adapter>:vN``) without restarting it: Ray's own loader only reads adapters from
   s3/gs/azure, so :class:`RegistryLoraLoader` reads them from our storage instead;
 - requests are checked before they reach the engine (non-empty messages, max_tokens within the
-  context), so bad input gets a 400 that says what is wrong.
+  context), so bad input gets a 400 that says what is wrong;
+- a replica warms up (a few tokens, streamed and not) before it reports ready.
 """
 
 from __future__ import annotations
@@ -79,6 +80,20 @@ class RegistryLLMServer(LLMServer):
             engine_cls=engine_cls,
             model_downloader=model_downloader or RegistryLoraLoader,
         )
+        if load_settings().engine.warm_up:
+            await self.warm_up()
+
+    async def warm_up(self) -> float:
+        """A few tokens through the whole path a request takes (vLLM's request types, the
+        engine's first steps), inside the constructor: Serve reports the replica ready only
+        after it, so the first customer does not pay for it. Returns the seconds it took."""
+        started = time.perf_counter()
+        body = {"model": self._llm_config.model_id, "max_tokens": 4, "temperature": 0.0,
+                "messages": [{"role": "user", "content": "Hello"}]}
+        for stream in (False, True):
+            async for _ in self.chat_plain({**body, "stream": stream}):
+                pass
+        return time.perf_counter() - started
 
     async def chat_plain(self, body: dict[str, Any]) -> AsyncGenerator[dict | list[dict], None]:
         """``chat`` for callers that do not import vLLM (the dialogue agents' Serve-handle
