@@ -54,8 +54,7 @@ def build_report(results: list[dict], out: Path, command: str, image: str = "com
     model is calibrated on `calibration_runs` (run keys, default the first run) and its error
     is reported on the other runs only."""
     report.chart(results, out / "comm.png")
-    calibration = validation.calibrate(
-        results, calibration_runs or [validation.run_key(results[0])])
+    calibration, models = validation.calibrated_models(results, calibration_runs)
     lines = [
         "Ten schedulers train the same model on the same emulated cluster in one run "
         "(`benchmarks/bench_comm.py`; each host a network namespace, links shaped by `tc`): "
@@ -81,9 +80,8 @@ def build_report(results: list[dict], out: Path, command: str, image: str = "com
         "```",
         "",
     ]
-    for result in results:
-        lines += [report.markdown_run(result, validation.model_inputs(result, calibration)),
-                  ""]
+    for result, model in zip(results, models, strict=True):
+        lines += [report.markdown_run(result, model), ""]
     lines += [
         f"![schedulers]({image})",
         "",

@@ -211,7 +211,7 @@ def markdown_run(result: dict, model: dict | None = None) -> str:
             + (f"{row.round_speedup_vs_ddp:.2f}x" if row.round_speedup_vs_ddp else "-")
             + f" | {versus} | {100 * row.gap_to_bound:+.0f}% | "
             + ("-" if row.predicted_s is None else f"{row.predicted_s:.3f}") + " | "
-            + ("calibration" if row.model_error is None and row.predicted_s is not None
+            + ("not held out" if row.model_error is None and row.predicted_s is not None
                else "-" if row.model_error is None else f"{100 * row.model_error:+.0f}%")
             + " |")
     return "\n".join([*lines, "", headline(result)])

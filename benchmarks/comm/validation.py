@@ -92,8 +92,10 @@ def model_inputs(result: dict, calibration: Calibration) -> dict:
             "held_out": run_key(result) not in calibration.runs}
 
 
-def markdown(results: list[dict], calibration: Calibration) -> str:
+def markdown(results: list[dict], calibration: Calibration | None) -> str:
     """The calibration, then per held-out run and method: measured, predicted, error."""
+    if calibration is None:
+        return "No run has a nominal link rate (loopback only): nothing is validated here."
     c = calibration
     lines = [f"Calibrated on {', '.join(c.runs)}: link efficiency {c.link_efficiency:.2f} of "
              f"the nominal rate, alpha {1e3 * c.alpha_s:.3f} ms per ring step (plus a run's "
@@ -101,6 +103,7 @@ def markdown(results: list[dict], calibration: Calibration) -> str:
              f"reduce-scatter + all-gather {c.native_factor:.2f}x an all-reduce.", "",
              "| held-out run | method | measured s | predicted s | error |",
              "| --- | --- | ---: | ---: | ---: |"]
+    results = [r for r in results if r.get("network_spec", {}).get("rate")]
     models = [model_inputs(r, c) for r in results]
     for result, model in zip(results, models, strict=True):
         if not model["held_out"]:
@@ -113,3 +116,20 @@ def markdown(results: list[dict], calibration: Calibration) -> str:
     if not any(m["held_out"] for m in models):
         return "\n".join(lines[:1] + ["", "No run was held out."])
     return "\n".join([*lines, "", "Held out only: " + report.validation_summary(results, models)])
+
+
+def calibrated_models(results: list[dict],
+                      calibration_runs: list[str] | None) -> tuple[Calibration | None, list]:
+    """The calibration (from `calibration_runs`, default the first run with a nominal rate)
+    and each run's model inputs. Loopback runs have no nominal rate: they get their own
+    measured constants and no error (nothing is held out for them)."""
+    shaped = [r for r in results if r.get("network_spec", {}).get("rate")]
+    calibration = (calibrate(shaped, calibration_runs or [run_key(shaped[0])])
+                   if shaped else None)
+    models = []
+    for result in results:
+        if calibration is not None and result.get("network_spec", {}).get("rate"):
+            models.append(model_inputs(result, calibration))
+        else:
+            models.append({**report.run_facts(result), "held_out": False})
+    return calibration, models

@@ -53,3 +53,14 @@ def test_errors_are_reported_for_held_out_runs_only():
     assert "Held out only: Model error over 3 (run, method) pairs" in text
     with pytest.raises(ValueError, match="not among the results"):
         validation.calibrate(runs, ["resnet:1gbit"])
+
+
+def test_loopback_runs_are_reported_without_a_calibration(tmp_path):
+    from benchmarks.bench_comm import build_report
+
+    loopback = _at("100mbit")
+    loopback["network_spec"] = {"hosts": 2, "rate": None, "delay": "0ms"}
+    text = build_report([loopback], tmp_path, "python -m train_jobs.comm_benchmark")
+    assert "nothing is validated here" in text and "| not held out |" in text
+    calibration, models = validation.calibrated_models([_at("1gbit"), loopback], None)
+    assert calibration.runs == ["gpt:1gbit"] and not models[1]["held_out"]
