@@ -1,17 +1,17 @@
-"""Communication schedulers side by side on an emulated cluster (issue 6), and the report.
+"""Communication schedulers side by side on an emulated cluster (issues 6 and 17), and the report.
 
 Each `--run MODEL:RATE[:DELAY]` builds an emulated cluster of `--hosts` network namespaces with
 links shaped to RATE (tc syntax; `loopback` for plain processes), runs BSP, WFBP, MG-WFBP,
-DDP, FSDP2, DeAR (fixed) and DeAR (tuned) on the same model, batch and network
-(benchmarks/comm/harness.py), and then writes, in `--out`: results.json (everything
-measured), report.md (the tables, the model's validation and its cluster-scale predictions)
-and comm.png (the chart); with `--readme`, the same report replaces the section
-"Communication schedulers (issue 6)" of benchmarks/README.md. Needs root for namespaces.
+DDP, FSDP2 and DeAR, fixed and with their fusion knobs tuned by one search, on the same
+model, batch and network (benchmarks/comm/harness.py), and then writes, in `--out`:
+results.json (everything measured), report.md (the tables, the model's held-out validation
+and its predictions at the published settings) and comm.png (the chart); with `--readme`,
+the same report replaces the section "Fair comparison (issue 17)" of benchmarks/README.md.
+Needs root for namespaces.
 
     flock /tmp/wow-bench.lock python benchmarks/bench_comm.py --hosts 4 \
-        --run gpt:300mbit --run resnet:100mbit --iters 20 --readme
-    python benchmarks/bench_comm.py --report-only --readme   # rewrite from results.json
-"""
+        --run gpt-sliced:300mbit --run resnet:200mbit --calibrate gpt-sliced:300mbit --readme
+    python benchmarks/bench_comm.py --report-only --readme   # rewrite from results.json"""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.comm import report  # noqa: E402
+from benchmarks.comm import published, report, validation  # noqa: E402
 from benchmarks.comm.harness import BenchConfig  # noqa: E402
 from benchmarks.comm.models import ModelSpec  # noqa: E402
 from benchmarks.report import write_section  # noqa: E402
 
-HEADING = "## Communication schedulers (issue 6)"
+HEADING = "## Fair comparison (issue 17)"  # the issue 6 section keeps its first numbers
 # The models' sizes for the benchmark: small enough that 4 processes on 2 cores finish an
 # iteration in about a second, large enough that gradients take tens of MB.
 GPT = ModelSpec(name="gpt", width=384, layers=4, vocab=8192, seq_len=128, batch=4)
@@ -48,22 +48,30 @@ def parse_run(text: str) -> tuple[str, str | None, str]:
     return parts[0], rate, parts[2] if len(parts) == 3 else "0ms"
 
 
-def build_report(results: list[dict], out: Path, command: str,
-                 image: str = "comm.png") -> str:
-    """report.md's text (also the README section's body); writes the chart beside it."""
+def build_report(results: list[dict], out: Path, command: str, image: str = "comm.png",
+                 calibration_runs: list[str] | None = None) -> str:
+    """report.md's text (also the README section's body); writes the chart beside it. The
+    model is calibrated on `calibration_runs` (run keys, default the first run) and its error
+    is reported on the other runs only."""
     report.chart(results, out / "comm.png")
+    calibration, models = validation.calibrated_models(results, calibration_runs)
     lines = [
-        "Seven schedulers train the same model on the same emulated cluster in one run "
+        "Ten schedulers train the same model on the same emulated cluster in one run "
         "(`benchmarks/bench_comm.py`; each host a network namespace, links shaped by `tc`): "
         "BSP, WFBP (per-tensor all-reduce as gradients arrive), MG-WFBP (merging decided by "
         "the alpha-beta model with alpha and beta measured on the link), PyTorch DDP (25 MB "
-        "buckets), FSDP2 (`fully_shard`, parameters kept after forward), DeAR with fixed "
-        "25 MB buckets, and DeAR with the bucket size tuned by Bayesian optimisation (tuning "
-        "iterations excluded from the timing). gloo on CPU, one thread per process, SGD with "
-        "momentum. Iteration time is measured from one step's end to the next (DeAR's "
+        "buckets, `gradient_as_bucket_view`, buffers broadcast only if the model has "
+        "any), FSDP2 (`fully_shard` per block, parameters kept after forward), DeAR with "
+        "fixed 25 MB buckets, and, tuned by the same Bayesian search (the tuner DeAR uses, "
+        "the same trials and iterations per trial, tuning excluded from the timing): DeAR's "
+        "bucket size, DDP's `bucket_cap_mb`, MG-WFBP's merge cut-off and FSDP2's unit size "
+        "(consecutive blocks per `fully_shard`). gloo on CPU, one thread per process, SGD "
+        "with momentum. Iteration time is measured from one step's end to the next (DeAR's "
         "all-gathers overlap the next forward), over the iterations after warm-up, in rounds "
         "that visit every method in turn. Lower bound: max(compute alone, one ring "
-        "all-reduce's bytes at the link's nominal rate).",
+        "all-reduce's bytes at the link's nominal rate). The headline of each run is DeAR "
+        "(tuned) against the fastest other scheduler; `model s` is the performance model "
+        "calibrated on other runs (below), with its error only for held-out runs.",
         "",
         "Command (root, repository root):",
         "",
@@ -72,59 +80,50 @@ def build_report(results: list[dict], out: Path, command: str,
         "```",
         "",
     ]
-    for result in results:
-        lines += [report.markdown_run(result), ""]
+    for result, model in zip(results, models, strict=True):
+        lines += [report.markdown_run(result, model), ""]
     lines += [
         f"![schedulers]({image})",
         "",
-        "### Performance model: validation on the emulated runs",
+        "### Performance model: held-out validation",
         "",
-        "`benchmarks/comm/perfmodel.py`: the measured per-tensor forward and backward times "
-        "(profiled on every host at once, scaled to the compute-only runs) and alpha-beta "
-        "(gloo all-reduces of 4 KB to 16 MB on the same links, fitted) predict each "
-        "scheduler's iteration (column `model s` above; error = model / measured - 1). On "
-        "these two cores communication is not free for the compute (gloo's threads, the "
-        "ring's additions, the kernel's TCP and `tbf` take cycles), so the harness also times "
-        "the compute while 16 MB all-reduces run back to back on every host, and the model "
-        "stretches compute that overlaps communication by that factor (`compute under "
-        "communication` above; 1 for the GPU predictions below). gloo's "
-        f"own reduce-scatter and all-gather (FSDP2) are counted at {report.GLOO_NATIVE_FACTOR:g}x "
-        "a ring half (docs/design.md).",
+        "`benchmarks/comm/perfmodel.py` predicts each scheduler's iteration from a per-tensor "
+        "compute profile (forward and backward times, measured on every host at once without "
+        "communication, scaled to the compute-only runs) and the cluster's constants, which "
+        "come only from the calibration runs (`benchmarks/comm/validation.py`): the link's "
+        "efficiency against its nominal rate and its per-step latency (gloo all-reduces of "
+        "4 KB to 16 MB, fitted), how much slower compute runs while communication is in "
+        "flight (two cores here), and gloo's reduce-scatter + all-gather against an "
+        "all-reduce (FSDP2's collectives), measured in the run. error = model / measured - 1.",
         "",
-        report.validation_summary(results),
+        validation.markdown(results, calibration),
         "",
-        "Latency: `tc netem` where the kernel has it; this container's kernel has no "
-        "`sch_netem` (nor `fq` or `etf`), so a run with a delay (`--run MODEL:RATE:DELAY`) "
-        "gets it from a userspace delay line instead (`benchmarks/delay_line.py`: each "
-        "host's link is a pair of taps, every frame held `DELAY` on its sender's uplink, "
-        "`tbf` shaping both taps as before). Runs without a delay have the veth's own "
-        "latency only. The model (alpha and beta measured on the run's own links, so a run "
-        "with a delay is predicted with it) of the first run "
-        f"({report.run_title(results[0])}) with one-way latency added to every ring step "
-        "(the MG-WFBP plan re-derived for it), samples/s:",
+        "The model of the first run (its own measured constants) with one-way latency added "
+        f"to every ring step, tuned methods re-tuned for it ({report.run_title(results[0])}), "
+        "samples/s:",
         "",
         report.latency_predictions(results[0]),
         "",
-        "### Performance model: 64 GPUs",
+        "### Performance model at the published settings",
         "",
         "ResNet-50 and BERT-base parameter shapes (25,557,032 and 109,482,240 parameters, "
         "generated from the architectures), fp32 gradients, batch 64 per GPU; compute per "
         "iteration = batch / single-GPU samples/s from the survey (253.1 and 212.8), one third "
         "forward and two thirds backward, spread over layers by FLOPs "
         "(`benchmarks/comm/shapes.py`). NCCL ring collectives (native reduce-scatter and "
-        "all-gather at ring cost). 10GbE: 9.4 Gbit/s, "
-        f"alpha {report.CLUSTER_NETWORKS['10GbE'].alpha * 1e6:.0f} us per ring step (fitted "
-        "to one survey number, ResNet-50 WFBP at 32 GPUs; the other five below are "
-        "predictions); 100Gb InfiniBand: 11.5 GB/s, alpha "
-        f"{report.CLUSTER_NETWORKS['100Gb IB'].alpha * 1e6:.0f} us (assumed). The ring's "
-        "bottleneck is one NIC per node, so 4 GPUs per node do not change the formula. "
-        "Samples/s:",
+        "all-gather at ring cost), compute not slowed by communication. 10GbE: 9.4 Gbit/s, "
+        f"alpha {published.CLUSTER_NETWORKS['10GbE'].alpha * 1e6:.0f} us per ring step "
+        "(fitted to one survey number, ResNet-50 WFBP at 32 GPUs; the other survey numbers "
+        "are predictions); 100Gb InfiniBand: 11.5 GB/s, alpha "
+        f"{published.CLUSTER_NETWORKS['100Gb IB'].alpha * 1e6:.0f} us (assumed). Every "
+        "scheduler with a knob at its best knob. Samples/s, with the published numbers "
+        "beside them:",
         "",
-        report.cluster_predictions(64),
+        published.cluster_predictions(),
         "",
-        "The same model at the survey's 32 GPUs on 10GbE, against its measured samples/s:",
+        "The survey's measured samples/s (32 GPUs, 10GbE) against the model:",
         "",
-        report.survey_comparison(),
+        published.survey_comparison(),
     ]
     text = "\n".join(lines)
     (out / "report.md").write_text(f"# Communication schedulers\n\n{text}\n")
@@ -149,7 +148,12 @@ def main() -> None:
     parser.add_argument("--tune-iters-per-trial", type=int, default=2)
     parser.add_argument("--merge", type=Path, nargs="+", default=[],
                         help="with --report-only: also report the runs of these results.json")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "comm")
+    parser.add_argument("--calibrate", nargs="+", metavar="MODEL:RATE[:DELAY]",
+                        help="runs whose measured constants calibrate the performance model "
+                        "(default: the first run); the model's error is reported on the "
+                        "other runs only")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "comm-fair")
     parser.add_argument("--readme", action="store_true",
                         help="also replace the section in benchmarks/README.md")
     parser.add_argument("--report-only", action="store_true",
@@ -187,11 +191,12 @@ def main() -> None:
             results.append(result)
             results_file.write_text(json.dumps({"command": command, "results": results}))
             print(report.markdown_run(result), flush=True)
-    text = build_report(results, args.out, command)
+    text = build_report(results, args.out, command, calibration_runs=args.calibrate)
     print(text)
     if args.readme:
         image = args.out.resolve().relative_to(ROOT / "benchmarks") / "comm.png"
-        write_section(HEADING, [build_report(results, args.out, command, str(image))])
+        write_section(HEADING, [build_report(results, args.out, command, str(image),
+                                             args.calibrate)])
 
 
 def report_command() -> str:

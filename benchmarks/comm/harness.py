@@ -9,9 +9,13 @@ JSON-able dict with everything the report and the performance model need:
 2. a per-tensor profile of that compute (forward time per module, gradient-ready times in
    backward, the optimizer step), rank 0's medians: the performance model's `Workload`;
 3. the link's alpha and beta, from gloo all-reduces of 4 KB to 16 MB fitted to a + b*m;
-   and how much slower the compute runs while all-reduces are in flight (on CPU the
+   how much slower the compute runs while all-reduces are in flight (on CPU the
    communication competes with it for the cores: gloo's threads, the kernel's TCP and `tbf`);
-4. per scheduler, per-iteration times (step end to step end, so DeAR's all-gathers that overlap
+   and what gloo's own reduce-scatter and all-gather (FSDP2's) cost against an all-reduce of
+   the same bytes (two ring halves): the model's `native_factor`, measured in the run;
+4. for each tuned method (`schedulers.KNOBS`), in the first round, its knob searched with the
+   tuner DeAR uses (same trials, same iterations per trial); later rounds reuse the choice;
+5. per scheduler, per-iteration times (step end to step end, so DeAR's all-gathers that overlap
    the next forward are counted) over `iters` iterations after `warmup`, in `rounds` rounds that
    visit every method in turn, so drifts of the shared machine's load hit all methods alike.
 """
@@ -29,7 +33,7 @@ from pydantic import BaseModel, Field
 
 from . import perfmodel
 from .models import ModelSpec, build_model, fsdp_units, loss_fn, make_batches
-from .schedulers import METHODS, build_scheduler
+from .schedulers import KNOBS, METHODS, build_scheduler
 
 
 class BenchConfig(BaseModel):
@@ -174,8 +178,7 @@ def measure_comm_slowdown(cfg: BenchConfig) -> float:
                 return
 
     def compute_times() -> list[float]:  # the model trained alone, as the `local` method
-        return _time_method(cfg, "local", cfg.slowdown_iters, None, cfg.bucket_mb,
-                            tune=False)["times"]
+        return _time_method(cfg, "local", cfg.slowdown_iters, {})["times"]
 
     alone = compute_times()
     thread = threading.Thread(target=traffic, name="bench-traffic", daemon=True)
@@ -187,34 +190,56 @@ def measure_comm_slowdown(cfg: BenchConfig) -> float:
     return max(1.0, statistics.median(busy) / statistics.median(alone))
 
 
-def _mg_groups(cfg: BenchConfig, workload: perfmodel.Workload,
-               net: perfmodel.Network) -> list[list[int]]:
+def measure_native_factor(cfg: BenchConfig) -> float:
+    """gloo's reduce_scatter_tensor + all_gather_into_tensor (what FSDP2 calls) over one
+    all-reduce of the same buffer (the largest of allreduce_sizes), medians: the model charges
+    FSDP2's collectives this many ring halves."""
+    world = dist.get_world_size()
+    size = max(cfg.allreduce_sizes) // 4 // world * world
+    full, shard = torch.zeros(size), torch.zeros(size // world)
+    pair, single = [], []
+    dist.all_reduce(full)
+    dist.reduce_scatter_tensor(shard, full)
+    for _ in range(cfg.allreduce_repeats):
+        start = _sync_clock()
+        dist.all_reduce(full)
+        single.append(time.perf_counter() - start)
+        start = _sync_clock()
+        dist.reduce_scatter_tensor(shard, full)
+        dist.all_gather_into_tensor(full, shard)
+        pair.append(time.perf_counter() - start)
+    return statistics.median(pair) / statistics.median(single)
+
+
+def _mg_groups(cfg: BenchConfig, workload: perfmodel.Workload, net: perfmodel.Network,
+               merge_s: float | None = None) -> list[list[int]]:
     """MG-WFBP's groups as indices into model.parameters(), decided on rank 0 (every rank must
-    fuse the same tensors) from its profile and the measured alpha-beta."""
+    fuse the same tensors) from its profile and the measured alpha-beta (and the merge
+    threshold `merge_s`, default the link's startup)."""
     plan = [None]
     if dist.get_rank() == 0:
         model = build_model(cfg.model)
         position = {n: i for i, (n, _) in enumerate(model.named_parameters())}
-        groups = perfmodel.mgwfbp_plan(workload, net, dist.get_world_size())
+        groups = perfmodel.mgwfbp_plan(workload, net, dist.get_world_size(), merge_s)
         plan = [[[position[workload.tensors[i].name] for i in g] for g in groups]]
     dist.broadcast_object_list(plan, src=0)
     return plan[0]
 
 
-def _time_method(cfg: BenchConfig, method: str, iters: int, mg_groups, bucket_mb: float,
-                 tune: bool) -> dict:
+def _time_method(cfg: BenchConfig, method: str, iters: int, knob: dict, tune: bool = False,
+                 warmup: int | None = None) -> dict:
+    """`iters` iterations of `method` built with `knob` (build_scheduler's keywords)."""
     rank = dist.get_rank()
     model = build_model(cfg.model)
     tune_fields = {"tune_trials": cfg.tune_trials, "tune_warmup_iters": cfg.tune_warmup_iters,
                    "tune_iters_per_trial": cfg.tune_iters_per_trial,
-                   "tune_bounds_mb": (0.25, max(1.0, _model_mb(model)))}
+                   "tune_bounds_mb": _size_bounds(cfg)}
     sched = build_scheduler("dear_tuned" if tune else
                             ("dear" if method == "dear_tuned" else method),
-                            model, _make_optimizer(cfg.lr), bucket_mb=bucket_mb,
-                            mg_groups=mg_groups, tune=tune_fields)
+                            model, _make_optimizer(cfg.lr), tune=tune_fields, **knob)
     batches = make_batches(cfg.model, rank)
     extra = {}
-    warmup = cfg.warmup
+    warmup = cfg.warmup if warmup is None else warmup
     if tune:  # the tuner's iterations: trials * (warm-up + measured) and the first one
         warmup += cfg.tune_trials * (cfg.tune_warmup_iters + cfg.tune_iters_per_trial) + 1
     times, last = [], _sync_clock()
@@ -236,8 +261,52 @@ def _time_method(cfg: BenchConfig, method: str, iters: int, mg_groups, bucket_mb
     return {"times": times, **extra}
 
 
-def _model_mb(model: torch.nn.Module) -> float:
-    return sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+def _size_bounds(cfg: BenchConfig) -> tuple[float, float]:
+    """The bucket (and FSDP unit) sizes every tuned method searches, MB."""
+    model = build_model(cfg.model)
+    return 0.25, max(1.0, sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20)
+
+
+def _knob(cfg: BenchConfig, method: str, value: float | None, workload: perfmodel.Workload,
+          net: perfmodel.Network, default_groups) -> dict:
+    """build_scheduler's keywords for `method` at knob `value` (None: the default)."""
+    name = KNOBS.get(method)
+    if name == "merge_s":
+        groups = default_groups if value is None else _mg_groups(cfg, workload, net, value)
+        return {"mg_groups": groups}
+    if name == "unit_mb":
+        return {"unit_mb": value}
+    return {"bucket_mb": cfg.bucket_mb if value is None else value,
+            "mg_groups": default_groups}
+
+
+def tune_baseline(cfg: BenchConfig, method: str, workload: perfmodel.Workload,
+                  net: perfmodel.Network, default_groups) -> dict:
+    """Search `method`'s knob as DeAR searches its bucket size: the same BucketSizeTuner,
+    trials and iterations per trial (trial times averaged over ranks, rank 0's proposal
+    taken). Each trial rebuilds the scheduler, so its first iteration is discarded too.
+    Returns the chosen value, the trials and the seconds spent."""
+    from wow_ray.dear import BucketSizeTuner
+
+    world = dist.get_world_size()
+    if KNOBS[method] == "merge_s":
+        bounds, initial = perfmodel.merge_bounds_s(workload), net.allreduce(0, world)
+    else:
+        bounds, initial = _size_bounds(cfg), cfg.bucket_mb
+    tuner = BucketSizeTuner(bounds, cfg.tune_trials, cfg.tune_warmup_iters,
+                            cfg.tune_iters_per_trial, initial_mb=initial)
+    start = _sync_clock()
+    while not tuner.done:
+        knob = _knob(cfg, method, tuner.current_mb, workload, net, default_groups)
+        times = _time_method(cfg, method, cfg.tune_iters_per_trial, knob,
+                             warmup=cfg.tune_warmup_iters + 1)["times"]
+        seconds = torch.tensor([statistics.median(times)], dtype=torch.float64)
+        dist.all_reduce(seconds)
+        proposal = [tuner.finish_trial(seconds.item() / world)]
+        dist.broadcast_object_list(proposal, src=0)
+        tuner.accept(proposal[0])
+    return {"knob": tuner.best_mb, "trials": [list(o) for o in tuner.observations],
+            "tuning_s": time.perf_counter() - start}
 
 
 def run_rank(cfg: BenchConfig) -> dict | None:
@@ -250,22 +319,30 @@ def run_rank(cfg: BenchConfig) -> dict | None:
     intercept, slope = perfmodel.fit_line(allreduce["bytes"], allreduce["seconds"])
     net = perfmodel.Network.from_allreduce_fit("measured", intercept, slope, world)
     workload.comm_slowdown = measure_comm_slowdown(cfg)
-    mg_groups = _mg_groups(cfg, workload, net) if "mgwfbp" in cfg.methods else None
+    native_factor = measure_native_factor(cfg)
+    mg_groups = (_mg_groups(cfg, workload, net)
+                 if {"mgwfbp", "mgwfbp_tuned"} & set(cfg.methods) else None)
     timed = ["local", *cfg.methods]  # local: the compute alone, in the same rounds
     methods: dict[str, dict] = {m: {"times": []} for m in timed}
-    tuned_mb: float | None = None
+    chosen: dict[str, float] = {}  # tuned method: its knob, from the first round on
     for round_index in range(cfg.rounds):
         share = cfg.iters // cfg.rounds + (round_index < cfg.iters % cfg.rounds)
         for method in timed:
-            tune = method == "dear_tuned" and tuned_mb is None
-            bucket = tuned_mb if method == "dear_tuned" and tuned_mb else cfg.bucket_mb
-            result = _time_method(cfg, method, share, mg_groups, bucket, tune)
+            if method in KNOBS and method != "dear_tuned" and method not in chosen:
+                found = tune_baseline(cfg, method, workload, net, mg_groups)
+                chosen[method] = found["knob"]
+                methods[method].update({KNOBS[method]: found["knob"], **found})
+            tune = method == "dear_tuned" and method not in chosen
+            knob = _knob(cfg, method, chosen.get(method), workload, net, mg_groups)
+            result = _time_method(cfg, method, share, knob, tune)
             if rank == 0:  # progress, for whoever watches a run of many minutes
                 print(f"round {round_index + 1}/{cfg.rounds} {method}: median "
                       f"{statistics.median(result['times']):.3f} s", flush=True)
             methods[method]["times"] += result.pop("times")
             if tune:
-                tuned_mb = result["bucket_mb"]
+                chosen[method] = result["bucket_mb"]
+            if method == "mgwfbp_tuned":
+                methods[method]["mg_groups"] = knob["mg_groups"]
             methods[method].update(result)
     compute = methods.pop("local")["times"]
     if rank != 0:
@@ -273,6 +350,6 @@ def run_rank(cfg: BenchConfig) -> dict | None:
     return {"world": world, "config": cfg.model_dump(), "started": started,
             "duration_s": time.time() - started, "loadavg_end": list(os.getloadavg()),
             "compute_times": compute, "workload": workload.model_dump(),
-            "allreduce": allreduce, "network": net.model_dump(), "mg_groups": mg_groups,
+            "allreduce": allreduce, "native_factor": native_factor, "network": net.model_dump(), "mg_groups": mg_groups,
             "param_names": [n for n, _ in build_model(cfg.model).named_parameters()],
             "methods": methods}

@@ -19,6 +19,9 @@ run one after another, FIFO, as gloo's and NCCL's queues do) and one compute str
   prefetch on CPU), reduce-scatters run during backward, each rank steps 1/P of the model;
   `native_factor` scales torch's own reduce-scatter/all-gather (gloo's cost about twice a ring
   half, docs/design.md; NCCL's 1).
+- ddp_tuned, mgwfbp_tuned, fsdp2_tuned, dear_tuned: the best of the method's knob over the
+  same grid (bucket or unit bytes: `tuning_grid`; MG-WFBP's merge threshold: `merge_grid`),
+  as the harness tunes each of them with the same search.
 - dear: in steady state the iteration starts at the previous step's end, when all buckets'
   all-gathers are queued in forward order; a tensor's forward waits for its bucket; buckets
   are reduce-scattered, last first, as their gradients complete; the step (1/P of the model)
@@ -203,34 +206,85 @@ def _ddp_buckets(w: Workload, bucket_mb: float) -> list[list[int]]:
 
 
 def predict(method: str, w: Workload, net: Network, p: int, bucket_mb: float = 25.0,
-            mg_groups: list[list[int]] | None = None) -> float:
-    """Seconds per iteration of `method` (schedulers.METHODS) on `p` workers."""
+            mg_groups: list[list[int]] | None = None, merge_s: float | None = None,
+            unit_mb: float | None = None) -> float:
+    """Seconds per iteration of `method` (schedulers.METHODS) on `p` workers. The knobs:
+    `bucket_mb` (ddp, dear), `mg_groups` or `merge_s` (mgwfbp), `unit_mb` (fsdp2); a
+    `*_tuned` method is its base method at the best knob of the grid."""
+    if method.endswith("_tuned"):
+        return min(predict(method[:-len("_tuned")], w, net, p, **knob)
+                   for knob in knob_grid(method, w, net, p))
     if method == "bsp":
         return w.compute + net.allreduce(w.model_bytes, p)
     if method == "wfbp":
         return _overlapped(w, [[i] for i in backward_order(w)], lambda m: net.allreduce(m, p))
     if method == "mgwfbp":
-        groups = mg_groups if mg_groups is not None else mgwfbp_plan(w, net, p)
+        groups = mg_groups if mg_groups is not None else mgwfbp_plan(w, net, p, merge_s)
         return _overlapped(w, groups, lambda m: net.allreduce(m, p))
     if method == "ddp":
         return _overlapped(w, _ddp_buckets(w, bucket_mb), lambda m: net.allreduce(m, p))
     if method == "fsdp2":
-        return _fsdp2(w, net, p)
+        return _fsdp2(w, net, p, unit_mb)
     if method == "dear":
         return _dear(w, net, p, bucket_mb)
-    if method == "dear_tuned":
-        return min(_dear(w, net, p, mb) for mb in tuning_grid(w))
     raise ValueError(f"unknown method {method!r}")
 
 
-def mgwfbp_plan(w: Workload, net: Network, p: int) -> list[list[int]]:
-    """MG-WFBP's groups as tensor indices, from the workload's gradient-ready times."""
+def knob_grid(method: str, w: Workload, net: Network, p: int) -> list[dict]:
+    """The knob values the model tries for a tuned method, as keyword arguments of predict."""
+    if method in ("ddp_tuned", "dear_tuned"):
+        return [{"bucket_mb": mb} for mb in tuning_grid(w)]
+    if method == "fsdp2_tuned":
+        return [{"unit_mb": mb} for mb in tuning_grid(w)]
+    if method == "mgwfbp_tuned":
+        return [{"merge_s": s} for s in merge_grid(w, net, p)]
+    raise ValueError(f"no knob for {method!r}")
+
+
+def mgwfbp_plan(w: Workload, net: Network, p: int,
+                merge_s: float | None = None) -> list[list[int]]:
+    """MG-WFBP's groups as tensor indices, from the workload's gradient-ready times. The
+    merge threshold `merge_s` is the rule's startup cost (default: the link's, as in the
+    paper); a larger one merges more."""
     order = backward_order(w)
     ready = _ready_times(w)
     a = net.allreduce(0, p)
     b = net.allreduce(1, p) - a
-    groups = mgwfbp_groups([ready[i] for i in order], [w.tensors[i].bytes for i in order], a, b)
+    groups = mgwfbp_groups([ready[i] for i in order], [w.tensors[i].bytes for i in order],
+                           a if merge_s is None else merge_s, b)
     return [[order[j] for j in g] for g in groups]
+
+
+def merge_bounds_s(w: Workload) -> tuple[float, float]:
+    """The range MG-WFBP's merge threshold is searched in: from 10 us (almost no merging)
+    to the whole backward (everything in one message)."""
+    return 1e-5, max(2e-5, w.bwd)
+
+
+def merge_grid(w: Workload, net: Network, p: int) -> list[float]:
+    """Merge thresholds (seconds) the model considers: the link's startup and powers of two
+    over merge_bounds_s."""
+    low, high = merge_bounds_s(w)
+    grid, s = [net.allreduce(0, p)], low
+    while s < 2 * high:
+        grid.append(s)
+        s *= 2
+    return sorted(set(grid))
+
+
+def group_by_size(sizes: list[int], limit_bytes: float) -> list[list[int]]:
+    """Consecutive positions grouped so that a group exceeds `limit_bytes` only when one
+    item alone does (FSDP2's units of several blocks)."""
+    groups: list[list[int]] = []
+    filled = 0.0
+    for i, size in enumerate(sizes):
+        if groups and filled + size <= limit_bytes:
+            groups[-1].append(i)
+            filled += size
+        else:
+            groups.append([i])
+            filled = size
+    return groups
 
 
 def tuning_grid(w: Workload) -> list[float]:
@@ -270,8 +324,20 @@ def _dear(w: Workload, net: Network, p: int, bucket_mb: float) -> float:
     return max(end, last) + w.update_s / p
 
 
-def _fsdp2(w: Workload, net: Network, p: int) -> float:
+def fsdp2_units(w: Workload, unit_mb: float | None = None) -> list[list[int]]:
+    """The workload's FSDP units (the root's first), blocks merged into units of up to
+    `unit_mb` (None: one block per unit)."""
     units = w.fsdp_units or [list(range(len(w.tensors)))]
+    if unit_mb is None or len(units) < 3:
+        return units
+    blocks = units[1:]
+    sizes = [sum(w.tensors[i].bytes for i in u) for u in blocks]
+    return [units[0]] + [[i for b in g for i in blocks[b]]
+                         for g in group_by_size(sizes, unit_mb * 2**20)]
+
+
+def _fsdp2(w: Workload, net: Network, p: int, unit_mb: float | None = None) -> float:
+    units = fsdp2_units(w, unit_mb)
     gathers = sum(net.native_factor * net.half(sum(w.tensors[i].bytes for i in u), p)
                   for u in units)
     end, last = _backward(w, [(u, net.native_factor * net.half(

@@ -1,6 +1,7 @@
-"""The comparison's report: per method and run, times, throughput, speedup over DDP, the gap to
-the lower bound and the performance model's prediction; a markdown table and a PNG chart; and
-the model's predictions at cluster scale (ResNet-50 and BERT-base, 32 and 64 GPUs)."""
+"""The comparison's report: per method and run, times, throughput, speedup over DDP and over the
+fastest other scheduler, the gap to the lower bound and the performance model's prediction; a
+markdown table and a PNG chart. Held-out validation: validation.py; the model at cluster scale
+beside published numbers: published.py."""
 
 from __future__ import annotations
 
@@ -11,24 +12,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from . import perfmodel
-from .shapes import survey_workload
 
 LABELS = {"bsp": "BSP", "wfbp": "WFBP", "mgwfbp": "MG-WFBP", "ddp": "DDP (25 MB)",
-          "fsdp2": "FSDP2", "dear": "DeAR (fixed)", "dear_tuned": "DeAR (tuned)"}
-GLOO_NATIVE_FACTOR = 2.0  # gloo's reduce-scatter / all-gather vs a ring half (docs/design.md)
-# Survey, 32 GPUs on 10GbE (arXiv 2005.13247), samples/s
-SURVEY_32_10GBE = {"resnet50": {"bsp": 4920.8, "wfbp": 5113.2, "mgwfbp": 6883.6},
-                   "bert_base": {"bsp": 1926.6, "wfbp": 2013.4, "mgwfbp": 1925.8}}
-# Networks of the prediction. 10GbE: 9.4 Gbit/s of TCP goodput; 15 us per ring step, the one
-# value fitted to the survey (its ResNet-50 WFBP rate on 32 GPUs; the other five survey numbers
-# are then predictions). 100Gb InfiniBand: 11.5 GB/s (NCCL's bus bandwidth on EDR), 5 us per
-# step (an assumption: nothing here measures it).
-CLUSTER_NETWORKS = {
-    "10GbE": perfmodel.Network(name="10GbE", alpha=15e-6, beta=1 / (9.4e9 / 8)),
-    "100Gb IB": perfmodel.Network(name="100Gb IB", alpha=5e-6, beta=1 / 11.5e9),
-}
-
-
+          "fsdp2": "FSDP2", "dear": "DeAR (fixed)", "dear_tuned": "DeAR (tuned)",
+          "mgwfbp_tuned": "MG-WFBP (tuned)", "ddp_tuned": "DDP (tuned)",
+          "fsdp2_tuned": "FSDP2 (tuned)"}
+# gloo's reduce-scatter / all-gather vs a ring half (docs/design.md): only for results written
+# before the harness measured it in the run (`native_factor`)
+GLOO_NATIVE_FACTOR = 2.0
 class MethodRow(BaseModel):
     method: str
     median_s: float
@@ -38,6 +29,8 @@ class MethodRow(BaseModel):
     samples_per_s: float
     speedup_vs_ddp: float | None
     round_speedup_vs_ddp: float | None = None
+    speedup_vs_best_other: float | None = None  # DeAR rows: against the fastest non-DeAR
+    round_speedup_vs_best_other: float | None = None
     gap_to_bound: float
     predicted_s: float | None
     model_error: float | None
@@ -60,7 +53,8 @@ def run_facts(result: dict) -> dict:
     p = result["world"]
     workload = perfmodel.Workload.model_validate(result["workload"])
     net = perfmodel.Network.model_validate(
-        {**result["network"], "native_factor": GLOO_NATIVE_FACTOR})
+        {**result["network"],
+         "native_factor": result.get("native_factor", GLOO_NATIVE_FACTOR)})
     compute = statistics.median(result["compute_times"])
     spec = result.get("network_spec", {})
     link = rate_bytes_per_s(spec.get("rate"))
@@ -91,50 +85,76 @@ def _rounds(result: dict, times: list[float]) -> list[list[float]]:
     return out
 
 
-def _round_speedup(result: dict, method: str) -> float | None:
-    """Median over rounds of DDP's median / this method's median in the same round: methods
-    of one round ran minutes apart, rounds up to an hour, so this ratio suffers less from the
-    shared machine's drifting load than the ratio of overall medians."""
-    if "ddp" not in result["methods"]:
+def _round_speedup(result: dict, method: str, references: list[str]) -> float | None:
+    """Median over rounds of the fastest reference's median / this method's median in the
+    same round: methods of one round ran minutes apart, rounds up to an hour, so this ratio
+    suffers less from the shared machine's drifting load than the ratio of overall medians."""
+    references = [m for m in references if m in result["methods"]]
+    if not references:
         return None
     ours = _rounds(result, result["methods"][method]["times"])
-    ddp = _rounds(result, result["methods"]["ddp"]["times"])
-    if len(ours) != len(ddp):
+    others = [_rounds(result, result["methods"][m]["times"]) for m in references]
+    if any(len(o) != len(ours) for o in others):
         return None
-    return statistics.median(statistics.median(d) / statistics.median(o)
-                             for o, d in zip(ours, ddp, strict=True) if o and d)
+    ratios = [min(statistics.median(o[r]) for o in others) / statistics.median(ours[r])
+              for r in range(len(ours)) if ours[r] and all(o[r] for o in others)]
+    return statistics.median(ratios) if ratios else None
 
 
-def method_rows(result: dict) -> list[MethodRow]:
+def best_other(result: dict) -> str | None:
+    """The fastest scheduler that is not DeAR (by median), the one DeAR must beat."""
+    others = {m: statistics.median(v["times"]) for m, v in result["methods"].items()
+              if not m.startswith("dear")}
+    return min(others, key=others.get) if others else None
+
+
+def predict_as_run(result: dict, method: str, workload: perfmodel.Workload,
+                   net: perfmodel.Network, p: int) -> float | None:
+    """The model's seconds for `method` with the knob the run used (a tuned method at the
+    value its search chose); None for MG-WFBP without its groups."""
+    data = result["methods"][method]
+    base = method.removesuffix("_tuned")
+    groups = _mg_tensor_groups(result, workload, data.get("mg_groups", result.get("mg_groups")))
+    if base == "mgwfbp" and groups is None:
+        return None
+    return perfmodel.predict(base, workload, net, p,
+                             bucket_mb=data.get("bucket_mb", result["config"]["bucket_mb"]),
+                             mg_groups=groups, unit_mb=data.get("unit_mb"))
+
+
+def method_rows(result: dict, model: dict | None = None) -> list[MethodRow]:
+    """Per method: times, speedups, the gap to the bound, the model's prediction. `model`
+    ({"workload", "net", "held_out"}, from validation.model_inputs) replaces the run's own
+    measured model inputs; the error is then given only where the run was held out."""
     facts = run_facts(result)
     p, batch = facts["p"], facts["batch"]
+    inputs = model or {**facts, "held_out": True}
     medians = {m: statistics.median(v["times"]) for m, v in result["methods"].items()}
+    others = [m for m in medians if not m.startswith("dear")]
+    best = best_other(result)
     rows = []
     for method, data in result["methods"].items():
         med = medians[method]
-        predicted = None
-        if method != "mgwfbp" or result.get("mg_groups") is not None:
-            predicted = perfmodel.predict(
-                method, facts["workload"], facts["net"], p,
-                bucket_mb=data.get("bucket_mb", result["config"]["bucket_mb"]),
-                mg_groups=_mg_tensor_groups(result, facts["workload"]))
-            if method == "dear_tuned":  # the size the tuner chose, as measured
-                predicted = perfmodel.predict("dear", facts["workload"], facts["net"], p,
-                                              bucket_mb=data["bucket_mb"])
+        predicted = predict_as_run(result, method, inputs["workload"], inputs["net"], p)
+        versus_best = method.startswith("dear") and best is not None
         rows.append(MethodRow(
             method=method, median_s=med, min_s=min(data["times"]), max_s=max(data["times"]),
             iterations=len(data["times"]), samples_per_s=p * batch / med,
             speedup_vs_ddp=medians["ddp"] / med if "ddp" in medians else None,
-            round_speedup_vs_ddp=_round_speedup(result, method),
+            round_speedup_vs_ddp=_round_speedup(result, method, ["ddp"]),
+            speedup_vs_best_other=medians[best] / med if versus_best else None,
+            round_speedup_vs_best_other=(_round_speedup(result, method, others)
+                                         if versus_best else None),
             gap_to_bound=med / facts["bound_s"] - 1, predicted_s=predicted,
-            model_error=None if predicted is None else predicted / med - 1,
+            model_error=(predicted / med - 1
+                         if predicted is not None and inputs["held_out"] else None),
             bucket_mb=data.get("bucket_mb")))
     return rows
 
 
-def _mg_tensor_groups(result: dict, workload: perfmodel.Workload) -> list[list[int]] | None:
-    """The MG-WFBP groups the run used (parameter positions) as workload tensor indices."""
-    groups = result.get("mg_groups")
+def _mg_tensor_groups(result: dict, workload: perfmodel.Workload,
+                      groups: list[list[int]] | None) -> list[list[int]] | None:
+    """MG-WFBP groups the run used (parameter positions) as workload tensor indices."""
     if groups is None:
         return None
     names = result.get("param_names")
@@ -156,7 +176,7 @@ def run_title(result: dict) -> str:
             + (f" + {delay} latency" if delay not in ("0ms", "0") else ""))
 
 
-def markdown_run(result: dict) -> str:
+def markdown_run(result: dict, model: dict | None = None) -> str:
     facts = run_facts(result)
     mb = facts["workload"].model_bytes / 2**20
     lines = [
@@ -168,33 +188,84 @@ def markdown_run(result: dict) -> str:
         f"{1 / facts['net'].beta / 1e6:.0f} MB/s; compute under communication "
         f"{facts['workload'].comm_slowdown:.2f}x slower; load average at the end "
         f"{result['loadavg_end'][0]:.1f}; {result['duration_s'] / 60:.1f} min."
-        + (f" DeAR's Bayesian tuning ran {result['config']['tune_trials']} trials in "
-           f"{result['methods']['dear_tuned']['tuning_s']:.0f} s before its timed iterations; "
-           "later rounds reuse the size it chose."
-           if "tuning_s" in result["methods"].get("dear_tuned", {}) else ""),
+        + (f" gloo's reduce-scatter + all-gather took {result['native_factor']:.2f}x an "
+           "all-reduce of the same bytes (FSDP2's factor in the model, measured in this run)."
+           if "native_factor" in result else "")
+        + _tuning_sentence(result),
         "",
-        "| method | median s | min s | max s | samples/s | speedup vs DDP | per-round speedup "
-        "| gap to bound | model s | model error |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | median s | min s | max s | samples/s | speedup vs DDP (25 MB) "
+        "| per-round speedup | vs best other (per round) | gap to bound | model s "
+        "| model error |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in method_rows(result):
-        label = LABELS.get(row.method, row.method)
-        if row.bucket_mb is not None and row.method == "dear_tuned":
-            label += f", {row.bucket_mb:.3g} MB"
+    for row in method_rows(result, model):
+        versus = "-"
+        if row.speedup_vs_best_other is not None:
+            versus = f"{row.speedup_vs_best_other:.2f}x" + (
+                f" ({row.round_speedup_vs_best_other:.2f}x)"
+                if row.round_speedup_vs_best_other else "")
         lines.append(
-            f"| {label} | {row.median_s:.3f} | {row.min_s:.3f} | {row.max_s:.3f} "
-            f"| {row.samples_per_s:.1f} | "
+            f"| {method_label(result, row.method)} | {row.median_s:.3f} | {row.min_s:.3f} "
+            f"| {row.max_s:.3f} | {row.samples_per_s:.1f} | "
             + (f"{row.speedup_vs_ddp:.2f}x" if row.speedup_vs_ddp else "-") + " | "
             + (f"{row.round_speedup_vs_ddp:.2f}x" if row.round_speedup_vs_ddp else "-")
-            + f" | {100 * row.gap_to_bound:+.0f}% | "
-            + (f"{row.predicted_s:.3f} | {100 * row.model_error:+.0f}%"
-               if row.predicted_s is not None else "- | -") + " |")
-    return "\n".join(lines)
+            + f" | {versus} | {100 * row.gap_to_bound:+.0f}% | "
+            + ("-" if row.predicted_s is None else f"{row.predicted_s:.3f}") + " | "
+            + ("not held out" if row.model_error is None and row.predicted_s is not None
+               else "-" if row.model_error is None else f"{100 * row.model_error:+.0f}%")
+            + " |")
+    return "\n".join([*lines, "", headline(result)])
 
 
-def validation_summary(results: list[dict]) -> str:
-    errors = [(run_title(r), row.method, row.model_error) for r in results
-              for row in method_rows(r) if row.model_error is not None]
+def _tuning_sentence(result: dict) -> str:
+    tuned = {m: v["tuning_s"] for m, v in result["methods"].items() if "tuning_s" in v}
+    if not tuned:
+        return ""
+    spent = ", ".join(f"{LABELS.get(m, m)} {s:.0f} s" for m, s in tuned.items())
+    return (f" Tuning ({result['config']['tune_trials']} trials each, the same Bayesian search "
+            f"for every tuned method, excluded from the timing): {spent}; later rounds reuse "
+            "the value chosen.")
+
+
+def method_label(result: dict, method: str) -> str:
+    """The method's name and, for a tuned one, the knob value its search chose."""
+    label = LABELS.get(method, method)
+    data = result["methods"][method]
+    if method in ("dear_tuned", "ddp_tuned") and data.get("bucket_mb") is not None:
+        label += f", {data['bucket_mb']:.3g} MB"
+    elif method == "fsdp2_tuned" and data.get("unit_mb") is not None:
+        label += f", units of {data['unit_mb']:.3g} MB"
+    elif method == "mgwfbp_tuned" and data.get("merge_s") is not None:
+        label += f", merge below {1e3 * data['merge_s']:.3g} ms"
+    return label
+
+
+def headline(result: dict) -> str:
+    """The run's answer in one sentence: DeAR (tuned) against the fastest other scheduler, and
+    against tuned DDP (the default a user would otherwise pick)."""
+    rows = {r.method: r for r in method_rows(result)}
+    best, dear = best_other(result), rows.get("dear_tuned")
+    if dear is None or best is None:
+        return ""
+    text = (f"DeAR (tuned) against the fastest other scheduler, "
+            f"{method_label(result, best)}: **{dear.speedup_vs_best_other:.2f}x** by medians"
+            + (f", {dear.round_speedup_vs_best_other:.2f}x per round"
+               if dear.round_speedup_vs_best_other else ""))
+    if "ddp_tuned" in rows:
+        ddp = rows["ddp_tuned"].median_s
+        per_round = _round_speedup(result, "dear_tuned", ["ddp_tuned"])
+        text += (f"; against DDP (tuned): {ddp / dear.median_s:.2f}x"
+                 + (f" ({per_round:.2f}x per round)" if per_round else ""))
+    return text + "."
+
+
+def validation_summary(results: list[dict], models: list[dict | None] | None = None) -> str:
+    """The model's error over the (run, method) pairs that have one (held-out runs only when
+    `models` come from a calibration)."""
+    models = models or [None] * len(results)
+    errors = [(run_title(r), row.method, row.model_error)
+              for r, m in zip(results, models, strict=True)
+              for row in method_rows(r, m) if row.model_error is not None]
     if not errors:
         return "No method could be predicted."
     absolute = [abs(e) for _, _, e in errors]
@@ -242,53 +313,9 @@ def chart(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def cluster_predictions(workers: int = 64) -> str:
-    """The model at cluster scale: samples/s per method for ResNet-50 and BERT-base on 10GbE
-    and 100Gb InfiniBand (NCCL: native collectives at ring cost), DeAR over the best other."""
-    methods = ["bsp", "wfbp", "mgwfbp", "ddp", "fsdp2", "dear", "dear_tuned"]
-    head = ["model", "network", *[LABELS[m] for m in methods], "lower bound",
-            "DeAR tuned vs best other", "vs best of BSP/WFBP/MG-WFBP", "tuned bucket"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for model in ("resnet50", "bert_base"):
-        w = survey_workload(model)
-        for net in CLUSTER_NETWORKS.values():
-            rate = {m: workers * w.batch / perfmodel.predict(m, w, net, workers)
-                    for m in methods}
-            best_other = max(v for m, v in rate.items() if not m.startswith("dear"))
-            best_survey = max(rate[m] for m in ("bsp", "wfbp", "mgwfbp"))
-            bound = workers * w.batch / perfmodel.lower_bound(w, net, workers)
-            lines.append("| " + " | ".join(
-                [model, net.name, *[f"{rate[m]:.0f}" for m in methods], f"{bound:.0f}",
-                 f"{100 * (rate['dear_tuned'] / best_other - 1):+.0f}%",
-                 f"{100 * (rate['dear_tuned'] / best_survey - 1):+.0f}%",
-                 f"{perfmodel.best_dear_bucket(w, net, workers):g} MB"]) + " |")
-    return "\n".join(lines)
-
-
-def survey_comparison() -> str:
-    """The model at the survey's 32 GPUs on 10GbE against its measured samples/s."""
-    lines = ["| model | method | survey samples/s | model samples/s | model / survey |",
-             "| --- | --- | ---: | ---: | ---: |"]
-    net = CLUSTER_NETWORKS["10GbE"]
-    for model, measured in SURVEY_32_10GBE.items():
-        w = survey_workload(model)
-        for method, value in measured.items():
-            predicted = 32 * w.batch / perfmodel.predict(method, w, net, 32)
-            lines.append(f"| {model} | {LABELS[method]} | {value:.1f} | {predicted:.1f} "
-                         f"| {predicted / value:.2f} |")
-        best = max(measured.values())
-        dear = 32 * w.batch / perfmodel.predict("dear_tuned", w, net, 32)
-        bound = 32 * w.batch / perfmodel.lower_bound(w, net, 32)
-        lines.append(f"| {model} | DeAR (tuned), model only | - | {dear:.1f} "
-                     f"| {dear / best:.2f} of the survey's best |")
-        lines.append(f"| {model} | lower bound | - | {bound:.1f} "
-                     f"| {bound / best:.2f} of the survey's best |")
-    return "\n".join(lines)
-
-
 def latency_predictions(result: dict, delays_ms: tuple[float, ...] = (0.1, 1.0)) -> str:
-    """The validated model of one emulated run with one-way latency added to every ring step
-    (what netem would add; this machine's kernel has no netem), samples/s per method."""
+    """The model of one emulated run with one-way latency added to every ring step (what netem
+    would add; this machine's kernel has no netem), samples/s per method."""
     facts = run_facts(result)
     methods = list(result["methods"])
     lines = ["| added latency | " + " | ".join(LABELS[m] for m in methods) + " |",
@@ -296,10 +323,9 @@ def latency_predictions(result: dict, delays_ms: tuple[float, ...] = (0.1, 1.0))
     for delay in (0.0, *delays_ms):
         net = facts["net"].model_copy(update={"alpha": facts["net"].alpha + delay / 1e3})
         cells = []
-        for m in methods:
-            bucket = result["methods"][m].get("bucket_mb", 25.0)
-            seconds = perfmodel.predict("dear" if m == "dear_tuned" else m, facts["workload"],
-                                        net, facts["p"], bucket_mb=bucket)
+        for m in methods:  # tuned methods re-tuned for the latency, as MG-WFBP re-plans
+            seconds = perfmodel.predict(m, facts["workload"], net, facts["p"],
+                                        bucket_mb=result["config"]["bucket_mb"])
             cells.append(f"{facts['p'] * facts['batch'] / seconds:.2f}")
         lines.append(f"| {delay:g} ms | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -10,11 +10,19 @@ and when gradients travel:
   gradient exists, overlapping the rest of backward.
 - `mgwfbp`: WFBP with merged gradients: consecutive tensors are fused into groups chosen by
   the alpha-beta model (`perfmodel.mgwfbp_groups`), so startup costs are paid once per group.
-- `ddp`: PyTorch DistributedDataParallel, 25 MB buckets (its default).
+- `ddp`: PyTorch DistributedDataParallel, 25 MB buckets (its default), gradients as views
+  of the buckets (`gradient_as_bucket_view`, zeroed rather than freed after each step, so
+  no copy), buffers broadcast only when the model has buffers.
 - `fsdp2`: `torch.distributed.fsdp.fully_shard` per block and at the root, parameters kept
   after forward (`reshard_after_forward=False`: the ZeRO-2-like setting closest to DeAR).
+  With `unit_mb`, consecutive blocks share one unit of up to that many MB (FSDP2's only
+  fusion knob: what one `fully_shard` call holds).
 - `dear`, `dear_tuned`: wow_ray.dear.DeAR with a fixed bucket size, and with the bucket size
   tuned online by Bayesian optimisation (the harness runs the tuning before timing).
+- `ddp_tuned`, `mgwfbp_tuned`, `fsdp2_tuned`: the same schedulers with their fusion knob
+  (`KNOBS`) chosen by the same Bayesian search DeAR uses (wow_ray.dear.BucketSizeTuner, the
+  same trials and iterations per trial; the harness rebuilds the scheduler per trial), so
+  DeAR is compared with tuned baselines, not with defaults.
 
 BSP, WFBP and MG-WFBP are written here (about 30 lines each) because torch has no
 implementation of them; they use gloo's own asynchronous all-reduce.
@@ -22,6 +30,7 @@ implementation of them; they use gloo's own asynchronous all-reduce.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -32,8 +41,13 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from wow_ray.dear import DeAR, DeARConfig
 
 from .models import fsdp_units
+from .perfmodel import group_by_size
 
-METHODS = ("bsp", "wfbp", "mgwfbp", "ddp", "fsdp2", "dear", "dear_tuned")
+METHODS = ("bsp", "wfbp", "mgwfbp", "mgwfbp_tuned", "ddp", "ddp_tuned", "fsdp2",
+           "fsdp2_tuned", "dear", "dear_tuned")
+# The knob each tuned method searches: build_scheduler's keyword for it.
+KNOBS = {"mgwfbp_tuned": "merge_s", "ddp_tuned": "bucket_mb", "fsdp2_tuned": "unit_mb",
+         "dear_tuned": "bucket_mb"}
 OptimizerFactory = Callable[[list], torch.optim.Optimizer]
 
 
@@ -155,18 +169,36 @@ class DDPScheduler(Scheduler):
 
     def __init__(self, module: nn.Module, make_optimizer: OptimizerFactory,
                  bucket_mb: float = 25.0) -> None:
-        ddp = nn.parallel.DistributedDataParallel(module, bucket_cap_mb=bucket_mb)
+        has_buffers = any(True for _ in module.buffers())
+        # torch 2.13 renamed broadcast_buffers (still accepted, with a warning)
+        sync = ("forward_sync_buffers" if "forward_sync_buffers" in
+                inspect.signature(nn.parallel.DistributedDataParallel).parameters
+                else "broadcast_buffers")
+        ddp = nn.parallel.DistributedDataParallel(
+            module, bucket_cap_mb=bucket_mb, gradient_as_bucket_view=True,
+            **{sync: has_buffers})
         super().__init__(ddp, make_optimizer(list(ddp.parameters())))
+
+    def step(self) -> None:
+        self.optimizer.step()
+        # keep the gradients as views of DDP's buckets: freeing them would cost a copy
+        self.optimizer.zero_grad(set_to_none=False)
 
 
 class FSDP2Scheduler(Scheduler):
     name = "fsdp2"
 
-    def __init__(self, module: nn.Module, make_optimizer: OptimizerFactory) -> None:
+    def __init__(self, module: nn.Module, make_optimizer: OptimizerFactory,
+                 unit_mb: float | None = None) -> None:
         from torch.distributed.fsdp import fully_shard
 
-        for unit in fsdp_units(module):
-            fully_shard(unit, reshard_after_forward=False)
+        blocks = fsdp_units(module)
+        sizes = [sum(p.numel() * p.element_size() for p in b.parameters()) for b in blocks]
+        groups = ([[i] for i in range(len(blocks))] if unit_mb is None
+                  else group_by_size(sizes, unit_mb * 2**20))
+        for group in groups:
+            units = [blocks[i] for i in group]
+            fully_shard(units[0] if len(units) == 1 else units, reshard_after_forward=False)
         fully_shard(module, reshard_after_forward=False)
         super().__init__(module, make_optimizer(list(module.parameters())))
 
@@ -194,23 +226,25 @@ class Local(Scheduler):
 
 def build_scheduler(method: str, module: nn.Module, make_optimizer: OptimizerFactory, *,
                     bucket_mb: float = 25.0, mg_groups: list[list[int]] | None = None,
-                    tune: dict | None = None) -> Scheduler:
-    """`method` (one of METHODS) around `module`. `mg_groups` is needed for mgwfbp; `tune`
-    holds DeARConfig's tuning fields for dear_tuned."""
+                    unit_mb: float | None = None, tune: dict | None = None) -> Scheduler:
+    """`method` (one of METHODS) around `module`. `mg_groups` is needed for mgwfbp (and
+    mgwfbp_tuned: its merge threshold acts through the groups the caller plans with it);
+    `bucket_mb` is DDP's and DeAR's knob, `unit_mb` FSDP2's; `tune` holds DeARConfig's
+    tuning fields for dear_tuned."""
     if method == "local":
         return Local(module, make_optimizer(list(module.parameters())))
     if method == "bsp":
         return BSP(module, make_optimizer)
     if method == "wfbp":
         return WFBP(module, make_optimizer)
-    if method == "mgwfbp":
+    if method in ("mgwfbp", "mgwfbp_tuned"):
         if mg_groups is None:
             raise ValueError("mgwfbp needs mg_groups (perfmodel.mgwfbp_groups)")
         return MGWFBP(module, make_optimizer, mg_groups)
-    if method == "ddp":
+    if method in ("ddp", "ddp_tuned"):
         return DDPScheduler(module, make_optimizer, bucket_mb)
-    if method == "fsdp2":
-        return FSDP2Scheduler(module, make_optimizer)
+    if method in ("fsdp2", "fsdp2_tuned"):
+        return FSDP2Scheduler(module, make_optimizer, unit_mb)
     if method == "dear":
         return DeARScheduler(module, make_optimizer, DeARConfig(bucket_size_mb=bucket_mb))
     if method == "dear_tuned":

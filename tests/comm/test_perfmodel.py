@@ -72,3 +72,26 @@ def test_survey_shapes_are_the_published_architectures():
     w = survey_workload("resnet50")
     assert w.fwd + w.bwd == pytest.approx(64 / 253.1)
     assert w.bwd == pytest.approx(2 * w.fwd)
+
+
+def test_a_tuned_method_is_its_base_at_the_best_knob_of_the_grid():
+    for method in ("ddp_tuned", "dear_tuned", "fsdp2_tuned", "mgwfbp_tuned"):
+        grid = pm.knob_grid(method, W, NET, 2)
+        assert len(grid) > 3
+        best = min(pm.predict(method.removesuffix("_tuned"), W, NET, 2, **k) for k in grid)
+        assert pm.predict(method, W, NET, 2) == pytest.approx(best)
+    # the merge threshold: a large one merges everything into one message
+    assert pm.mgwfbp_plan(W, NET, 2, merge_s=10.0) == [[1, 0]]
+
+
+def test_fsdp2_units_merge_consecutive_blocks_up_to_the_unit_size():
+    assert pm.group_by_size([3, 3, 3, 10, 1], 6) == [[0, 1], [2], [3], [4]]
+    w = W.model_copy(update={"tensors": [*W.tensors, W.tensors[0]],
+                             "fsdp_units": [[0], [1], [2]]})  # the root, two blocks
+    assert pm.fsdp2_units(w) == [[0], [1], [2]]
+    assert pm.fsdp2_units(w, unit_mb=1.0) == [[0], [1, 2]]  # 400 bytes fit in one MB
+    # one unit fewer: one all-gather and one reduce-scatter startup fewer, which pays where
+    # startups are dear; where they are cheap the merged unit's reduce-scatter waits longer
+    costly = pm.Network(name="costly", alpha=2.0, beta=0.01)
+    assert pm.predict("fsdp2", w, costly, 2, unit_mb=1.0) < pm.predict("fsdp2", w, costly, 2)
+    assert pm.predict("fsdp2", w, NET, 2, unit_mb=1.0) > pm.predict("fsdp2", w, NET, 2)

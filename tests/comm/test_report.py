@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.bench_comm import build_report
-from benchmarks.comm import report
+from benchmarks.comm import perfmodel, report
 from benchmarks.comm.perfmodel import Tensor, Workload
 from benchmarks.report import write_section
 
@@ -38,9 +38,15 @@ def test_rows_speedup_and_gap_to_the_bound():
     assert rows["dear_tuned"].predicted_s is not None  # at the tuned 2 MB buckets
 
 
+def _held_out(result: dict) -> dict:
+    """The same run at another link rate, for the model to predict from the first."""
+    return {**result, "network_spec": {"hosts": 2, "rate": "200mbit", "delay": "0ms"}}
+
+
 def test_markdown_chart_and_readme_section(tmp_path):
     result = _result()
-    text = build_report([result], tmp_path, "python benchmarks/bench_comm.py --run x")
+    text = build_report([result, _held_out(result)], tmp_path,
+                        "python benchmarks/bench_comm.py --run x")
     assert "| DeAR (tuned), 2 MB | 0.750 |" in text
     assert "1.33x" in text and "gpt, 2 hosts, 100mbit + 0.1ms latency" in text
     assert "Model error over 3 (run, method) pairs" in text
@@ -64,3 +70,33 @@ def test_rates_in_tc_syntax():
     assert report.rate_bytes_per_s(None) is None
     with pytest.raises(ValueError):
         report.rate_bytes_per_s("fast")
+
+
+def test_dear_is_compared_with_the_fastest_other_scheduler():
+    result = _result()
+    result["config"] |= {"rounds": 2, "iters": 20}
+    result["methods"]["bsp"]["times"] = [1.2] * 20
+    result["methods"]["ddp_tuned"] = {"times": [0.9] * 20, "bucket_mb": 1.5}
+    rows = {r.method: r for r in report.method_rows(result)}
+    assert report.best_other(result) == "ddp_tuned"
+    assert rows["dear_tuned"].speedup_vs_best_other == pytest.approx(0.9 / 0.75)
+    assert rows["ddp_tuned"].speedup_vs_best_other is None  # only DeAR rows are compared
+    # per round (2 rounds of 10): 0.9 / 0.8 and 0.9 / 0.7
+    assert rows["dear_tuned"].round_speedup_vs_best_other == pytest.approx(
+        (0.9 / 0.8 + 0.9 / 0.7) / 2)
+    line = report.headline(result)
+    assert "fastest other scheduler, DDP (tuned), 1.5 MB: **1.20x**" in line
+    assert "against DDP (tuned): 1.20x" in line
+    assert "| DDP (tuned), 1.5 MB | 0.900 |" in report.markdown_run(result)
+
+
+def test_tuned_methods_are_predicted_at_the_knob_their_search_chose():
+    result = _result()
+    result["methods"]["ddp_tuned"] = {"times": [0.9] * 20, "bucket_mb": 1.5}
+    result["methods"]["fsdp2_tuned"] = {"times": [1.1] * 20, "unit_mb": 8.0}
+    facts = report.run_facts(result)
+    rows = {r.method: r for r in report.method_rows(result)}
+    for method, knob in (("ddp_tuned", {"bucket_mb": 1.5}), ("fsdp2_tuned", {"unit_mb": 8.0})):
+        expected = perfmodel.predict(method.removesuffix("_tuned"), facts["workload"],
+                                     facts["net"], 2, **knob)
+        assert rows[method].predicted_s == pytest.approx(expected)

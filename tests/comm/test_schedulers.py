@@ -19,7 +19,7 @@ def _optimizer(params):
     return torch.optim.SGD(params, lr=0.1, momentum=0.9)
 
 
-def _train_rank(method: str) -> dict[str, torch.Tensor]:
+def _train_rank(method: str, unit_mb: float | None = None) -> dict[str, torch.Tensor]:
     import torch.distributed as dist
 
     from benchmarks.comm.schedulers import build_scheduler
@@ -29,6 +29,7 @@ def _train_rank(method: str) -> dict[str, torch.Tensor]:
     n = len(list(model.parameters()))
     groups = [list(range(n - 1, n // 2 - 1, -1)), list(range(n // 2 - 1, -1, -1))]
     sched = build_scheduler(method, model, _optimizer, bucket_mb=0.01, mg_groups=groups,
+                            unit_mb=unit_mb,
                             tune={"tune_trials": 2, "tune_warmup_iters": 0,
                                   "tune_iters_per_trial": 1, "tune_bounds_mb": (0.01, 0.1)})
     for step in range(STEPS):
@@ -63,11 +64,12 @@ def two_ranks():
     cluster.close()
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_scheduler_matches_single_process_training(two_ranks, method):
+@pytest.mark.parametrize(("method", "unit_mb"), [(m, None) for m in METHODS]
+                         + [("fsdp2_tuned", 1.0)])  # both blocks in one FSDP2 unit
+def test_scheduler_matches_single_process_training(two_ranks, method, unit_mb):
     reference = _reference()
     start = dict(build_model(SPEC).named_parameters())
-    results = two_ranks.run(_train_rank, method, timeout=120)
+    results = two_ranks.run(_train_rank, method, unit_mb, timeout=120)
     for rank_params in results:
         assert rank_params.keys() == reference.keys()
         for name, expected in reference.items():

@@ -75,6 +75,11 @@ logger = logging.getLogger("wow_ray.dear")
 OptimizerFactory = Callable[[list[dict]], Optimizer]
 
 
+# The forward hooks run eagerly inside a compiled forward (one graph break each): traced,
+# their bookkeeping would put guards on DeAR's state and recompile at every bucket index.
+_eager = torch.compiler.disable
+
+
 class DeAR(nn.Module):
     """Wraps `module` for data-parallel training with decoupled all-reduce (see module doc).
 
@@ -218,6 +223,7 @@ class DeAR(nn.Module):
     def forward(self, *args: object, **kwargs: object) -> object:
         return self.module(*args, **kwargs)
 
+    @_eager
     def _before_forward(self, module: nn.Module, args: object) -> None:
         check_unchanged(self._slots, self._frozen, self.device)
         self._waits.start()
@@ -236,10 +242,12 @@ class DeAR(nn.Module):
             self._reset_backward()
             self._show_grads()
 
+    @_eager
     def _before_module(self, module: nn.Module, args: object) -> None:
         for bucket in self._waits.entered(module):
             self._wait_all_gather(bucket)
 
+    @_eager
     def _after_module(self, module: nn.Module, args: object, output: object) -> None:
         self._waits.finished(module)
 
@@ -251,6 +259,7 @@ class DeAR(nn.Module):
                     tuple(buffers)):
                 broadcast_coalesced(buffers, self.process_group)
 
+    @_eager
     def _after_forward(self, module: nn.Module, args: object, output: object) -> None:
         if torch.is_grad_enabled():
             self._sync_buffers_next = self._no_sync_depth == 0
@@ -259,7 +268,10 @@ class DeAR(nn.Module):
         self.flush()
         if not self._layout_fixed and torch.is_grad_enabled():
             self._layout_fixed = True
-            if self._steps == 0 and not self._unreduced and not self.optimizer.state:
+            # A compiled graph saved the parameters for its backward: moving them now would
+            # fail its version check. Compiled models keep the registration order.
+            if (self._steps == 0 and not self._unreduced and not self.optimizer.state
+                    and not _compiled(self)):
                 self._adopt_use_order(self._waits.use_order(), from_rank0=True)
         if not torch.is_grad_enabled():
             return
@@ -622,3 +634,7 @@ class DeAR(nn.Module):
         """Optimizer steps that updated the parameters (no-op steps do not count)."""
         return self._steps
 
+
+def _compiled(module: nn.Module) -> bool:
+    """Whether `module` or a module below it was compiled in place (`module.compile()`)."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None for m in module.modules())

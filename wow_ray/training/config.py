@@ -113,6 +113,12 @@ class FinetuneConfig(_Options):
     workers: int = Field(2, ge=1, description="Ray Train workers (data-parallel ranks).")
     use_gpu: bool = Field(False, description="One GPU per worker (NCCL); else CPU workers (gloo).")
     cpus_per_worker: int = Field(1, ge=1, description="CPUs each worker reserves and torch threads.")
+    compile: bool | None = Field(
+        None,
+        description="torch.compile the model in place (module.compile()) before DeAR or DDP "
+        "wraps it; DeAR's forward still waits for each all-gather. None: on when the workers "
+        "have GPUs (use_gpu), off on CPU, where compiling takes minutes and gains little.",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on GPU, fp32 on CPU (CPU bf16 is slower here)."
     )

@@ -105,6 +105,8 @@ class Worker:
         init_dir = str(registry.local_dir(registry.get(EntryKind.ADAPTER, init))) if init else None
         model = load_model(self.base_dir, config, self.device, init_dir)
         self.reference = reference_for(config, model)
+        if config.compile if config.compile is not None else self.device.type == "cuda":
+            model.compile()  # in place, before the synchroniser's hooks (tests/dear/test_compile.py)
         self.sync = make_synchroniser(model, config)
         self.objective = objective_for(config)
         self.plan = StepPlan(len(self.train_data), workers=self.world,
