@@ -50,6 +50,39 @@ def run(
 
 
 @app.command()
+def demo(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
+    llm_url: Annotated[str, typer.Option(help="The LLM app serving the base model and adapters.")] = "http://127.0.0.1:8000",
+    tasks: Annotated[int, typer.Option(help="Tasks per split for the loop (train, dev).")] = 4,
+    test_tasks: Annotated[int, typer.Option(help="The scorecard's subset: the test split's first N tasks.")] = 10,
+    trials: Annotated[int, typer.Option(help="k: trials per task.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps of the candidate's job.")] = 20,
+    situations: Annotated[int, typer.Option(help="Cold-start situations (built once).")] = 60,
+) -> None:
+    """The main job at small scale: cold start and one turn, then a before/after scorecard on
+    the test split's first --test-tasks tasks (never seen by the data or the gate)."""
+    from wow_ray.flywheel.demo import run_demo, scorecard_lines
+    from wow_ray.flywheel.stages import RealStages, StageOptions
+
+    registry = _registry(ctx)
+    options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials,
+                           cold_start_situations=situations)
+    options.train["max_steps"] = max_steps
+    loop = Flywheel(registry, scenario, RealStages(registry, options),
+                    progress=lambda m: console.print(f"[dim]{m}[/]"))
+    result = run_demo(loop, RealStages(registry, options.model_copy(update={"tasks": test_tasks})))
+    header, *rows = scorecard_lines(result)
+    table = Table(*header, title=f"{scenario}, {result.split} split: {len(result.tasks)} tasks "
+                  f"({', '.join(result.tasks)}), k={trials}")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    gate = result.decision
+    Console().print(f"{'promoted' if gate['promote'] else 'rejected'}: {gate['reason']}")
+
+
+@app.command()
 def history(ctx: typer.Context,
             scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery") -> None:
     """Every turn: datasets, job, candidate, the gate's decision and the numbers."""
