@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +10,9 @@ from rich.table import Table
 
 from wow_ray.flywheel import Flywheel, FlywheelOptions
 from wow_ray.registry import Registry
+
+if TYPE_CHECKING:
+    from wow_ray.flywheel.stages import StageOptions
 
 app = typer.Typer(help="The loop: evaluate production, failures become data, fine-tune a "
                   "candidate, promote it only if the gate says it is better.",
@@ -21,6 +24,15 @@ def _registry(ctx: typer.Context) -> Registry:
     from wow_ray.cli import settings_from
 
     return Registry(settings_from(ctx).storage_path)
+
+
+def _loop(ctx: typer.Context, options: StageOptions, alpha: float = 0.05) -> Flywheel:
+    """The loop over the real stages, its progress printed dimmed."""
+    from wow_ray.flywheel.stages import RealStages
+
+    registry = _registry(ctx)
+    return Flywheel(registry, options.scenario, RealStages(registry, options),
+                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
 
 
 @app.command()
@@ -35,14 +47,11 @@ def run(
     alpha: Annotated[float, typer.Option(help="The gate's significance level.")] = 0.05,
 ) -> None:
     """Run the loop; interrupted, it resumes where it stopped when run again."""
-    from wow_ray.flywheel.stages import RealStages, StageOptions
+    from wow_ray.flywheel.stages import StageOptions
 
-    registry = _registry(ctx)
     options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials)
     options.train["max_steps"] = max_steps
-    loop = Flywheel(registry, scenario, RealStages(registry, options),
-                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
-    for records in loop.run(turns):
+    for records in _loop(ctx, options, alpha).run(turns):
         gate = records["gate"].outputs
         console.print(f"turn {records['gate'].turn}: "
                       f"{'[green]promoted[/]' if gate['promote'] else '[yellow]rejected[/]'}: "
@@ -65,13 +74,12 @@ def demo(
     from wow_ray.flywheel.demo import run_demo, scorecard_lines
     from wow_ray.flywheel.stages import RealStages, StageOptions
 
-    registry = _registry(ctx)
     options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials,
                            cold_start_situations=situations)
     options.train["max_steps"] = max_steps
-    loop = Flywheel(registry, scenario, RealStages(registry, options),
-                    progress=lambda m: console.print(f"[dim]{m}[/]"))
-    result = run_demo(loop, RealStages(registry, options.model_copy(update={"tasks": test_tasks})))
+    loop = _loop(ctx, options)
+    result = run_demo(loop, RealStages(loop.registry,
+                                       options.model_copy(update={"tasks": test_tasks})))
     header, *rows = scorecard_lines(result)
     table = Table(*header, title=f"{scenario}, {result.split} split: {len(result.tasks)} tasks "
                   f"({', '.join(result.tasks)}), k={trials}")
