@@ -3,7 +3,8 @@ the LLM app (vLLM serving the embedded model, adapters by name), food_delivery, 
 two dev tasks, k = 1, a few DeAR steps. What the tiny model learns is noise; what is asserted
 is what the loop guarantees whatever it learns: each step recorded with its numbers, data and
 an adapter registered, the gate's decision and reason recorded, the aliases moved accordingly,
-no held-out content in the data it built, and an interrupted turn resumed where it stopped."""
+no held-out content in the data it built, an interrupted turn resumed where it stopped, and
+the main job's before/after scorecard on two test tasks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from wow_ray.data.situations import LeakGuard
 from wow_ray.data.store import load_dataset
 from wow_ray.evaluation import EvalReport
 from wow_ray.flywheel import STEPS, Flywheel, FlywheelBusy
+from wow_ray.flywheel.demo import run_demo, scorecard_lines
 from wow_ray.flywheel.stages import RealStages, StageOptions
 from wow_ray.registry import CANDIDATE, PRODUCTION, EntryKind, Registry
 from wow_ray.scenario import load_pack
@@ -58,7 +60,10 @@ def test_a_real_turn_is_recorded_gated_and_resumable(served_llm, embedded_storag
     assert set(loop.records(1)) == {"evaluate_production", "score_traffic", "build_data"}
     assert registry.storage.list_names("registry/flywheel/food_delivery").count("lock.json") == 0
 
-    [records] = loop.run(turns=1)  # resumes at train: production is not evaluated again
+    # The main job (`wow-ray flywheel demo`): the turn, resumed at train (production is not
+    # evaluated again), then the scorecard on the test split's first two tasks.
+    demo = run_demo(loop, RealStages(registry, options))
+    records = loop.records(1)
     assert stages.calls == ["production", "train", "baseline", "candidate"]
     assert list(records) == list(STEPS)
     for step in STEPS:
@@ -109,6 +114,15 @@ def test_a_real_turn_is_recorded_gated_and_resumable(served_llm, embedded_storag
         assert moved is not None and moved.version == int(version)
         if not gate["promote"]:
             assert registry.aliases.current(EntryKind.ADAPTER, name, PRODUCTION) is None
+
+    # The scorecard: production before and the candidate on the test split; production after
+    # only if it moved.
+    assert demo.split == "test" and len(demo.tasks) == 2
+    assert {t.id for t in load_pack("food_delivery").tasks_in("test")} >= set(demo.tasks)
+    assert [r.label for r in demo.rows] == ["before", "candidate"] + (
+        ["after"] if gate["promote"] else [])
+    assert demo.rows[1].adapters == candidate and demo.rows[1].numbers["episodes"] == 2
+    assert len(scorecard_lines(demo)) == len(demo.rows) + 1
 
     # A finished turn is not redone; a second loop on the same scenario is refused.
     assert loop.run_turn(1) == records and stages.calls[-1] == "candidate"
