@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +10,9 @@ from rich.table import Table
 
 from wow_ray.flywheel import Flywheel, FlywheelOptions
 from wow_ray.registry import Registry
+
+if TYPE_CHECKING:
+    from wow_ray.flywheel.stages import StageOptions
 
 app = typer.Typer(help="The loop: evaluate production, failures become data, fine-tune a "
                   "candidate, promote it only if the gate says it is better.",
@@ -21,6 +24,15 @@ def _registry(ctx: typer.Context) -> Registry:
     from wow_ray.cli import settings_from
 
     return Registry(settings_from(ctx).storage_path)
+
+
+def _loop(ctx: typer.Context, options: StageOptions, alpha: float = 0.05) -> Flywheel:
+    """The loop over the real stages, its progress printed dimmed."""
+    from wow_ray.flywheel.stages import RealStages
+
+    registry = _registry(ctx)
+    return Flywheel(registry, options.scenario, RealStages(registry, options),
+                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
 
 
 @app.command()
@@ -35,18 +47,47 @@ def run(
     alpha: Annotated[float, typer.Option(help="The gate's significance level.")] = 0.05,
 ) -> None:
     """Run the loop; interrupted, it resumes where it stopped when run again."""
-    from wow_ray.flywheel.stages import RealStages, StageOptions
+    from wow_ray.flywheel.stages import StageOptions
 
-    registry = _registry(ctx)
     options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials)
     options.train["max_steps"] = max_steps
-    loop = Flywheel(registry, scenario, RealStages(registry, options),
-                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
-    for records in loop.run(turns):
+    for records in _loop(ctx, options, alpha).run(turns):
         gate = records["gate"].outputs
         console.print(f"turn {records['gate'].turn}: "
                       f"{'[green]promoted[/]' if gate['promote'] else '[yellow]rejected[/]'}: "
                       f"{gate['reason']}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
+    llm_url: Annotated[str, typer.Option(help="The LLM app serving the base model and adapters.")] = "http://127.0.0.1:8000",
+    tasks: Annotated[int, typer.Option(help="Tasks per split for the loop (train, dev).")] = 4,
+    test_tasks: Annotated[int, typer.Option(help="The scorecard's subset: the test split's first N tasks.")] = 10,
+    trials: Annotated[int, typer.Option(help="k: trials per task.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps of the candidate's job.")] = 20,
+    situations: Annotated[int, typer.Option(help="Cold-start situations (built once).")] = 60,
+) -> None:
+    """The main job at small scale: cold start and one turn, then a before/after scorecard on
+    the test split's first --test-tasks tasks (never seen by the data or the gate)."""
+    from wow_ray.flywheel.demo import run_demo, scorecard_lines
+    from wow_ray.flywheel.stages import RealStages, StageOptions
+
+    options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials,
+                           cold_start_situations=situations)
+    options.train["max_steps"] = max_steps
+    loop = _loop(ctx, options)
+    result = run_demo(loop, RealStages(loop.registry,
+                                       options.model_copy(update={"tasks": test_tasks})))
+    header, *rows = scorecard_lines(result)
+    table = Table(*header, title=f"{scenario}, {result.split} split: {len(result.tasks)} tasks "
+                  f"({', '.join(result.tasks)}), k={trials}")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    gate = result.decision
+    Console().print(f"{'promoted' if gate['promote'] else 'rejected'}: {gate['reason']}")
 
 
 @app.command()

@@ -249,7 +249,8 @@ class Flywheel:
 def numbers(report: EvalReport) -> dict[str, Any]:
     """What a step record keeps of a report: success, compliance, pass^k, model share per agent."""
     return {"episodes": report.episodes, "success": report.success,
-            "compliance": report.compliance, "pass_k": report.pass_k,
+            "compliance": report.compliance,
+            "pass_k": {str(k): v for k, v in report.pass_k.items()},  # as JSON reads it back
             "model_share": {a: s.share for a, s in report.model_share.items()}}
 
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -75,6 +76,7 @@ class RegistryLLMServer(LLMServer):
     async def __init__(
         self, llm_config: LLMConfig, *, engine_cls: Any = None, model_downloader: Any = None
     ):
+        self._lora_loads: dict[str, asyncio.Lock] = {}
         await super().__init__(
             llm_config,
             engine_cls=engine_cls,
@@ -94,6 +96,14 @@ class RegistryLLMServer(LLMServer):
             async for _ in self.chat_plain({**body, "stream": stream}):
                 pass
         return time.perf_counter() - started
+
+    async def _maybe_resolve_lora_from_multiplex(self) -> None:
+        """Ray's, one load per adapter at a time: concurrent first requests for a new adapter
+        (the loop's candidate, just registered) all found it unloaded and asked vLLM to load
+        it; all but the first failed with "has already been loaded" (a 500)."""
+        lock = self._lora_loads.setdefault(serve.get_multiplexed_model_id(), asyncio.Lock())
+        async with lock:
+            await super()._maybe_resolve_lora_from_multiplex()
 
     async def chat_plain(self, body: dict[str, Any]) -> AsyncGenerator[dict | list[dict], None]:
         """``chat`` for callers that do not import vLLM (the dialogue agents' Serve-handle
