@@ -6,6 +6,10 @@
         a DeAR Ray Train job (train_jobs/dear_example.py) with one worker on each of two worker
         nodes (STRICT_SPREAD, gloo over the emulated links), a checkpoint every step, and as
         many restarts as --max-failures allows
+    python -m benchmarks.multinode_jobs register --address 10.77.0.1:6379 --storage DIR
+        one task on each worker node registers versions of one model into a registry on the
+        shared storage, all at the same moment: the versions they got, and whether each entry
+        verifies against its own writer's files
 """
 
 from __future__ import annotations
@@ -37,6 +41,44 @@ def check_nodes(expect: int, timeout_s: float = 60.0) -> dict:
             "tasks_ran_on": sorted(answers)}
 
 
+def register_at_once(storage: str, versions_each: int = 4) -> dict:
+    """Two worker nodes register versions of one name at the same moment (compare-and-set)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=0)
+    def register_some(root: str, start_at: float, count: int) -> list[int]:
+        import tempfile
+        from pathlib import Path
+
+        from wow_ray.registry import EntryKind, Registry
+
+        registry, node, versions = Registry(root), ray.util.get_node_ip_address(), []
+        time.sleep(max(0.0, start_at - time.time()))  # both nodes start together
+        for i in range(count):
+            folder = Path(tempfile.mkdtemp())
+            (folder / "config.json").write_text('{"model_type": "llama"}')
+            (folder / "model.safetensors").write_bytes(f"{node} copy {i}".encode() * 64)
+            entry = registry.register(EntryKind.MODEL, "shared", folder, source=f"{node}|{i}")
+            versions.append(entry.version)
+        return versions
+
+    workers = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("train_host")]
+    start_at = time.time() + 3.0
+    per_node = ray.get([register_some.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(storage, start_at, versions_each) for n in workers],
+        timeout=120)
+    from wow_ray.registry import EntryKind, Registry
+
+    registry, unmixed = Registry(storage), True
+    for entry in registry.entries(EntryKind.MODEL, "shared"):
+        registry.verify(entry)
+        node, copy = entry.source.split("|")
+        weights = registry.local_dir(entry) / "model.safetensors"
+        unmixed &= weights.read_bytes() == f"{node} copy {copy}".encode() * 64
+    return {"nodes": sorted(n["NodeManagerAddress"] for n in workers),
+            "versions": sorted(v for vs in per_node for v in vs), "unmixed": unmixed}
+
+
 def train(storage: str, steps: int, step_seconds: float, progress_file: str,
           max_failures: int) -> dict:
     """The DeAR example's loop on two worker nodes; what it ended with."""
@@ -65,7 +107,7 @@ def train(storage: str, steps: int, step_seconds: float, progress_file: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", choices=["nodes", "train"])
+    parser.add_argument("job", choices=["nodes", "train", "register"])
     parser.add_argument("--address", required=True)
     parser.add_argument("--expect", type=int, default=3)
     parser.add_argument("--storage")
@@ -78,6 +120,8 @@ def main() -> None:
     try:
         if args.job == "nodes":
             out = check_nodes(args.expect)
+        elif args.job == "register":
+            out = register_at_once(args.storage)
         else:
             out = train(args.storage, args.steps, args.step_seconds, args.progress_file,
                         args.max_failures)

@@ -1,7 +1,9 @@
 """Several Ray nodes on one machine (benchmarks/multinode.py): a head and two workers, each in
 its own network namespace. A DeAR Ray Train job runs one worker on each worker node (gloo over
 the emulated links); one worker node is killed mid-training, comes back, and the job resumes
-from its last checkpoint on the two worker nodes and finishes. Then nothing is left behind.
+from its last checkpoint on the two worker nodes and finishes. Before that, the two worker
+nodes register versions of one model into one registry at the same moment and get distinct
+versions. Then nothing is left behind.
 
 Needs root (namespaces, veths); skipped with the reason otherwise. CI runs it as root.
 """
@@ -65,7 +67,7 @@ def _wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def test_training_on_two_nodes_resumes_from_its_checkpoint_after_a_worker_node_dies(
+def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_dies(
         three_nodes, tmp_path):
     nodes = three_nodes
     checked = nodes.run_driver([sys.executable, "-m", "benchmarks.multinode_jobs", "nodes",
@@ -75,6 +77,15 @@ def test_training_on_two_nodes_resumes_from_its_checkpoint_after_a_worker_node_d
     workers = {nodes.node_ip(1), nodes.node_ip(2)}
     assert json.loads(checked.stdout.splitlines()[-1])["tasks_ran_on"] == sorted(
         [nodes.node_ip(0), *workers])
+
+    registered = nodes.run_driver([sys.executable, "-m", "benchmarks.multinode_jobs", "register",
+                                   "--address", nodes.head_address, "--storage",
+                                   str(tmp_path / "registry")], timeout_s=120)
+    assert registered.returncode == 0, registered.stderr[-3000:]
+    registry = json.loads(registered.stdout.splitlines()[-1])
+    assert registry["nodes"] == sorted(workers)
+    assert registry["versions"] == list(range(1, 9))  # no version twice, none skipped
+    assert registry["unmixed"]  # each version holds its own writer's weights
 
     progress = tmp_path / "progress.jsonl"
     driver = nodes.driver(
