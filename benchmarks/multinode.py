@@ -4,8 +4,8 @@ node failures a test injects are those of separate hosts.
 
 What it takes (/work/shared/DESIGN.md): every node runs `ray start` with `--node-ip-address`
 set to its namespace's address; Ray 2.60 turns token authentication on, and a joining node
-presents `~/.ray/auth_token` only with `RAY_AUTH_MODE=token` set (`ensure_auth_token` writes
-one if missing); `GLOO_SOCKET_IFNAME=eth0` names the interface, which has that name in every
+presents `~/.ray/auth_token` only with `RAY_AUTH_MODE=token` set (`ensure_auth_token` has Ray
+write one if missing); `GLOO_SOCKET_IFNAME=eth0` names the interface, which has that name in every
 namespace. Each node gets its own `--temp-dir`, so no node touches another Ray's `/tmp/ray`.
 
 A node's processes are found by namespace (`ip netns pids`): killing a node kills exactly
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -50,11 +49,13 @@ FAST_HEALTH_CHECK = {"RAY_health_check_period_ms": "1000",
 
 
 def ensure_auth_token() -> Path:
-    """The token every node of this machine's user presents (written once if missing)."""
+    """The token every node of this machine's user presents (Ray generates one if missing)."""
     if not AUTH_TOKEN.exists():
-        AUTH_TOKEN.parent.mkdir(parents=True, exist_ok=True)
-        AUTH_TOKEN.write_text(secrets.token_hex(32))
-        AUTH_TOKEN.chmod(0o600)
+        from ray._private.authentication.authentication_token_setup import (
+            generate_and_save_token,
+        )
+
+        generate_and_save_token()
     return AUTH_TOKEN
 
 
