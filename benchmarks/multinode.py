@@ -12,7 +12,7 @@ A node's processes are found by namespace (`ip netns pids`): killing a node kill
 them, and the teardown (normal exit, exception, Ctrl-C, SIGTERM) leaves no Ray process,
 namespace or veth behind. Never `ray stop`: it would stop every Ray on the machine.
 
-    with MultiNodeRay(workers=2) as ray_nodes:
+    with MultiNodeRay(3) as ray_nodes:           # a head and two worker nodes
         ray_nodes.driver([sys.executable, "-m", "benchmarks.multinode_jobs", "nodes", ...])
         ray_nodes.kill_node(2)      # a worker node dies
         ray_nodes.start_node(2)     # and comes back (a replaced machine)
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.emulated_cluster import (
@@ -59,58 +60,50 @@ def ensure_auth_token() -> Path:
     return AUTH_TOKEN
 
 
-class MultiNodeRay:
-    """A Ray head on host 0 and `workers` worker nodes on hosts 1..N of an emulated cluster.
+@dataclass
+class MultiNodeRay(EmulatedCluster):
+    """A Ray head on host 0 and worker nodes on hosts 1..n_hosts-1 of an emulated cluster;
+    `MultiNodeRay(3)` is a head and two workers. The cluster's build starts the nodes, its
+    teardown (and its SIGTERM and atexit handlers) kills them with the namespaces.
 
     cpus: logical CPUs per node (more than the machine's cores, as docs/design.md says);
     worker_resources: extra resources each worker node (not the head) offers, so jobs can
     ask for worker nodes by name ("train_host" by default).
     """
 
-    def __init__(self, workers: int = 2, rate: str | None = "1gbit", cpus: int = 4,
-                 worker_resources: str = '{"train_host": 1}', start_timeout_s: float = 120.0):
-        self.cluster = EmulatedCluster(workers + 1, rate=rate)
-        self.cpus = cpus
-        self.worker_resources = worker_resources
-        self.start_timeout_s = start_timeout_s
-        self.temp_root = ""
+    cpus: int = 4
+    worker_resources: str = '{"train_host": 1}'
+    start_timeout_s: float = 120.0
+    temp_root: str = ""
 
     @property
     def head_address(self) -> str:
-        return f"{self.cluster.hosts[0].ip}:{RAY_PORT}"
+        return f"{self.hosts[0].ip}:{RAY_PORT}"
 
     def node_ip(self, index: int) -> str:
-        return self.cluster.hosts[index].ip
+        return self.hosts[index].ip
 
-    def __enter__(self) -> MultiNodeRay:
+    def _build(self) -> None:
         ensure_auth_token()
         # Short: Ray's unix sockets live under it and their paths are limited to 107 bytes.
         self.temp_root = tempfile.mkdtemp(prefix=f"{NAME_PREFIX}{os.getpid()}-", dir="/tmp")
-        self.cluster.__enter__()  # its SIGTERM/atexit handlers call our teardown through it
-        try:
-            for index in range(len(self.cluster.hosts)):
-                self.start_node(index)
-        except BaseException:
-            self.teardown()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.teardown()
+        super()._build()
+        for index in range(len(self.hosts)):
+            self.start_node(index)
 
     def env(self, index: int) -> dict[str, str]:
         """The environment of every process on node `index` (Ray's daemons, drivers)."""
         env = dict(os.environ)
         env.update(FAST_HEALTH_CHECK)
         env.update({"RAY_AUTH_MODE": "token",
-                    "GLOO_SOCKET_IFNAME": self.cluster.hosts[index].interface,
+                    "GLOO_SOCKET_IFNAME": self.hosts[index].interface,
                     "PYTHONPATH": str(ROOT),  # Ray's workers import this checkout
                     "RAY_USAGE_STATS_ENABLED": "0"})
         return env
 
     def start_node(self, index: int) -> None:
         """`ray start` on host `index`: the head for 0, a worker joining the head otherwise."""
-        host = self.cluster.hosts[index]
+        host = self.hosts[index]
         temp_dir = os.path.join(self.temp_root, str(index))
         argv = [shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray"),
                 "start", f"--node-ip-address={host.ip}", f"--num-cpus={self.cpus}",
@@ -120,29 +113,27 @@ class MultiNodeRay:
             argv += ["--head", f"--port={RAY_PORT}", "--include-dashboard=false"]
         else:
             argv += [f"--address={self.head_address}", f"--resources={self.worker_resources}"]
-        done = subprocess.run(self.cluster.exec_argv(index, argv), env=self.env(index),
+        done = subprocess.run(self.exec_argv(index, argv), env=self.env(index),
                               capture_output=True, text=True, timeout=self.start_timeout_s)
         if done.returncode != 0:
             raise RuntimeError(f"ray start on {host.netns} failed:\n{done.stdout}\n{done.stderr}")
 
     def kill_node(self, index: int) -> list[int]:
         """Kill every process of node `index` at once (SIGKILL: a machine that dies)."""
-        return kill_netns_processes(self.cluster.hosts[index].netns, grace_s=0.0)
+        return kill_netns_processes(self.hosts[index].netns, grace_s=0.0)
 
     def driver(self, argv: list[str], **kwargs: object) -> subprocess.Popen:
         """Start `argv` on the head's host (a driver reaches the cluster from there)."""
-        return self.cluster.popen(0, argv, env=self.env(0), cwd=str(ROOT), **kwargs)
+        return self.popen(0, argv, env=self.env(0), cwd=str(ROOT), **kwargs)
 
     def run_driver(self, argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
-        done = subprocess.run(self.cluster.exec_argv(0, argv), env=self.env(0), cwd=str(ROOT),
+        done = subprocess.run(self.exec_argv(0, argv), env=self.env(0), cwd=str(ROOT),
                               capture_output=True, text=True, timeout=timeout_s)
         return done
 
     def teardown(self) -> None:
-        """Stop every node (workers first), then remove the namespaces; safe to call twice."""
-        for host in reversed(self.cluster.hosts):
-            kill_netns_processes(host.netns)
-        self.cluster.teardown()
+        """Every node's processes, the namespaces (EmulatedCluster.teardown), the temp dirs."""
+        super().teardown()
         if self.temp_root:
             shutil.rmtree(self.temp_root, ignore_errors=True)
             self.temp_root = ""
@@ -171,7 +162,7 @@ def main() -> None:
         print("removed:", cleanup())
         return
     started = time.monotonic()
-    with MultiNodeRay(workers=args.workers, rate=args.rate) as nodes:
+    with MultiNodeRay(args.workers + 1, rate=args.rate) as nodes:
         print(f"{args.workers + 1} nodes up in {time.monotonic() - started:.1f} s; "
               f"head {nodes.head_address}")
         done = nodes.run_driver([sys.executable, "-m", "benchmarks.multinode_jobs", "nodes",

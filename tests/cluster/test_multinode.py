@@ -45,10 +45,10 @@ def three_nodes():
         pytest.skip(reason)
     from benchmarks.multinode import MultiNodeRay
 
-    with MultiNodeRay(workers=2) as nodes:
+    with MultiNodeRay(3) as nodes:
         yield nodes
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert not any(n in namespaces for n in (h.netns for h in nodes.cluster.hosts))
+    assert not any(n in namespaces for n in (h.netns for h in nodes.hosts))
 
 
 def _progress(path: Path) -> list[dict]:
