@@ -3,7 +3,8 @@ its own network namespace. A DeAR Ray Train job runs one worker on each worker n
 the emulated links); one worker node is killed mid-training, comes back, and the job resumes
 from its last checkpoint on the two worker nodes and finishes. Before that, the two worker
 nodes register versions of one model into one registry at the same moment and get distinct
-versions. Then nothing is left behind.
+versions. Then a Serve deployment with a replica on each worker node keeps answering through
+the head's proxy while one worker node dies. Then nothing is left behind.
 
 Needs root (namespaces, veths); skipped with the reason otherwise. CI runs it as root.
 """
@@ -38,7 +39,7 @@ def _namespaces_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def three_nodes():
     reason = _namespaces_unavailable()
     if reason:
@@ -49,6 +50,12 @@ def three_nodes():
         yield nodes
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(n in namespaces for n in (h.netns for h in nodes.hosts))
+
+
+def _kill_and_replace_node(nodes, index: int) -> None:
+    assert nodes.kill_node(index), f"node {index} had no processes to kill"
+    time.sleep(3)  # the head sees the node dead (health checks every second)
+    nodes.start_node(index)  # a replacement machine joins
 
 
 def _progress(path: Path) -> list[dict]:
@@ -100,9 +107,7 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
 
         _wait_for(both_ranks_past_kill_step, 150, f"both ranks to finish step {KILL_AFTER_STEP}")
         killed_at = max(p["step"] for p in _progress(progress))
-        assert nodes.kill_node(2), "node 2 had no processes to kill"
-        time.sleep(3)  # the head sees the node dead (health checks every second)
-        nodes.start_node(2)  # a replacement machine joins
+        _kill_and_replace_node(nodes, 2)
         out, err = driver.communicate(timeout=180)
     finally:
         if driver.poll() is None:
@@ -122,3 +127,31 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
     assert len(starts) == 1 and 0 < starts.pop() <= killed_at
     assert {p["node"] for p in resumed} == workers
     assert {p["rank"] for p in resumed if p["step"] == STEPS} == {0, 1}
+
+
+def test_a_service_on_two_nodes_keeps_answering_when_one_dies(three_nodes, tmp_path):
+    """One replica on each worker node behind the head's proxy; node 1 dies mid-way. Every
+    request is answered (a client's one retry allowed), by the surviving node after the kill."""
+    nodes = three_nodes
+    progress = tmp_path / "answers.jsonl"
+    driver = nodes.driver(
+        [sys.executable, "-m", "benchmarks.multinode_jobs", "serve", "--address",
+         nodes.head_address, "--progress-file", str(progress), "--seconds", "25"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: {p["node"] for p in _progress(progress)} == {
+            nodes.node_ip(1), nodes.node_ip(2)}, 120, "answers from both worker nodes")
+        killed_at = time.monotonic()
+        assert nodes.kill_node(1), "node 1 had no processes to kill"
+        out, err = driver.communicate(timeout=150)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err[-4000:]
+    result = json.loads(out.splitlines()[-1])
+    assert result["failed"] == [], result
+    after = [p for p in _progress(progress) if p["t"] > killed_at + 5]
+    assert after, "no answer after the kill"
+    assert {p["node"] for p in after} == {nodes.node_ip(2)}
+    nodes.start_node(1)
