@@ -84,10 +84,10 @@ class MultiNodeRay(EmulatedCluster):
         return self.hosts[index].ip
 
     def _build(self) -> None:
+        super()._build()  # from here on, teardown removes whatever this build made
         ensure_auth_token()
         # Short: Ray's unix sockets live under it and their paths are limited to 107 bytes.
         self.temp_root = tempfile.mkdtemp(prefix=f"{NAME_PREFIX}{os.getpid()}-", dir="/tmp")
-        super()._build()
         for index in range(len(self.hosts)):
             self.start_node(index)
 
