@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import os
 import re
 import signal
@@ -191,6 +192,7 @@ class EmulatedCluster:
             self._delay_line.terminate()
             self._delay_line.wait()
         for host in self.hosts:
+            kill_netns_processes(host.netns)  # a deleted namespace lives on in its processes
             _ip("netns", "del", host.netns, check=False)  # takes its veth pair with it
             _ip("link", "del", host.host_veth, check=False)
             if self._delay_line is not None:  # a tap the build failed to move is still here
@@ -234,6 +236,24 @@ def parse_delay(text: str) -> float:
     return float(match.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, None: 1e-3}[match.group(2)]
 
 
+def kill_netns_processes(netns: str, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM every process in `netns`, then SIGKILL what is still there after `grace_s`
+    (a Ray node's daemons, a worker a test left). Returns the process ids it found."""
+    def pids() -> list[int]:
+        out = _ip("netns", "pids", netns, check=False).stdout.split()
+        return [int(pid) for pid in out if pid.isdigit() and int(pid) != os.getpid()]
+
+    found = pids()
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        for pid in pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return found
+
+
 def netem_available() -> bool:
     """Whether this kernel can add a netem qdisc (tried in a throwaway namespace)."""
     probe = f"{NAME_PREFIX}{os.getpid()}-probe"
@@ -252,6 +272,7 @@ def cleanup_stale() -> list[str]:
     for line in _ip("netns", "list").stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
         if name.startswith(NAME_PREFIX) and not _owner_alive(name):
+            kill_netns_processes(name)
             _ip("netns", "del", name, check=False)
             removed.append(name)
     for line in _ip("-o", "link", "show").stdout.splitlines():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import time
 from pathlib import Path
 
 import ray.train
@@ -48,8 +50,11 @@ def _batch(step: int, micro: int, rank: int, device: torch.device) -> tuple[torc
 def train_loop(config: dict) -> None:
     """The per-worker training function. Config: steps, checkpoint_at (report a checkpoint
     after that step), resume_from (a checkpoint folder, when Ray Train has none to restore),
-    lr, bucket_size_mb, accumulation; for tests, final_state (rank 0 saves the final model
-    there; "{start}" becomes the step it started from) and fail_once_marker."""
+    lr, bucket_size_mb, accumulation, checkpoint_every (report a checkpoint every that many
+    steps); for tests, final_state (rank 0 saves the final model there; "{start}" becomes the
+    step it started from), fail_once_marker, step_seconds (a pause after each step, so a fault
+    test can strike mid-training) and progress_file (one JSON line per worker and step: rank,
+    node address, the step it started from, the step done)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rank = ray.train.get_context().get_world_rank()
@@ -75,9 +80,13 @@ def train_loop(config: dict) -> None:
                 loss.backward()
         dear.clip_grad_norm_(1.0)
         dear.step()
-        if step + 1 == config.get("checkpoint_at"):
+        every = config.get("checkpoint_every")
+        if step + 1 == config.get("checkpoint_at") or (every and (step + 1) % every == 0):
             report_dear(dear, {"step": step + 1, "loss": loss.item(),
                                "bucket_size_mb": dear.bucket_size_mb})
+        if config.get("progress_file"):
+            _log_progress(config["progress_file"], rank, start, step + 1)
+        time.sleep(config.get("step_seconds", 0.0))
     dear.flush()
     if rank == 0 and config.get("final_state"):
         torch.save({k: v.cpu() for k, v in dear.module.state_dict().items()},
@@ -91,6 +100,12 @@ def train_loop(config: dict) -> None:
         if rank == 0:
             Path(marker).touch()
         raise RuntimeError("injected failure (fail_once_marker)")
+
+
+def _log_progress(path: str, rank: int, start: int, step: int) -> None:
+    line = {"rank": rank, "node": ray.util.get_node_ip_address(), "start": start, "step": step}
+    with open(path, "a") as out:  # one short line per write: appends do not interleave
+        out.write(json.dumps(line) + "\n")
 
 
 def main() -> None:

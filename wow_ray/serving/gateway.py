@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -345,6 +346,12 @@ class Gateway:
                     item = None
                 except HTTPException as exc:
                     yield to_sse(ErrorEvent(status=exc.status_code, detail=exc.detail))
+                    item = None
+                except Exception as exc:  # a replica still down after the retries: say so
+                    logging.getLogger(__name__).exception("streamed turn failed")
+                    yield to_sse(ErrorEvent(status=503, detail=f"the reply failed ("
+                                            f"{type(exc).__name__}); nothing was saved, "
+                                            "send the message again"))
                     item = None
 
         return StreamingResponse(sse(), media_type="text/event-stream")

@@ -1,0 +1,80 @@
+"""The load script (benchmarks/bench_load.py) against a stand-in for the service on loopback:
+a 429 with Retry-After is honoured and is not a failure, times to the first token and to the
+end of the turn are measured, and a server that never finishes a reply cannot hold the run
+past its deadline plus the grace period."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import secrets
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from benchmarks.bench_load import run
+
+
+def stand_in(hang: bool) -> FastAPI:
+    app, calls = FastAPI(), itertools.count()
+
+    @app.post("/v1/sessions", status_code=201)
+    async def create() -> dict:
+        return {"session_id": f"s{next(calls)}"}
+
+    @app.post("/v1/sessions/{sid}/messages")
+    async def message(sid: str):
+        if next(calls) % 5 == 1:
+            return JSONResponse({"detail": "slow down"}, 429, headers={"Retry-After": "0"})
+
+        async def events():
+            yield "event: step\ndata: {}\n\n"
+            await asyncio.sleep(3600 if hang else 0.05)
+            yield 'event: delta\ndata: {"text": "hi"}\n\n'
+            await asyncio.sleep(0.05)
+            yield 'event: done\ndata: {"reply": "hi"}\n\n'
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+@pytest.fixture(params=[False, True], ids=["answering", "hanging"])
+def service(request):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(stand_in(request.param), port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", request.param
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
+    url, hangs = service
+    secret = tmp_path / "secret"
+    secret.write_text(secrets.token_urlsafe(48))
+    args = argparse.Namespace(url=url, api_key="k", token_secret_file=str(secret), customers=4,
+                              minutes=0.03, request_timeout_s=1.0, grace_s=3.0,
+                              ray_address=None, sample_s=1.0, cooldown_s=0.0)
+    started = time.monotonic()
+    summary = asyncio.run(run(args))
+    assert time.monotonic() - started < args.minutes * 60 + args.grace_s + 2
+    if hangs:
+        assert summary["turns"] == 0 and summary["failures"] > 0
+        assert "ReadTimeout" in summary["failure_examples"][0]
+    else:
+        assert summary["failures"] == 0, summary["failure_examples"]
+        assert summary["throttled_429"] > 0 and summary["turns"] > 10
+        assert 0.04 < summary["ttft_s"]["p50"] < summary["turn_s"]["p50"]
