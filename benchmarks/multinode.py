@@ -2,7 +2,7 @@
 namespace on the emulated bridge (`emulated_cluster.py`), so Ray's traffic, gloo's and the
 node failures a test injects are those of separate hosts.
 
-What it takes (/work/shared/DESIGN.md): every node runs `ray start` with `--node-ip-address`
+What it takes (docs/design.md, "Facts measured"): every node runs `ray start` with `--node-ip-address`
 set to its namespace's address; Ray 2.60 turns token authentication on, and a joining node
 presents `~/.ray/auth_token` only with `RAY_AUTH_MODE=token` set (`ensure_auth_token` has Ray
 write one if missing); `GLOO_SOCKET_IFNAME=eth0` names the interface, which has that name in every
