@@ -48,7 +48,9 @@ def test_a_real_turn_is_recorded_gated_and_resumable(served_llm, embedded_storag
     options = StageOptions(
         llm_url=served_llm, agents=AGENTS, tasks=2, trials=1, concurrency=2,
         cold_start_situations=8,
-        train={"lora": {"r": 8}, "max_steps": 2, "workers": 2, "seq_len": 2048,
+        # seq_len 1024: two workers at 2048 took 5 GB each, beside the session's vLLM app and
+        # dialogue service, and the node ran out of memory in the whole suite.
+        train={"lora": {"r": 8}, "max_steps": 2, "workers": 2, "seq_len": 1024,
                "synchroniser": "dear", "warmup_steps": 0, "checkpoint_every": 2,
                "eval_max_rows": 2, "progress": False})
     stages = InterruptedOnce(registry, options)

@@ -82,7 +82,12 @@ def test_the_llm_replica_killed_mid_stream_ends_the_stream_clearly(dialogue_app,
     assert events and events[-1] in ("done", "error"), events
     turns = svc.transcript(sid).turns
     if events[-1] == "done":
-        assert "reset" in events or seconds < 5, "a reply after the kill, with no reset"
+        # A clear outcome either way: the gateway retried the turn (a reset first), or the
+        # agents saw the model calls fail and answered from their deterministic path (the
+        # failed calls are in the trace), or the reply was finished before the kill landed.
+        failed_calls = [c for t in turns for s in t.steps for c in s.llm_calls if c.error]
+        assert "reset" in events or failed_calls or seconds < 5, \
+            "a reply after the kill that neither restarted nor saw the model fail"
         assert [t.reply for t in turns] == [data[-1]["reply"]]
     else:
         assert data[-1]["status"] >= 500 and data[-1]["detail"], data[-1]
