@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from wow_ray.serving.credentials import DEFAULT_KEYS_FILE, DEFAULT_SECRET_FILE
+
 app = typer.Typer(
     help="Who may call the dialogue service. API keys carry a scope (customer: the business's "
     "app acting for its signed-in customers; operator: transcripts and tickets; admin: rules "
@@ -24,7 +26,7 @@ KeysFile = Annotated[str, typer.Option("--keys-file", help="The gateway's keys f
 def new_key(
     name: Annotated[str, typer.Argument(help="Who holds the key, e.g. web-app or console.")],
     scope: Annotated[str, typer.Option(help="customer, operator or admin.")] = "customer",
-    keys_file: KeysFile = "~/.wow_ray/api_keys.yaml",
+    keys_file: KeysFile = DEFAULT_KEYS_FILE,
 ) -> None:
     """Create a key (or replace the key of NAME: rotation) and print it once; only its hash is
     kept. A running gateway accepts it within a request, without a restart."""
@@ -41,7 +43,7 @@ def new_key(
 
 @app.command()
 def revoke(name: Annotated[str, typer.Argument(help="The key's holder.")],
-           keys_file: KeysFile = "~/.wow_ray/api_keys.yaml") -> None:
+           keys_file: KeysFile = DEFAULT_KEYS_FILE) -> None:
     """Remove NAME's key; a running gateway refuses it from the next request on."""
     from wow_ray.serving.credentials import revoke_key
 
@@ -58,7 +60,7 @@ def customer_token(
     ttl: Annotated[int, typer.Option(help="Seconds until it expires.", min=1)] = 3600,
     secret_file: Annotated[str, typer.Option(help="Where the shared secret is (created if "
                                              "missing); WOW_RAY_CUSTOMER_TOKEN_SECRET wins.")]
-    = "~/.wow_ray/customer_token_secret",
+    = DEFAULT_SECRET_FILE,
 ) -> None:
     """Mint a customer token as the business's app would after its login (for tests and
     demos; in production the app mints it with any JWT library, HS256, audience 'wow-ray')."""
