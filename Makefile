@@ -1,7 +1,11 @@
 # The README's two commands. Everything they need is installed by scripts/install.sh.
 VENV ?= .venv
 
-.PHONY: demo test lint install
+.PHONY: loop demo test lint install
+
+loop:   ## install, then the main job: cold start and one turn of the self-evolving loop on the embedded model, and a before/after scorecard on the test split
+	scripts/install.sh
+	$(VENV)/bin/wow-ray flywheel demo
 
 demo:   ## install, then start a local Ray, serve the food_delivery dialogue service (agents + vLLM) and hold one short dialogue
 	scripts/install.sh

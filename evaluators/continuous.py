@@ -13,18 +13,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import ray
 from pydantic import BaseModel, Field
 
-from wow_ray.agents.sessions import SessionStore
-from wow_ray.evaluation import build_report, evaluate_session, evaluate_split, local_target, publish
+from wow_ray.evaluation import build_report, evaluate_split, local_target, publish
+from wow_ray.evaluation.live import score_live_sessions
 from wow_ray.llm.client import AsyncOpenAIChatClient
 from wow_ray.registry import EntryKind, Registry, RegistryEntry
 from wow_ray.scenario import load_pack
@@ -99,15 +97,12 @@ class ContinuousEvaluator:
 
     async def _evaluate_sessions(self) -> str | None:
         c = self.config
-        store = SessionStore(c.database_url)
-        ids = store.session_ids(since=timedelta(hours=c.sessions_window_h), limit=500, simulated=False)
-        sample = random.Random(len(ids)).sample(ids, min(c.sessions_sample, len(ids)))
-        if not sample:
-            return None
         client = AsyncOpenAIChatClient(c.llm_url) if c.llm_url and c.judge else None
-        scores = [await evaluate_session(self.pack, store.transcript(i), judge_client=client) for i in sample]
-        report = build_report(scores, scenario=c.scenario, split=None, model="live",
-                              meta={"sessions": sample, "by": ACTOR_NAME})
+        report = await score_live_sessions(self.pack, c.database_url, sample=c.sessions_sample,
+                                           window_h=c.sessions_window_h, judge_client=client,
+                                           meta={"by": ACTOR_NAME})
+        if report is None:
+            return None
         return self._register(report, [], f"sessions:{c.database_url}")
 
     def _register(self, report, dialogues, judged: str) -> str:

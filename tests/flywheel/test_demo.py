@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from wow_ray.evaluation import build_report
 from wow_ray.flywheel import Flywheel
-from wow_ray.flywheel.demo import run_demo, scorecard_lines
+import json
+
+from wow_ray.flywheel.demo import DemoResult, run_demo, scorecard_lines, write_scorecard
 from wow_ray.registry import Registry
 
 from .test_loop import FakeStages, scores
@@ -37,6 +39,20 @@ def test_the_demo_scores_before_and_after_on_the_test_split(tmp_path):
     header, before, candidate, after = scorecard_lines(result)
     assert header[:3] == ["", "success", "compliance"]
     assert before[1] == "0%" and candidate[1] == after[1] == "100%"
+    # every stage of the turn and each scorecard evaluation timed
+    assert {"train", "gate", "scorecard before", "scorecard after"} <= set(result.seconds)
+
+
+def test_the_scorecard_is_written_for_a_person_to_look_at(tmp_path):
+    registry = Registry(str(tmp_path / "storage"))
+    stages = OnTestSplit(registry, tmp_path)
+    result = run_demo(Flywheel(registry, "food_delivery", stages), stages)
+    paths = write_scorecard(result, tmp_path / "out")
+    assert [p.name for p in paths] == ["scorecard.json", "scorecard.md", "scorecard.png"]
+    assert DemoResult.model_validate(json.loads(paths[0].read_text())) == result
+    md = paths[1].read_text()
+    assert "| after | 100% |" in md and "promoted" in md and "| train |" in md
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_rejected_candidate_leaves_production_out_of_the_scorecard(tmp_path):
@@ -45,3 +61,16 @@ def test_a_rejected_candidate_leaves_production_out_of_the_scorecard(tmp_path):
     result = run_demo(Flywheel(registry, "food_delivery", stages), stages)
     assert not result.decision["promote"]
     assert [r.label for r in result.rows] == ["before", "candidate"]
+
+
+def test_an_llm_url_that_does_not_answer_is_a_clear_error(tmp_path, monkeypatch):
+    """Given --llm-url, the loop never starts its own LLM app in its place."""
+    from typer.testing import CliRunner
+
+    from wow_ray.cli import app
+
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", str(tmp_path / "storage"))
+    for command in ("run", "demo"):
+        out = CliRunner().invoke(app, ["flywheel", command, "--llm-url", "http://127.0.0.1:9"],
+                                 env={"COLUMNS": "250"})
+        assert out.exit_code == 2 and "no LLM app answers at http://127.0.0.1:9" in out.output

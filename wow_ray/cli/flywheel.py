@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -35,51 +38,100 @@ def _loop(ctx: typer.Context, options: StageOptions, alpha: float = 0.05) -> Fly
                     FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
 
 
+@contextmanager
+def _llm_app(ctx: typer.Context, llm_url: str | None) -> Iterator[str]:
+    """The LLM app's URL: the given one, else the local one if it answers, else one started
+    here (Ray, Serve, vLLM) for the duration and shut down after."""
+    import httpx
+
+    from wow_ray.cli import settings_from
+
+    settings = settings_from(ctx)
+    url = llm_url or f"http://{settings.serve.host}:{settings.serve.port}"
+    try:
+        answers = httpx.get(f"{url}/v1/models", timeout=5).is_success
+    except httpx.HTTPError:
+        answers = False
+    if answers:
+        yield url
+        return
+    if llm_url is not None:
+        raise typer.BadParameter(f"no LLM app answers at {llm_url} (start one with "
+                                 "`wow-ray serve`, or leave --llm-url out)")
+    import ray
+    from ray import serve
+
+    from wow_ray.cli.serve import start_llm_app
+
+    try:
+        yield start_llm_app(settings)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _sessions_db(url: str | None) -> str | None:
+    """The given database, else the local service's default one if it exists, else None."""
+    from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
+
+    if url is not None:
+        return url
+    path = Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///")).expanduser()
+    return DEFAULT_DATABASE_URL if path.exists() else None
+
+
 @app.command()
 def run(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
     turns: Annotated[int, typer.Option(help="Turns to run (an unfinished turn is finished first).")] = 1,
-    llm_url: Annotated[str, typer.Option(help="The LLM app serving the base model and adapters.")] = "http://127.0.0.1:8000",
+    llm_url: Annotated[str | None, typer.Option(help="The LLM app serving the base model and adapters; default: the local one at the settings' port, started here (Ray, vLLM) when none answers, and stopped at the end.")] = None,
     tasks: Annotated[int | None, typer.Option(help="At most this many tasks per split.")] = None,
     trials: Annotated[int, typer.Option(help="k: trials per task.")] = 1,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps of each candidate's job.")] = 20,
     alpha: Annotated[float, typer.Option(help="The gate's significance level.")] = 0.05,
+    sessions_db: Annotated[str | None, typer.Option(help="The service's sessions database (a SQLAlchemy URL) whose live sessions each turn scores; default: the local service's, when it exists.")] = None,
 ) -> None:
     """Run the loop; interrupted, it resumes where it stopped when run again."""
     from wow_ray.flywheel.stages import StageOptions
 
-    options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials)
-    options.train["max_steps"] = max_steps
-    for records in _loop(ctx, options, alpha).run(turns):
-        gate = records["gate"].outputs
-        console.print(f"turn {records['gate'].turn}: "
-                      f"{'[green]promoted[/]' if gate['promote'] else '[yellow]rejected[/]'}: "
-                      f"{gate['reason']}")
+    with _llm_app(ctx, llm_url) as url:
+        options = StageOptions(scenario=scenario, llm_url=url, tasks=tasks, trials=trials,
+                               database_url=_sessions_db(sessions_db))
+        options.train["max_steps"] = max_steps
+        for records in _loop(ctx, options, alpha).run(turns):
+            gate = records["gate"].outputs
+            console.print(f"turn {records['gate'].turn}: "
+                          f"{'[green]promoted[/]' if gate['promote'] else '[yellow]rejected[/]'}: "
+                          f"{gate['reason']}")
 
 
 @app.command()
 def demo(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
-    llm_url: Annotated[str, typer.Option(help="The LLM app serving the base model and adapters.")] = "http://127.0.0.1:8000",
+    llm_url: Annotated[str | None, typer.Option(help="The LLM app serving the base model and adapters; default: the local one at the settings' port, started here (Ray, vLLM) when none answers, and stopped at the end.")] = None,
     tasks: Annotated[int, typer.Option(help="Tasks per split for the loop (train, dev).")] = 4,
     test_tasks: Annotated[int, typer.Option(help="The scorecard's subset: the test split's first N tasks.")] = 10,
     trials: Annotated[int, typer.Option(help="k: trials per task.")] = 1,
     max_steps: Annotated[int, typer.Option(help="Optimizer steps of the candidate's job.")] = 20,
     situations: Annotated[int, typer.Option(help="Cold-start situations (built once).")] = 60,
+    out: Annotated[Path, typer.Option(help="Where the scorecard (JSON, markdown, PNG chart) is written.")] = Path("flywheel-demo"),
+    sessions_db: Annotated[str | None, typer.Option(help="The service's sessions database (a SQLAlchemy URL) whose live sessions each turn scores; default: the local service's, when it exists.")] = None,
 ) -> None:
     """The main job at small scale: cold start and one turn, then a before/after scorecard on
     the test split's first --test-tasks tasks (never seen by the data or the gate)."""
-    from wow_ray.flywheel.demo import run_demo, scorecard_lines
+    from wow_ray.flywheel.demo import run_demo, scorecard_lines, write_scorecard
     from wow_ray.flywheel.stages import RealStages, StageOptions
 
-    options = StageOptions(scenario=scenario, llm_url=llm_url, tasks=tasks, trials=trials,
-                           cold_start_situations=situations)
-    options.train["max_steps"] = max_steps
-    loop = _loop(ctx, options)
-    result = run_demo(loop, RealStages(loop.registry,
-                                       options.model_copy(update={"tasks": test_tasks})))
+    with _llm_app(ctx, llm_url) as url:
+        options = StageOptions(scenario=scenario, llm_url=url, tasks=tasks, trials=trials,
+                               cold_start_situations=situations,
+                               database_url=_sessions_db(sessions_db))
+        options.train["max_steps"] = max_steps
+        loop = _loop(ctx, options)
+        result = run_demo(loop, RealStages(loop.registry,
+                                           options.model_copy(update={"tasks": test_tasks})))
     header, *rows = scorecard_lines(result)
     table = Table(*header, title=f"{scenario}, {result.split} split: {len(result.tasks)} tasks "
                   f"({', '.join(result.tasks)}), k={trials}")
@@ -88,6 +140,13 @@ def demo(
     Console().print(table)
     gate = result.decision
     Console().print(f"{'promoted' if gate['promote'] else 'rejected'}: {gate['reason']}")
+    stages = Table("stage", "seconds", title="where the time went")
+    for stage, seconds in result.seconds.items():
+        stages.add_row(stage, f"{seconds:.0f}")
+    stages.add_row("total", f"{sum(result.seconds.values()):.0f}")
+    Console().print(stages)
+    paths = write_scorecard(result, out)
+    console.print(f"scorecard: {', '.join(str(p) for p in paths)}")
 
 
 @app.command()

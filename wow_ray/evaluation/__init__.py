@@ -20,6 +20,7 @@ from wow_ray.evaluation.episode import (
     run_episode,
 )
 from wow_ray.evaluation.judge import Judged, judge
+from wow_ray.evaluation.live import score_live_sessions
 from wow_ray.evaluation.report import (
     EvalReport,
     build_report,
@@ -79,6 +80,7 @@ __all__ = [
     "score_claims",
     "score_compliance",
     "score_information",
+    "score_live_sessions",
     "score_model_share",
     "score_success",
     "score_usage",

@@ -5,9 +5,12 @@ what it changed; at small scale the numbers are noise and the gate says so."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wow_ray.evaluation import EvalReport
 from wow_ray.flywheel.loop import Flywheel, Stages, StepRecord, numbers
@@ -24,6 +27,7 @@ class DemoResult(BaseModel):
     tasks: list[str]
     rows: list[ScoreRow]
     decision: dict[str, Any]
+    seconds: dict[str, float] = Field(default_factory=dict, description="Each stage's time.")
 
 
 def run_demo(loop: Flywheel, test_stages: Stages, split: str = "test") -> DemoResult:
@@ -32,15 +36,19 @@ def run_demo(loop: Flywheel, test_stages: Stages, split: str = "test") -> DemoRe
     before = loop.production()
     [records] = loop.run(turns=1)
     after = loop.production()
+    seconds = {step: r.seconds for step, r in records.items()}
     rows, tasks = [], []
     for label, adapters in (("before", before), ("candidate", _candidate(records)),
                             ("after", after)):
         if label == "after" and after == before:
             continue  # nothing promoted: production is what it was
+        clock = time.perf_counter()
         report: EvalReport = test_stages.evaluate(adapters, split, f"demo-{label}")
+        seconds[f"scorecard {label}"] = round(time.perf_counter() - clock, 2)
         tasks = sorted({d.task_id or "?" for d in report.details})
         rows.append(ScoreRow(label=label, adapters=adapters, numbers=numbers(report)))
-    return DemoResult(split=split, tasks=tasks, rows=rows, decision=records["gate"].outputs)
+    return DemoResult(split=split, tasks=tasks, rows=rows, decision=records["gate"].outputs,
+                      seconds=seconds)
 
 
 def _candidate(records: dict[str, StepRecord]) -> dict[str, str]:
@@ -61,3 +69,39 @@ def scorecard_lines(result: DemoResult) -> list[list[str]]:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def write_scorecard(result: DemoResult, folder: Path) -> list[Path]:
+    """The scorecard as JSON, markdown and a PNG chart (before/after bars), for a person to
+    look at rather than read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    header, *rows = scorecard_lines(result)
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+          *("| " + " | ".join(r) + " |" for r in rows), "",
+          f"Gate: {'promoted' if result.decision.get('promote') else 'rejected'}: "
+          f"{result.decision.get('reason', '')}", "", "| stage | seconds |", "|---|---|",
+          *(f"| {k} | {v:.0f} |" for k, v in result.seconds.items())]
+    paths = [folder / "scorecard.json", folder / "scorecard.md", folder / "scorecard.png"]
+    paths[0].write_text(json.dumps(result.model_dump(mode="json"), indent=2))
+    paths[1].write_text("\n".join(md) + "\n")
+    metrics = header[1:]
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(metrics), 3.6))
+    width = 0.8 / max(1, len(result.rows))
+    for i, row in enumerate(rows):
+        values = [float(c.rstrip("%")) if c != "-" else 0.0 for c in row[1:]]
+        ax.bar([m + i * width for m in range(len(metrics))], values, width, label=row[0])
+    ax.set_xticks([m + width * (len(rows) - 1) / 2 for m in range(len(metrics))], metrics,
+                  rotation=20, ha="right")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.set_title(f"{result.split} split, {len(result.tasks)} tasks: before and after one turn")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths

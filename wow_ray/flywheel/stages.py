@@ -28,6 +28,9 @@ class StageOptions(BaseModel):
     tasks: int | None = Field(None, description="At most this many tasks per split (small scale).")
     trials: int = Field(1, ge=1, description="k: trials per task.")
     concurrency: int = 4
+    database_url: str | None = Field(None, description="The service's sessions database, whose "
+                                     "live sessions the loop scores; None: not scored.")
+    traffic_sample: int = Field(20, ge=1, description="Live sessions scored per turn.")
     cold_start_situations: int = 60
     train: dict[str, Any] = Field(
         default_factory=lambda: {"lora": {"r": 8}, "max_steps": 20, "workers": 2,
@@ -71,7 +74,26 @@ class RealStages:
         return report
 
     def score_traffic(self) -> dict[str, Any]:
-        return {"skipped": "no session database configured for the loop"}
+        """Compliance, claim consistency and model share of recent live sessions (no gold), and
+        the report registered; the failures for training come from simulated customers."""
+        from wow_ray.evaluation import score_live_sessions
+        from wow_ray.evaluation.publish import register, save
+        from wow_ray.scenario import load_pack
+
+        o = self.options
+        if o.database_url is None:
+            return {"skipped": "no sessions database given to the loop"}
+        report = asyncio.run(score_live_sessions(load_pack(o.scenario), o.database_url,
+                                                 sample=o.traffic_sample))
+        if report is None:
+            return {"sessions": 0}
+        with tempfile.TemporaryDirectory() as tmp:
+            save(report, [], Path(tmp))
+            entry = register(self.registry, report, Path(tmp), judged="live sessions",
+                             source="flywheel score_traffic")
+        return {"sessions": report.episodes, "report": entry.ref, "compliance": report.compliance,
+                "claims_consistent": report.claims_consistent,
+                "model_share": {a: s.share for a, s in report.model_share.items()}}
 
     def cold_start_dataset(self) -> str:
         name = f"{self.options.scenario}-cold-start"
