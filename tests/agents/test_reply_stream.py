@@ -55,6 +55,14 @@ def test_a_draft_whose_first_sentence_fails_shows_only_the_fallback(pack, sessio
     assert turn.steps[-1].fallback and turn.steps[-1].model_use == "fallback"
 
 
+def test_a_prompt_placeholder_echoed_as_the_first_line_is_never_shown(pack, session):
+    """The base model often begins with the prompt's "(none yet)" (an empty conversation)."""
+    events, turn = streamed_turn(pack, session("U0214"), "(None yet)\nCustomer: Sorry for the wait!")
+    assert_stands(events, turn.reply)
+    assert "none" not in turn.reply.lower() and "Customer:" not in turn.reply
+    assert turn.steps[-1].model_use == "fallback"
+
+
 def test_a_draft_that_forgets_a_value_it_must_quote_gets_it_appended(pack, session):
     events, turn = streamed_turn(pack, session("U0214"), "Sorry for the wait!")
     assert assert_stands(events, turn.reply)[0] == "Sorry for the wait!"

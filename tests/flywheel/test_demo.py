@@ -4,10 +4,10 @@ turn too when the gate promoted."""
 
 from __future__ import annotations
 
-from wow_ray.evaluation import build_report
-from wow_ray.flywheel import Flywheel
 import json
 
+from wow_ray.evaluation import build_report
+from wow_ray.flywheel import Flywheel
 from wow_ray.flywheel.demo import DemoResult, run_demo, scorecard_lines, write_scorecard
 from wow_ray.registry import Registry
 

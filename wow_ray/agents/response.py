@@ -38,8 +38,10 @@ from wow_ray.scenario import ScenarioPack
 DEFAULT_TONE = "Be warm, concise and professional; apologise when something went wrong."
 MAX_REPLY_CHARS = 700
 _NUMBER = re.compile(r"(?<![A-Za-z0-9.])[0-9]+(?:\.[0-9]+)?(?![0-9])")
+# The prompt's own labels and placeholders ("(none yet)" for an empty conversation, "(none)"
+# for no facts): a small model echoes them as its first line, and a customer must not read them.
 _LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far", "Customer:",
-          "Agent:", "customer service agent, I", "As an AI", "the task")
+          "Agent:", "customer service agent, I", "As an AI", "the task", "(none")
 
 RESPONSE_AGENT = Agent(
     name="response",
