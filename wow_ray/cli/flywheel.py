@@ -34,8 +34,12 @@ def _loop(ctx: typer.Context, options: StageOptions, alpha: float = 0.05) -> Fly
     from wow_ray.flywheel.stages import RealStages
 
     registry = _registry(ctx)
-    return Flywheel(registry, options.scenario, RealStages(registry, options),
-                    FlywheelOptions(alpha=alpha), progress=lambda m: console.print(f"[dim]{m}[/]"))
+    return Flywheel(registry, options.scenario, RealStages(registry, options, _progress),
+                    FlywheelOptions(alpha=alpha), progress=_progress)
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]{message}[/]")
 
 
 @contextmanager
@@ -131,7 +135,8 @@ def demo(
         options.train["max_steps"] = max_steps
         loop = _loop(ctx, options)
         result = run_demo(loop, RealStages(loop.registry,
-                                           options.model_copy(update={"tasks": test_tasks})))
+                                           options.model_copy(update={"tasks": test_tasks}),
+                                           _progress))
     header, *rows = scorecard_lines(result)
     table = Table(*header, title=f"{scenario}, {result.split} split: {len(result.tasks)} tasks "
                   f"({', '.join(result.tasks)}), k={trials}")

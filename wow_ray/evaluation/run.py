@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from wow_ray.agents.config import DialogueConfig
 from wow_ray.agents.local import local_master
@@ -51,13 +51,21 @@ async def evaluate_task(pack: ScenarioPack, task: Task, target: DialogueTarget, 
 
 
 async def evaluate_split(pack: ScenarioPack, tasks: list[Task], make_target: Callable[[], DialogueTarget],
-                         *, trials: int = 1, concurrency: int = 4, **kwargs) -> list[tuple[EpisodeScores,
-                                                                                         EvaluatedDialogue]]:
-    """Every task x trial, at most ``concurrency`` at a time, in task order."""
+                         *, trials: int = 1, concurrency: int = 4,
+                         on_episode: Callable[[int, int], Any] | None = None,
+                         **kwargs) -> list[tuple[EpisodeScores, EvaluatedDialogue]]:
+    """Every task x trial, at most ``concurrency`` at a time, in task order; ``on_episode(done,
+    total)`` after each episode (a progress bar)."""
     gate = asyncio.Semaphore(concurrency)
+    done, total = 0, len(tasks) * trials
 
     async def one(task: Task, trial: int):
+        nonlocal done
         async with gate:
-            return await evaluate_task(pack, task, make_target(), trial=trial, **kwargs)
+            result = await evaluate_task(pack, task, make_target(), trial=trial, **kwargs)
+        done += 1
+        if on_episode is not None:
+            on_episode(done, total)
+        return result
 
     return list(await asyncio.gather(*(one(t, k) for t in tasks for k in range(trials))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,11 @@ class StageOptions(BaseModel):
 class RealStages:
     """``wow_ray.flywheel.Stages`` over the real evaluation, data and training."""
 
-    def __init__(self, registry: Registry, options: StageOptions) -> None:
+    def __init__(self, registry: Registry, options: StageOptions,
+                 progress: Callable[[str], Any] | None = None) -> None:
         self.registry, self.options = registry, options
         self.agents = tuple(options.agents)
+        self.progress = progress or (lambda message: None)
 
     def _config(self, adapters: dict[str, str]) -> DialogueConfig:
         o = self.options
@@ -61,8 +64,10 @@ class RealStages:
         tasks = pack.tasks_in(split)[: o.tasks]
         client = AsyncOpenAIChatClient(o.llm_url, model=o.base_model)
         config = self._config(adapters)
-        results = asyncio.run(evaluate_split(pack, tasks, lambda: local_target(pack, client, config),
-                                             trials=o.trials, concurrency=o.concurrency))
+        results = asyncio.run(evaluate_split(
+            pack, tasks, lambda: local_target(pack, client, config), trials=o.trials,
+            concurrency=o.concurrency,
+            on_episode=lambda done, total: self.progress(f"{label} on {split}: {done}/{total} episodes")))
         report = build_report([s for s, _ in results], scenario=pack.name, split=split,
                               trials=o.trials, model=",".join(sorted(adapters.values())) or o.base_model)
         rel = f"registry/flywheel/{o.scenario}/dialogues/{label}-{report.created_at:%Y%m%dT%H%M%S}.jsonl"
@@ -138,6 +143,8 @@ class RealStages:
             **o.train)
         from wow_ray.config import load_settings
 
+        self.progress(f"training {config.max_steps} steps on {len(datasets)} dataset(s) "
+                      f"({config.workers} Ray Train workers, {config.synchroniser})")
         result = run_finetune(config, load_settings(storage_path=self.registry.storage.root))
         folder = self.registry.local_dir(result.entry)
         adapters = {}
