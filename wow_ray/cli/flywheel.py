@@ -69,8 +69,8 @@ def _llm_app(ctx: typer.Context, llm_url: str | None) -> Iterator[str]:
 
     try:
         yield start_llm_app(settings)
-    finally:
-        serve.shutdown()
+    finally:  # only what was started here: on a shared cluster, other Serve apps keep running
+        serve.delete(settings.serve.app_name)
         ray.shutdown()
 
 
