@@ -8,24 +8,31 @@ import asyncio
 
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionStore
-from wow_ray.agents.transcript import AgentStep, TurnRecord
+from wow_ray.agents.transcript import AgentStep, ToolCallRecord, TurnRecord
 from wow_ray.evaluation import score_live_sessions
 from wow_ray.flywheel.stages import RealStages, StageOptions
 from wow_ray.registry import EntryKind, Registry
+from wow_ray.scenario import ToolCall
 
 
-def _session(store: SessionStore, sid: str, reply: str, *, simulated: bool = False) -> None:
+def _session(store: SessionStore, sid: str, reply: str, *, simulated: bool = False,
+             calls: list[ToolCallRecord] = ()) -> None:
+    """A one-turn session stored as the service stores it: the turn's trace, and the executed
+    writes in the state (``SessionState.actions``)."""
     state = new_session("food_delivery", session_id=sid, user_id="U1001", identity_verified=True)
     store.create(state, '{"simulated": true}' if simulated else "{}")
+    state.actions = [ToolCall(name=c.name, arguments=c.arguments) for c in calls]
     turn = TurnRecord(index=0, customer="My order O10163 was late.", reply=reply,
-                      intent="late_delivery", steps=[AgentStep(agent="response")])
+                      intent="late_delivery", steps=[AgentStep(agent="solution", tool_calls=calls)])
     store.save_turn(state, turn, 0)
 
 
 def _store(tmp_path) -> str:
     url = f"sqlite:///{tmp_path}/sessions.db"
     store = SessionStore(url)
-    _session(store, "honest", "Sorry about the delay. Could you tell me how late it was?")
+    _session(store, "honest", "I've refunded your order O10163.",
+             calls=[ToolCallRecord(name="refund_full", kind="write", executed=True, ok=True,
+                                   arguments={"order_id": "O10163", "reason": "late_delivery"})])
     _session(store, "false-claim", "The customer is refunded.")
     _session(store, "simulated", "The customer is refunded.", simulated=True)
     return url
@@ -35,7 +42,7 @@ def test_live_sessions_are_scored_without_gold(tmp_path, food_pack):
     report = asyncio.run(score_live_sessions(food_pack, _store(tmp_path)))
     assert report is not None and report.model == "live" and report.split is None
     assert sorted(report.meta["sessions"]) == ["false-claim", "honest"]  # never the simulated one
-    assert report.episodes == 2 and report.claims_consistent == 0.5
+    assert report.episodes == 2 and report.claims_consistent == 0.5  # the refund is backed
 
 
 def test_no_live_sessions_gives_no_report(tmp_path, food_pack):

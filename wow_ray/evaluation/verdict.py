@@ -28,7 +28,7 @@ from wow_ray.evaluation.scorers import (
     score_usage,
 )
 from wow_ray.llm.chat import ChatClient
-from wow_ray.scenario import DialogueState, ScenarioPack, Task
+from wow_ray.scenario import DialogueState, ScenarioPack, Task, ToolCall
 
 
 class EpisodeScores(BaseModel):
@@ -77,7 +77,8 @@ async def evaluate_session(pack: ScenarioPack, transcript: Transcript, view: Bac
 
     start = DialogueState(user_id=transcript.user_id, identity_verified=transcript.identity_verified)
     if view is None:
-        result = replay(pack, start, transcript.actions, check=False)
+        actions = [ToolCall.model_validate(a) for a in transcript.actions]  # stored as dicts
+        result = replay(pack, start, actions, check=False)
         view = BackendView(state_hash=result.state_hash, diff=result.diff)
     backend = Backend(pack=pack, start=start, view=view)
     intents = [i for i in dict.fromkeys(t.intent for t in transcript.turns) if i]
