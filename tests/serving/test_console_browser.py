@@ -23,7 +23,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from tests.conftest import DIALOGUE_OPERATOR_KEY  # noqa: E402
+from tests.conftest import DIALOGUE_ADMIN_KEY, DIALOGUE_OPERATOR_KEY  # noqa: E402
 
 TIMEOUT = httpx.Timeout(600.0)
 SCRIPT = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -191,3 +191,37 @@ def test_a_script_in_a_customer_message_does_not_run(dialogue_app, browser, shot
             assert SCRIPT in browser.find_element(By.TAG_NAME, "main").text, path
     browser.get(console + f"/sessions/{customer.sid}")
     browser.save_screenshot(str(shots / "escaped.png"))
+
+
+def test_an_admin_deploys_edited_rules_and_the_next_turn_decides_with_them(dialogue_app, browser,
+                                                                           shots):
+    """Through the agents' Serve user_config, from the rules page: the deployment is in the
+    history with its text, and the next turn's trace records the new version."""
+    console = f"{dialogue_app.url}/console"
+    browser.delete_all_cookies()
+    browser.get(f"{console}/rules")
+    _wait(browser, "#key").send_keys(DIALOGUE_ADMIN_KEY)
+    browser.find_element(By.ID, "login").click()
+    before = _wait(browser, "#rules-version").text
+    box = browser.find_element(By.ID, "rules-text")
+    text = box.get_attribute("value")
+    edited = text.replace("version:", "version: 4242 #", 1)
+    browser.execute_script("arguments[0].value = arguments[1];", box, edited)
+    browser.find_element(By.ID, "deploy").click()
+    deployed = _wait(browser, "#deployed-version", timeout=120).text
+    assert deployed.startswith("4242@") and deployed != before
+    assert "Every agent now decides with it" in browser.find_element(By.ID, "deployed").text
+    browser.save_screenshot(str(shots / "rules-deployed.png"))
+    customer = Customer(dialogue_app, "U0001")
+    customer.say("please cancel order O10001")
+    assert {t["rules_version"] for t in customer.transcript()["turns"]} == {deployed}
+    browser.find_element(By.CSS_SELECTOR, "#rules-deployments a[href*='/rules/deployments/']").click()
+    assert "version: 4242 #" in _wait(browser, "#deployed-text").text
+    # an operator key cannot deploy, and the admin API refuses an invalid file with its line
+    bad = httpx.put(f"{dialogue_app.url}/v1/admin/rules", headers=dialogue_app.admin_headers,
+                    json={"text": "version: 9\nrules:\n  - id: x\n    title: X\n"
+                          "    effect: forbid\n    tools: [no_such_tool]\n"}, timeout=TIMEOUT)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["line"] == 6, bad.text
+    restored = httpx.put(f"{dialogue_app.url}/v1/admin/rules", headers=dialogue_app.admin_headers,
+                         json={"text": text}, timeout=TIMEOUT)
+    assert restored.status_code == 200 and restored.json()["in_force"], restored.text

@@ -156,27 +156,26 @@ def demo(
 
 @app.command()
 def history(ctx: typer.Context,
-            scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery") -> None:
+            scenario: Annotated[str, typer.Option(help="The scenario pack.")] = "food_delivery",
+            chart: Annotated[Path | None, typer.Option(
+                help="Also write a PNG chart of success and model share per turn here.")] = None,
+            ) -> None:
     """Every turn: datasets, job, candidate, the gate's decision and the numbers."""
-    from wow_ray.flywheel.stages import RealStages, StageOptions
+    from wow_ray.flywheel.history import loop_history, write_history_chart
 
-    registry = _registry(ctx)
-    loop = Flywheel(registry, scenario, RealStages(registry, StageOptions(scenario=scenario)))
+    turns = loop_history(_registry(ctx), scenario)
     table = Table("turn", "production success", "model share", "datasets", "candidate",
                   "cand. success", "decision", "seconds")
-    for records in loop.history():
-        prod, cand = records.get("evaluate_baseline"), records.get("evaluate_candidate")
-        train, gate = records.get("train"), records.get("gate")
-        share = prod.outputs.get("model_share", {}) if prod else {}
+    for t in turns:
         table.add_row(
-            str(next(iter(records.values())).turn),
-            str(prod.outputs.get("success")) if prod else "-",
-            ", ".join(f"{a} {v:.2f}" for a, v in share.items() if v is not None) or "-",
-            "\n".join(f"{d['dataset']} x{d['weight']}" for d in
-                      records["build_data"].outputs["datasets"]) if "build_data" in records else "-",
-            str(train.outputs.get("trained") or train.outputs.get("adapters")) if train else "-",
-            str(cand.outputs.get("success")) if cand else "-",
-            (("promoted: " if gate.outputs["promote"] else "rejected: ") + gate.outputs["reason"])
-            if gate else "(unfinished)",
-            f"{sum(r.seconds for r in records.values()):.0f}")
+            str(t.turn), _text(t.production_success),
+            ", ".join(f"{a} {v:.2f}" for a, v in t.model_share.items() if v is not None) or "-",
+            "\n".join(t.datasets) or "-", t.candidate or "-", _text(t.candidate_success),
+            t.decision, f"{t.seconds:.0f}")
     Console().print(table if table.rows else f"no turns of {scenario} yet")
+    if chart is not None and turns:
+        console.print(f"chart: {write_history_chart(turns, chart, f'{scenario}: the loop')}")
+
+
+def _text(value: float | None) -> str:
+    return "-" if value is None else str(value)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 Scope = Literal["customer", "operator", "admin"]
 SCOPES: tuple[Scope, ...] = ("customer", "operator", "admin")
 TOKEN_AUDIENCE = "wow-ray"
+CONSOLE_AUDIENCE = "wow-ray-console"  # the operators' console cookie (console/app.py)
 TOKEN_ALGORITHM = "HS256"
 ANONYMOUS_PREFIX = "anon:"
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
@@ -95,6 +96,32 @@ def mint_anonymous_token(secret: str, *, ttl_s: int = 3600, now: float | None = 
                                ttl_s=ttl_s, now=now)
 
 
+def _decode(token: str, secrets_in_force: Sequence[str], audience: str, what: str, *,
+            now: float | None = None) -> dict:
+    """The claims of ``token`` if any secret in force signed it for ``audience`` and it has not
+    expired; the audience keeps a customer token and a console session from standing in for
+    each other."""
+    for secret in secrets_in_force:
+        try:
+            claims = jwt.decode(
+                token, secret, algorithms=[TOKEN_ALGORITHM], audience=audience,
+                options={"require": ["sub", "exp", "aud"], "verify_iat": False,
+                         "verify_exp": now is None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AccessDenied(401, f"{what} expired") from None
+        except jwt.InvalidSignatureError:
+            continue  # perhaps signed with another secret in force
+        except jwt.PyJWTError as exc:
+            raise AccessDenied(401, f"invalid {what}: {exc}") from None
+        if now is not None and claims["exp"] <= now:
+            raise AccessDenied(401, f"{what} expired")
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise AccessDenied(401, f"invalid {what}: no subject")
+        return claims
+    raise AccessDenied(401, f"invalid {what}: not signed by this service's secret")
+
+
 def verify_customer_token(token: str, secrets_in_force: Sequence[str], *,
                           now: float | None = None) -> CustomerIdentity:
     """The identity in ``token`` if any secret in force signed it and it has not expired.
@@ -104,26 +131,48 @@ def verify_customer_token(token: str, secrets_in_force: Sequence[str], *,
     """
     if not secrets_in_force:
         raise AccessDenied(401, "customer tokens are not configured on this service")
-    for secret in secrets_in_force:
-        try:
-            claims = jwt.decode(
-                token, secret, algorithms=[TOKEN_ALGORITHM], audience=TOKEN_AUDIENCE,
-                options={"require": ["sub", "exp", "aud"], "verify_iat": False,
-                         "verify_exp": now is None},
-            )
-        except jwt.ExpiredSignatureError:
-            raise AccessDenied(401, "customer token expired") from None
-        except jwt.InvalidSignatureError:
-            continue  # perhaps signed with another secret in force
-        except jwt.PyJWTError as exc:
-            raise AccessDenied(401, f"invalid customer token: {exc}") from None
-        if now is not None and claims["exp"] <= now:
-            raise AccessDenied(401, "customer token expired")
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise AccessDenied(401, "invalid customer token: no subject")
-        return CustomerIdentity(subject=claims["sub"], verified=bool(claims.get("verified")),
-                                expires_at=int(claims["exp"]))
-    raise AccessDenied(401, "invalid customer token: not signed by this service's secret")
+    claims = _decode(token, secrets_in_force, TOKEN_AUDIENCE, "customer token", now=now)
+    return CustomerIdentity(subject=claims["sub"], verified=bool(claims.get("verified")),
+                            expires_at=int(claims["exp"]))
+
+
+# --------------------------------------------------------------------------- console sessions
+
+
+class ConsoleSession(BaseModel):
+    """Who a console cookie says is logged in: a key's name, scope and id, never the key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    scope: Scope
+    key_id: str = Field(description="The first hex digits of the key's SHA-256 (key_id()).")
+    expires_at: int
+
+
+def key_id(entry: ApiKey) -> str:
+    """A key's id: a prefix of its stored digest, enough to find it and to notice it revoked."""
+    return entry.sha256[:16]
+
+
+def mint_console_token(secret: str, entry: ApiKey, *, ttl_s: int = 12 * 3600,
+                       now: float | None = None) -> str:
+    """The console's session cookie for a logged-in key: signed like a customer token, with the
+    console's own audience so neither is accepted as the other."""
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": entry.name, "scope": entry.scope, "kid": key_id(entry),
+              "aud": CONSOLE_AUDIENCE, "iat": issued, "exp": issued + ttl_s}
+    return jwt.encode(claims, check_secret(secret), algorithm=TOKEN_ALGORITHM)
+
+
+def verify_console_token(token: str, secrets_in_force: Sequence[str], *,
+                         now: float | None = None) -> ConsoleSession:
+    """The session in a console cookie (401 if forged, tampered with, expired or not one)."""
+    claims = _decode(token, secrets_in_force, CONSOLE_AUDIENCE, "console session", now=now)
+    if claims.get("scope") not in SCOPES or not isinstance(claims.get("kid"), str):
+        raise AccessDenied(401, "invalid console session: no scope or key id")
+    return ConsoleSession(name=claims["sub"], scope=claims["scope"], key_id=claims["kid"],
+                          expires_at=int(claims["exp"]))
 
 
 # --------------------------------------------------------------------------- API keys
@@ -222,6 +271,15 @@ class KeyRing:
         found: ApiKey | None = None
         for entry in [*self._fixed, *self._file_keys]:
             if hmac.compare_digest(digest, entry.sha256):
+                found = entry
+        return found
+
+    def by_id(self, kid: str) -> ApiKey | None:
+        """The entry in force whose ``key_id`` is ``kid``; None once that key is revoked."""
+        self._refresh()
+        found: ApiKey | None = None
+        for entry in [*self._fixed, *self._file_keys]:
+            if hmac.compare_digest(key_id(entry), kid):
                 found = entry
         return found
 

@@ -20,6 +20,8 @@ who started it (403 otherwise)::
               GET    /console/...                    the operators' web console (an operator
                                                      key, pasted once, in a cookie)
     admin     GET    /v1/admin/rules                 the rules version in force
+              PUT    /v1/admin/rules                 {"text"}: deploy a rules file to every
+                                                     agent (wow_ray/serving/rules_deploy.py)
               GET    /healthz                        no key
 
 Every turn is saved (turn, state, ticket) before its reply is returned; a turn whose master
@@ -56,6 +58,7 @@ from wow_ray.agents.events import (
 )
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
+from wow_ray.serving import rules_deploy
 from wow_ray.serving.access import AccessDenied, CustomerIdentity, Scope
 from wow_ray.serving.console import attach_console, console_app
 from wow_ray.serving.dialogue_args import DialogueAppArgs
@@ -481,6 +484,11 @@ class Gateway:
     async def rules(self, request: Request) -> dict:
         self.authorize(request, "admin")
         return {"scenario": self.pack.name, "version": await self.master.rules_version.remote()}
+
+    @app.put("/v1/admin/rules")
+    async def deploy_rules(self, request: Request) -> dict:
+        self.authorize(request, "admin")
+        return await rules_deploy.deploy_request(self, request)
 
     @app.get("/healthz")
     async def healthz(self) -> dict:

@@ -1,20 +1,24 @@
 """The operator console: server-rendered pages mounted on the gateway at ``/console``.
 
-Who may use it: a holder of an **operator** API key. A browser cannot send an Authorization
-header when it navigates, so the login page takes the key once and keeps it in a cookie that is
-``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it) and
-scoped to the console's path; only console routes read that cookie, and only an operator key
-passes (the gateway's JSON API still wants the header). Every POST must also come from the
-console's own origin (its ``Origin`` or, failing that, ``Referer`` header names this host):
-with the Strict cookie that is the CSRF defence. Pages are Jinja2 templates with autoescaping
-on, and a Content-Security-Policy allows only the console's own script file, so text a
-customer wrote is shown, never run.
+Who may use it: a holder of an **operator** (or **admin**) API key. A browser cannot send an
+Authorization header when it navigates, so the login page takes the key once, checks it, and
+sets a cookie holding a signed, expiring session token (a JWT signed like the customer tokens,
+with the console's own audience, so neither passes for the other) that names the key (its name,
+scope and id), never the key itself. Every request checks that this key is still in the key
+ring: revoking it ends the session at the next request. The cookie is ``HttpOnly`` (no script
+reads it), ``SameSite=Strict`` (no other site's page sends it) and scoped to the console's path;
+only console routes read it (the gateway's JSON API still wants the header). Every POST must
+also come from the console's own origin (its ``Origin`` or, failing that, ``Referer`` header
+names this host): with the Strict cookie that is the CSRF defence. Pages are Jinja2 templates
+with autoescaping on, and a Content-Security-Policy allows only the console's own script file,
+so text a customer wrote is shown, never run. Deploying rules needs an admin key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,15 @@ from jinja2 import Environment, FileSystemLoader
 
 from wow_ray.agents.sessions import SessionError, SessionNotFound, TicketConflict
 from wow_ray.agents.transcript import Transcript
-from wow_ray.serving.access import LOOPBACK, bearer_key
+from wow_ray.serving.access import (
+    LOOPBACK,
+    AccessDenied,
+    ApiKey,
+    ConsoleSession,
+    bearer_key,
+    mint_console_token,
+    verify_console_token,
+)
 from wow_ray.serving.console.views import (
     SessionFilter,
     denied_calls,
@@ -36,7 +48,9 @@ from wow_ray.serving.console.views import (
 )
 
 HERE = Path(__file__).parent
-COOKIE = "wow_console_key"
+COOKIE = "wow_console_session"
+CONSOLE_SCOPES = ("operator", "admin")
+SESSION_S = 12 * 3600
 RECENT = 200  # sessions the lists and histories read
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -88,19 +102,45 @@ def base(request: Request) -> str:
     return request.scope.get("root_path", "").rstrip("/")
 
 
-def operator(request: Request) -> str:
-    """The operator's name (their key's), from the console cookie or an Authorization header."""
+# Signs console cookies when the service has no customer-token secret: this replica's own, so
+# a session lasts as long as the replica (a restart, or another replica, asks to log in again).
+_REPLICA_SECRET = [secrets.token_urlsafe(48)]
+
+
+def session_secrets(gate: Any) -> list[str]:
+    """The secrets a console cookie is signed (the first) and checked with."""
+    return gate.token_secrets or _REPLICA_SECRET
+
+
+def console_user(request: Request) -> ConsoleSession:
+    """Who is logged in: the console cookie's key, still in force and of a console scope, or an
+    Authorization header's key. Anything else goes to the login page."""
     gate = gateway_of(request).gate
-    key = request.cookies.get(COOKIE) or bearer_key(request.headers)
-    if not key:
-        host = request.client.host if request.client else None
-        if gate.trust_loopback and host in LOOPBACK:
-            return "loopback"
-        raise NeedLogin()
-    entry = gate.keys.find(key)
-    if entry is None or entry.scope != "operator":
-        raise NeedLogin()
-    return entry.name
+    cookie, key = request.cookies.get(COOKIE), bearer_key(request.headers)
+    if cookie:
+        try:
+            found = verify_console_token(cookie, session_secrets(gate))
+        except AccessDenied:
+            raise NeedLogin() from None
+        entry = gate.keys.by_id(found.key_id)  # a revoked key ends its sessions here
+        if entry is None or entry.name != found.name or entry.scope not in CONSOLE_SCOPES:
+            raise NeedLogin()
+        return ConsoleSession(name=entry.name, scope=entry.scope, key_id=found.key_id,
+                              expires_at=found.expires_at)
+    if key:
+        entry = gate.keys.find(key)
+        if entry is None or entry.scope not in CONSOLE_SCOPES:
+            raise NeedLogin()
+        return ConsoleSession(name=entry.name, scope=entry.scope, key_id="", expires_at=0)
+    host = request.client.host if request.client else None
+    if gate.trust_loopback and host in LOOPBACK:
+        return ConsoleSession(name="loopback", scope="admin", key_id="", expires_at=0)
+    raise NeedLogin()
+
+
+def operator(request: Request) -> str:
+    """The operator's name (their key's), for pages any console user may see."""
+    return console_user(request).name
 
 
 def same_origin(request: Request) -> None:
@@ -140,17 +180,19 @@ async def login_page(request: Request, next: str = "/") -> HTMLResponse:
 @console_app.post("/login")
 async def login(request: Request, key: str = Form(...), next: str = Form("/")) -> Response:
     same_origin(request)
-    entry = gateway_of(request).gate.keys.find(key.strip())
-    if entry is None or entry.scope != "operator":
+    gate = gateway_of(request).gate
+    entry: ApiKey | None = gate.keys.find(key.strip())
+    if entry is None or entry.scope not in CONSOLE_SCOPES:
         response = page(request, "login.html", next=next,
                         error="That is not an operator key of this service.")
         response.status_code = 401
         return response
     target = next if next.startswith("/") and not next.startswith("//") else "/"
     response = RedirectResponse(base(request) + target, status_code=303)
-    response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict",
+    token = mint_console_token(session_secrets(gate)[0], entry, ttl_s=SESSION_S)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path=base(request) or "/",
-                        max_age=12 * 3600)
+                        max_age=SESSION_S)
     return response
 
 
@@ -283,3 +325,4 @@ async def reply(request: Request, session_id: str, text: str = Form(..., min_len
 
 
 from wow_ray.serving.console import pages as _pages  # noqa: E402,F401 - registers its routes
+from wow_ray.serving.console import rules_pages as _rules_pages  # noqa: E402,F401

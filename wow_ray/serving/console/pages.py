@@ -1,4 +1,4 @@
-"""The console's rules, models and demonstration-chat pages (routes on ``console_app``)."""
+"""The console's models and demonstration-chat pages (routes on ``console_app``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
 from fastapi import Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
@@ -21,67 +20,21 @@ from wow_ray.serving.console.app import (
     recent_transcripts,
     same_origin,
 )
-from wow_ray.serving.console.views import models_seen, rules_history
+from wow_ray.serving.console.charts import line_chart
+from wow_ray.serving.console.views import models_seen
 
 DEMO_CUSTOMER = "U0214"  # the demo's customer: order O10337 arrived 20 minutes late
-AGENT_DEPLOYMENTS = ("Policy", "Understanding", "Solution", "Response", "Handoff", "Master")
-
-
-# --------------------------------------------------------------------------- rules
-
-
-@console_app.get("/rules", response_class=HTMLResponse)
-async def rules_page(request: Request, who: str = Depends(operator)) -> HTMLResponse:
-    gateway = gateway_of(request)
-    in_force = await gateway.master.rules_in_force.remote()
-    text = yaml.safe_dump(in_force["rules"], sort_keys=False, allow_unicode=True)
-    history = rules_history([t for t, _ in await recent_transcripts(gateway)])
-    return page(request, "rules.html", in_force=in_force, text=text, history=history,
-                result=None, operator=who)
-
-
-def _validate(gateway: Any, text: str) -> dict[str, Any]:
-    """The rule engine's verdict on an edited rules file: its version, or every issue with
-    file, line and field. Checked on a scratch copy of the pack: the rules in force stay."""
-    from wow_ray.scenario import load_pack
-    from wow_ray.scenario.errors import PackValidationError
-
-    scratch = getattr(gateway, "_console_scratch_pack", None)
-    if scratch is None:
-        scratch = gateway._console_scratch_pack = load_pack(gateway.args.scenario)
-    try:
-        version = scratch.rules.load_text(text, "rules.yaml")
-    except PackValidationError as exc:
-        return {"ok": False, "issues": [{"file": i.file, "line": i.line, "field": i.field,
-                                         "message": i.message} for i in exc.issues]}
-    user_config = {"rules": yaml.safe_load(text)}
-    deployments = [{"name": name, "user_config": user_config} for name in AGENT_DEPLOYMENTS]
-    return {"ok": True, "version": version,
-            "deploy_yaml": yaml.safe_dump({"deployments": deployments}, sort_keys=False,
-                                          allow_unicode=True)}
-
-
-@console_app.post("/rules/validate", response_class=HTMLResponse)
-async def validate_rules(request: Request, text: str = Form(...),
-                         who: str = Depends(operator)) -> HTMLResponse:
-    same_origin(request)
-    gateway = gateway_of(request)
-    result = await asyncio.to_thread(_validate, gateway, text)
-    in_force = await gateway.master.rules_in_force.remote()
-    history = rules_history([t for t, _ in await recent_transcripts(gateway)])
-    response = page(request, "rules.html", in_force=in_force, text=text, history=history,
-                    result=result, app_name=None, operator=who)
-    response.status_code = 200 if result["ok"] else 422
-    return response
 
 
 # --------------------------------------------------------------------------- models
 
 
-def _agents_models(gateway: Any) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+def _agents_models(gateway: Any) -> dict[str, Any]:
     """Per agent: its adapter setting and the model id it requests (resolved through the
-    registry as the agents resolve it); the registry's adapters and evaluation reports."""
+    registry as the agents resolve it); the registry's adapters and evaluation reports; the
+    loop's turns (wow_ray/flywheel/history.py, as ``wow-ray flywheel history`` reads them)."""
     from wow_ray.config import load_settings
+    from wow_ray.flywheel.history import loop_history
     from wow_ray.registry import EntryKind, Registry
     from wow_ray.serving.adapters import resolve_adapters
 
@@ -98,18 +51,37 @@ def _agents_models(gateway: Any) -> tuple[list[dict[str, Any]], list[Any], list[
         model = (resolved.agent(name).settings.model if resolved is not None else None)
         agents.append({"agent": name, "adapter": args.dialogue.adapter(name) or "none",
                        "model": model or base_model})
-    adapters = registry.entries(EntryKind.ADAPTER)
-    reports = registry.entries(EntryKind.REPORT)
-    return agents, adapters, reports
+    reports = sorted(registry.entries(EntryKind.REPORT), key=lambda e: e.created_at)
+    turns = loop_history(registry, args.scenario)
+    return {"agents": agents, "adapters": registry.entries(EntryKind.ADAPTER),
+            "reports": reports[::-1], "turns": turns[::-1],
+            "turns_chart": line_chart(
+                [f"t{t.turn}" for t in turns],
+                {"success": [t.production_success for t in turns],
+                 "model share": [t.mean_model_share for t in turns]},
+                "the loop: production success and model share per turn") if turns else None,
+            "reports_chart": line_chart(
+                [e.created_at.strftime("%m-%d %H:%M") for e in reports],
+                {"success": [_number(e.metadata.get("success")) for e in reports],
+                 "model share": [_mean(e.metadata.get("model_share")) for e in reports]},
+                "evaluation reports: success and model share over time") if reports else None}
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _mean(shares: Any) -> float | None:
+    known = [v for v in (shares or {}).values() if isinstance(v, int | float)]
+    return sum(known) / len(known) if known else None
 
 
 @console_app.get("/models", response_class=HTMLResponse)
 async def models_page(request: Request, who: str = Depends(operator)) -> HTMLResponse:
     gateway = gateway_of(request)
-    agents, adapters, reports = await asyncio.to_thread(_agents_models, gateway)
+    found = await asyncio.to_thread(_agents_models, gateway)
     seen = models_seen([t for t, _ in await recent_transcripts(gateway)])
-    return page(request, "models.html", agents=agents, adapters=adapters, reports=reports,
-                seen=seen, operator=who)
+    return page(request, "models.html", seen=seen, operator=who, **found)
 
 
 # --------------------------------------------------------------------------- demo chat
