@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from wow_ray.config import WowSettings
@@ -28,3 +29,7 @@ def init_ray(settings: WowSettings, **kwargs: object) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", num_cpus=local_num_cpus(settings), **kwargs)
+    # Ray's logging setup makes the driver's root logger print INFO as JSON: every HTTP request
+    # the evaluation's clients make would be a line on the user's terminal.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -38,8 +38,8 @@ class StageOptions(BaseModel):
     cold_start_situations: int = 60
     train: dict[str, Any] = Field(
         # lr 1e-3 and 512-token rows: on 2 CPU cores a step of 2 x 512 tokens takes about 7 s,
-        # so the demo's 80 steps see ~40% of an epoch of these agents' samples (~140k tokens).
-        default_factory=lambda: {"lora": {"r": 8}, "lr": 1e-3, "max_steps": 80, "workers": 2,
+        # so 150 steps see about one epoch of these agents' samples (~140k tokens).
+        default_factory=lambda: {"lora": {"r": 8}, "lr": 1e-3, "max_steps": 150, "workers": 2,
                                  "seq_len": 512, "synchroniser": "dear", "progress": False},
         description="FinetuneConfig fields for the candidate's job (DeAR by default).")
 
