@@ -160,3 +160,24 @@ def test_evaluated_dialogue_version_one_still_reads():
     line = '{"transcript": {"session_id": "s", "scenario": "food_delivery"}, "task_id": "fd-006"}'
     old = EvaluatedDialogue.model_validate_json(line)
     assert old.schema_version == 1 and old.scores is None
+
+
+def test_the_report_shows_completed_replies_apart_from_used_ones(food_pack):
+    """A reply whose checked beginning was kept and the rest completed from the facts is not
+    the model's own work: the report's table counts it apart, outside the share."""
+    import asyncio
+
+    from wow_ray.evaluation import build_report, evaluate_session, to_markdown
+
+    t = task(food_pack, LATE_FULL)
+    tr, backend = episode(food_pack, t, [], "Sorry for the wait! Your coupon is on its way.")
+    tr.turns[0].steps = [
+        AgentStep(agent="response", completed=True,
+                  llm_calls=[LLMCallRecord(model="m", attempt=1, output="Sorry for the wait! I refunded 99.",
+                                           valid=False, error="unsupported claim")]),
+        AgentStep(agent="response", llm_calls=[LLMCallRecord(model="m", attempt=1, output="Hello.", valid=True)])]
+    scores = asyncio.run(evaluate_session(food_pack, tr))
+    assert scores.model_share["response"].completed == 1 and scores.model_share["response"].used == 1
+    md = to_markdown(build_report([scores], scenario="food_delivery", split=None, model="m"))
+    assert "| fallback | completed | withdrawn | share |" in md
+    assert "| response | 2 | 2 | 1 | 0 | 0 | 1 | 1 | 50.0% |" in md

@@ -158,12 +158,15 @@ def to_markdown(r: EvalReport) -> str:
              f"| end signals | {', '.join(f'{k}: {v}' for k, v in sorted(r.signals.items()))} |", "",
              "## Model share per agent", "",
              "Model outputs used as produced (not retried, not replaced by the fallback, not withdrawn "
-             "after the check), of the steps in which the model was called.", "",
-             "| agent | steps | model outputs | used | retried | fallback | withdrawn | share | model s/episode |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "after the check, not completed: a checked beginning kept and the rest deterministic), "
+             "of the steps in which the model was called.", "",
+             "| agent | steps | model outputs | used | retried | fallback | completed | withdrawn | share "
+             "| model s/episode |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for agent, s in r.model_share.items():
         lines.append(f"| {agent} | {s.steps} | {s.model_outputs} | {s.used} | {s.retried} | {s.fallback} "
-                     f"| {s.withdrawn} | {_pct(s.share)} | {r.llm_latency_by_agent_s.get(agent, 0.0)} |")
+                     f"| {s.completed} | {s.withdrawn} | {_pct(s.share)} "
+                     f"| {r.llm_latency_by_agent_s.get(agent, 0.0)} |")
     lines += ["", "## Per intent", "", "| intent | episodes | success | compliance |", "| --- | --- | --- | --- |"]
     lines += [f"| {i} | {int(v['episodes'])} | {_pct(v['success'])} | {_pct(v['compliance'])} |"
               for i, v in r.per_intent.items()]
