@@ -57,7 +57,8 @@ def _candidate(records: dict[str, StepRecord]) -> dict[str, str]:
 
 def scorecard_lines(result: DemoResult) -> list[list[str]]:
     """The scorecard as rows of cells (header first), for a table or plain text."""
-    agents = sorted({a for r in result.rows for a in r.numbers.get("model_share", {})})
+    agents = sorted({a for r in result.rows for a, v in r.numbers.get("model_share", {}).items()
+                     if v is not None})  # the agents that called the model
     out = [["", "success", "compliance", "pass^1", *(f"share {a}" for a in agents)]]
     for row in result.rows:
         n = row.numbers
