@@ -447,14 +447,11 @@ class Gateway:
     async def operator_sessions(self, request: Request,
                                 limit: int = Query(50, ge=1, le=500)) -> dict:
         self.authorize(request, "operator")
-        ids = await asyncio.to_thread(self.store.session_ids, limit=limit)
-        found = []
-        for session_id in ids:
-            state, version = await self._load(session_id)
-            found.append({"session_id": session_id, "status": state.status, "turns": state.turns,
-                          "user_id": state.dialogue.user_id, "ticket_id": state.ticket_id,
-                          "intent": state.active.intent if state.active else None})
-        return {"sessions": found}
+        states = await asyncio.to_thread(self.store.recent_states, limit)
+        return {"sessions": [
+            {"session_id": state.session_id, "status": state.status, "turns": state.turns,
+             "user_id": state.dialogue.user_id, "ticket_id": state.ticket_id,
+             "intent": state.active.intent if state.active else None} for state in states]}
 
     @app.get("/v1/operator/sessions/{session_id}/transcript")
     async def operator_transcript(self, session_id: str, request: Request) -> JSONResponse:
