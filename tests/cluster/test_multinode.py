@@ -17,13 +17,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 STEPS, KILL_AFTER_STEP = 8, 3
+T = TypeVar("T")
 
 
 def _namespaces_unavailable() -> str | None:
@@ -74,6 +77,24 @@ def _wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def _run_driver_while(nodes, job_args: list[str], meanwhile: Callable[[], T],
+                      timeout_s: float) -> tuple[dict, T]:
+    """Run ``benchmarks.multinode_jobs <job_args>`` as a driver on the head, call
+    ``meanwhile()`` while it runs, then wait for it: its last stdout line (JSON) and what
+    ``meanwhile`` returned. The driver is killed and reaped whatever fails on the way."""
+    driver = nodes.driver([sys.executable, "-m", "benchmarks.multinode_jobs", *job_args],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        during = meanwhile()
+        out, err = driver.communicate(timeout=timeout_s)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err[-4000:]
+    return json.loads(out.splitlines()[-1]), during
+
+
 def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_dies(
         three_nodes, tmp_path):
     nodes = three_nodes
@@ -95,12 +116,8 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
     assert registry["unmixed"]  # each version holds its own writer's weights
 
     progress = tmp_path / "progress.jsonl"
-    driver = nodes.driver(
-        [sys.executable, "-m", "benchmarks.multinode_jobs", "train", "--address",
-         nodes.head_address, "--storage", str(tmp_path / "storage"), "--steps", str(STEPS),
-         "--step-seconds", "1.0", "--progress-file", str(progress), "--max-failures", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def kill_a_worker_node_mid_training() -> int:
         def both_ranks_past_kill_step():
             done = [p for p in _progress(progress) if p["step"] >= KILL_AFTER_STEP]
             return {p["rank"] for p in done} == {0, 1}
@@ -108,13 +125,13 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
         _wait_for(both_ranks_past_kill_step, 150, f"both ranks to finish step {KILL_AFTER_STEP}")
         killed_at = max(p["step"] for p in _progress(progress))
         _kill_and_replace_node(nodes, 2)
-        out, err = driver.communicate(timeout=180)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-    assert driver.returncode == 0, err[-4000:]
-    result = json.loads(out.splitlines()[-1])
+        return killed_at
+
+    result, killed_at = _run_driver_while(
+        nodes, ["train", "--address", nodes.head_address, "--storage", str(tmp_path / "storage"),
+                "--steps", str(STEPS), "--step-seconds", "1.0", "--progress-file", str(progress),
+                "--max-failures", "1"],
+        kill_a_worker_node_mid_training, timeout_s=180)
     assert result["error"] is None
     assert result["metrics"]["step"] == STEPS
 
@@ -134,22 +151,18 @@ def test_a_service_on_two_nodes_keeps_answering_when_one_dies(three_nodes, tmp_p
     request is answered (a client's one retry allowed), by the surviving node after the kill."""
     nodes = three_nodes
     progress = tmp_path / "answers.jsonl"
-    driver = nodes.driver(
-        [sys.executable, "-m", "benchmarks.multinode_jobs", "serve", "--address",
-         nodes.head_address, "--progress-file", str(progress), "--seconds", "25"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def kill_node_1_once_both_answer() -> float:
         _wait_for(lambda: {p["node"] for p in _progress(progress)} == {
             nodes.node_ip(1), nodes.node_ip(2)}, 120, "answers from both worker nodes")
         killed_at = time.monotonic()
         assert nodes.kill_node(1), "node 1 had no processes to kill"
-        out, err = driver.communicate(timeout=150)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-    assert driver.returncode == 0, err[-4000:]
-    result = json.loads(out.splitlines()[-1])
+        return killed_at
+
+    result, killed_at = _run_driver_while(
+        nodes, ["serve", "--address", nodes.head_address, "--progress-file", str(progress),
+                "--seconds", "25"],
+        kill_node_1_once_both_answer, timeout_s=150)
     assert result["failed"] == [], result
     after = [p for p in _progress(progress) if p["t"] > killed_at + 5]
     assert after, "no answer after the kill"

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from ray.serve.exceptions import BackPressureError
 
-from wow_ray.serving.gateway import RESTART, retrying
+from wow_ray.serving.turn_stream import RESTART, retrying
 
 
 def flaky(failures: list[BaseException]):

@@ -19,6 +19,7 @@ or closes it (ticket ``closed``, session ``ended``). Each of these moves is a ro
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +40,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
+from sqlalchemy.sql import Select
 
 from wow_ray.agents.messages import SessionState
 from wow_ray.agents.prompts import Line
@@ -139,6 +141,18 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     return engine
 
 
+def _transcript_of(row: Row, records: Sequence[str]) -> Transcript:
+    """A session row and its turns' stored records (in turn order) as a Transcript."""
+    state = SessionState.model_validate_json(row.state)
+    return Transcript(
+        session_id=row.session_id, scenario=row.scenario, user_id=row.user_id,
+        identity_verified=row.identity_verified, created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at), turns=[TurnRecord.model_validate_json(r) for r in records],
+        outcome=Outcome(status=row.status, ended_by=row.ended_by, ticket_id=row.ticket_id,
+                        ended_at=_utc(row.ended_at)),
+        actions=[a.model_dump() for a in state.actions])
+
+
 def is_simulated(metadata_json: str | None) -> bool:
     """Whether a session's stored metadata marks it as played by a simulated customer."""
     try:
@@ -225,14 +239,32 @@ class SessionStore:
                 raise SessionNotFound(f"no session {session_id!r}")
             records = conn.execute(select(turns.c.record).where(turns.c.session_id == session_id)
                                    .order_by(turns.c.idx)).scalars().all()
-        state = SessionState.model_validate_json(row.state)
-        return Transcript(
-            session_id=session_id, scenario=row.scenario, user_id=row.user_id,
-            identity_verified=row.identity_verified, created_at=_utc(row.created_at),
-            updated_at=_utc(row.updated_at), turns=[TurnRecord.model_validate_json(r) for r in records],
-            outcome=Outcome(status=row.status, ended_by=row.ended_by, ticket_id=row.ticket_id,
-                            ended_at=_utc(row.ended_at)),
-            actions=[a.model_dump() for a in state.actions])
+        return _transcript_of(row, records)
+
+    def recent_transcripts(self, limit: int = 100) -> list[tuple[Transcript, dict]]:
+        """The newest sessions' transcripts, newest first, each with its labels (the metadata
+        it was created with): two queries however many sessions, for list pages."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._newest(limit)).all()
+            records: dict[str, list[str]] = {r.session_id: [] for r in rows}
+            found = conn.execute(select(turns.c.session_id, turns.c.record)
+                                 .where(turns.c.session_id.in_(list(records)))
+                                 .order_by(turns.c.session_id, turns.c.idx))
+            for session_id, record in found:
+                records[session_id].append(record)
+        return [(_transcript_of(row, records[row.session_id]), json.loads(row.metadata))
+                for row in rows]
+
+    def recent_states(self, limit: int = 100) -> list[SessionState]:
+        """The newest sessions' states, newest first, in one query (for list pages)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._newest(limit)).all()
+        return [SessionState.model_validate_json(row.state) for row in rows]
+
+    @staticmethod
+    def _newest(limit: int) -> Select:
+        """The newest ``limit`` session rows, newest first (the order of ``session_ids``)."""
+        return select(sessions).order_by(sessions.c.created_at.desc()).limit(limit)
 
     def ticket(self, ticket_id: str) -> dict | None:
         with self.engine.connect() as conn:

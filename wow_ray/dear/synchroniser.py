@@ -31,17 +31,17 @@ as DDP's broadcast_buffers. An update is applied exactly once: only by the optim
 which does nothing when no gradient arrived since the last one; gradients accumulated under
 `no_sync()` are reduced by the next synchronised backward or by step() itself.
 
-The class is one state machine driven by autograd, module and optimizer hooks; it is kept in
-one file, a little over the usual length, because its invariants (what is in flight, which
-buffer may be written when) are easiest to check in one place. Layout, collectives, optimizer
+The class is one state machine driven by autograd, module and optimizer hooks. This module
+holds its state (every attribute is set in `__init__` and the `_reset_*` methods) and the
+forward and step; its base classes hold the phases that touch that state: the backward's
+reduce-scatters (reduction.py), the all-gathers (gathering.py), and re-cutting the buckets
+(rebucketing.py). Construction-time checks (construction.py), layout, collectives, optimizer
 state, checkpoints and the tuner live in their own modules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -55,22 +55,15 @@ from . import optimizer_state as ostate
 from .checkpoint import load_folder, load_training_state, save_folder, training_state
 from .collectives import Communicator, Handle, broadcast_coalesced
 from .config import DeARConfig
+from .construction import broadcast_from_rank0, check_optimizer, make_tuner, trainable_parameters
 from .forward_waits import ForwardWaits
-from .gradients import PendingGradient, clip_shards_, pending_alias
+from .gathering import ParameterGathering
+from .gradients import clip_shards_, pending_alias
 from .graph import output_tensors, reachable_leaves
 from .guards import check_arguments, check_unchanged
-from .layout import (
-    ParamSlot,
-    allocate_spaces,
-    attach_spaces,
-    make_buckets,
-    make_segments,
-    relayout_spaces,
-    shard_grad_chunk,
-)
-from .tuner import BucketSizeTuner
-
-logger = logging.getLogger("wow_ray.dear")
+from .layout import allocate_spaces, attach_spaces
+from .rebucketing import Rebucketing
+from .reduction import GradientReduction
 
 OptimizerFactory = Callable[[list[dict]], Optimizer]
 
@@ -80,7 +73,7 @@ OptimizerFactory = Callable[[list[dict]], Optimizer]
 _eager = torch.compiler.disable
 
 
-class DeAR(nn.Module):
+class DeAR(GradientReduction, ParameterGathering, Rebucketing, nn.Module):
     """Wraps `module` for data-parallel training with decoupled all-reduce (see module doc).
 
     optimizer_factory: called once with torch.optim parameter groups (a list of dicts) that
@@ -105,9 +98,7 @@ class DeAR(nn.Module):
         self.process_group = process_group if process_group is not None else dist.group.WORLD
         self.world_size = dist.get_world_size(self.process_group)
         self.rank = dist.get_rank(self.process_group)
-        self._group_options: list[dict] = []
-        named = [(name, p, self._group_of(name, p, param_group_fn))
-                 for name, p in module.named_parameters() if p.requires_grad]
+        named, self._group_options = trainable_parameters(module, param_group_fn)
         if not named:
             raise ValueError("the module has no trainable parameters")
         # Everything that can fail on a bad argument runs before the model is touched: the
@@ -121,14 +112,15 @@ class DeAR(nn.Module):
         groups = [{"params": [s.tensor for s in self._segments if s.group == index], **options}
                   for index, options in enumerate(self._group_options)]
         self.optimizer = optimizer_factory(groups)
-        self._check_optimizer()
+        check_optimizer(self.optimizer, self._segments, len(self._group_options))
         attach_spaces(self._slots, self._spaces)
         self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
         self._grads_pending = False  # some p.grad holds a PendingGradient
         if self.config.broadcast_init:
-            self._broadcast_from_rank0()
+            broadcast_from_rank0(self._spaces, [p for _, p in self._frozen], module,
+                                 self.process_group)
         self._comm = Communicator(self.process_group, self.config.collective)
-        self._tuner = self._make_tuner() if self.config.tune_bucket_size else None
+        self._tuner = make_tuner(self.config) if self.config.tune_bucket_size else None
         self._steps = 0
         self._last_step_end: float | None = None
         self._no_sync_depth = 0
@@ -138,49 +130,6 @@ class DeAR(nn.Module):
         self._hooks: list = []
         self._install_hooks()
         self._reset_iteration()
-
-    # ------------------------------------------------------------------ construction
-
-    def _group_of(self, name: str, param: nn.Parameter, fn: Callable | None) -> int:
-        options = dict(fn(name, param)) if fn is not None else {}
-        if options not in self._group_options:
-            self._group_options.append(options)
-        return self._group_options.index(options)
-
-    def _broadcast_from_rank0(self) -> None:
-        """Every rank starts from rank 0's parameters (frozen ones too) and buffers, as DDP."""
-        with torch.no_grad():
-            for space in self._spaces:
-                dist.broadcast(space.params, group=self.process_group, group_src=0)
-            broadcast_coalesced([*(p for _, p in self._frozen), *self.module.buffers()],
-                                self.process_group)
-
-    def _set_buckets(self, bucket_size_mb: float) -> None:
-        """(Re)cut the spaces into buckets and derive everything that depends on the cut."""
-        self.bucket_size_mb = float(bucket_size_mb)
-        self._buckets = make_buckets(self._slots, self._spaces, bucket_size_mb, self.world_size,
-                                     self._use_position)
-        self._segments = make_segments(self._slots, self._spaces, self._buckets,
-                                       self.world_size, self.rank)
-        self._waits.rebucket()
-        self._ag_inflight: dict[int, Handle] = {}
-        self._ag_next = len(self._buckets)  # nothing to gather until a step
-
-    def _check_optimizer(self) -> None:
-        if not isinstance(self.optimizer, Optimizer):
-            raise TypeError("optimizer_factory must return a torch.optim.Optimizer, got "
-                            f"{type(self.optimizer).__name__}")
-        ours = [[id(s.tensor) for s in self._segments if s.group == g]
-                for g in range(len(self._group_options))]
-        theirs = [[id(p) for p in group["params"]] for group in self.optimizer.param_groups]
-        if ours != theirs:
-            raise ValueError("optimizer_factory must build the optimizer over exactly the "
-                             "parameter groups it is given, in the same order")
-
-    def _make_tuner(self) -> BucketSizeTuner:
-        c = self.config
-        return BucketSizeTuner(c.tune_bounds_mb, c.tune_trials, c.tune_warmup_iters,
-                               c.tune_iters_per_trial, initial_mb=c.bucket_size_mb)
 
     def _install_hooks(self) -> None:
         for slot in self._slots:
@@ -292,104 +241,6 @@ class DeAR(nn.Module):
                 self._mark_done(slot)
         self._launch_ready_reduce_scatters()
 
-    # ------------------------------------------------------------------ backward
-
-    def _on_grad_ready(self, slot: ParamSlot, param: torch.Tensor) -> None:
-        if type(param.grad) is PendingGradient:  # accumulated in place into our buffer
-            param.grad = slot.grad_view
-        elif param.grad.data_ptr() != slot.grad_view.data_ptr():
-            # The gradient was set to None (zero_grad) or replaced: take it into our buffer.
-            slot.grad_view.copy_(param.grad)
-            param.grad = slot.grad_view
-        if self._backward_id is None:  # the loss did not come from the wrapped model's output
-            self._start_backward(torch._C._current_graph_task_id())
-        self._unreduced = True
-        self._used[slot.index] = 1.0
-        if not self._sync_this_backward:
-            return
-        if self._fired[slot.index]:
-            raise RuntimeError(
-                f"parameter {slot.name!r} got a gradient after its bucket was reduced: it is "
-                "used twice under reentrant activation checkpointing, or by an earlier forward "
-                "whose output the loss also uses, or find_unused_parameters could not see it "
-                "(reentrant checkpointing hides parameters from the graph): use "
-                "use_reentrant=False, or one forward per backward")
-        self._mark_done(slot)
-        self._launch_ready_reduce_scatters()
-
-    def _on_backward_begin(self, grad: torch.Tensor) -> None:
-        backward_id = torch._C._current_graph_task_id()
-        if backward_id != self._backward_id:
-            self._start_backward(backward_id)
-
-    def _start_backward(self, backward_id: int) -> None:
-        if self._reduction_open:
-            raise RuntimeError(
-                "a backward pass started while an earlier one's gradients were still being "
-                "reduced; run a forward pass of the wrapped model (or step()) in between")
-        self._backward_id = backward_id
-        torch.autograd.Variable._execution_engine.queue_callback(self._end_backward)
-
-    def _mark_done(self, slot: ParamSlot) -> None:
-        self._fired[slot.index] = True
-        for bucket in slot.buckets:
-            self._remaining[bucket] -= 1
-
-    def _launch_ready_reduce_scatters(self) -> None:
-        while self._next_rs >= 0 and self._remaining[self._next_rs] == 0:
-            self._launch_reduce_scatter(self._next_rs)
-            self._next_rs -= 1
-
-    def _end_backward(self) -> None:
-        self._backward_id = None
-        if self._sync_this_backward:
-            self._launch_all_reduce_scatters()  # buckets with parameters that got no gradient
-            self._reduction_open = True  # until waited: no backward may write the buffers
-
-    def _launch_all_reduce_scatters(self) -> None:
-        while self._next_rs >= 0:
-            self._launch_reduce_scatter(self._next_rs)
-            self._next_rs -= 1
-        self._unreduced = False
-        self._reset_backward()
-
-    def _launch_reduce_scatter(self, index: int) -> None:
-        bucket = self._buckets[index]
-        space = self._spaces[bucket.space]
-        first = not self._shard_filled[index]
-        self._shard_filled[index] = True
-        grads = space.grads[bucket.start:bucket.stop]
-        grads.div_(self.world_size)  # averaged before summing, as DDP (no fp16 overflow)
-        for slot_index in bucket.params:  # p.grad is partial sums from now on: refuse reads
-            self._slots[slot_index].param.grad = self._pending_grads[slot_index]
-        self._grads_pending = True
-        self._rs_inflight[index] = self._comm.reduce_scatter(
-            grads, then=partial(self._absorb, grads, shard_grad_chunk(space, bucket,
-                                                                      self.world_size), first))
-
-    def _absorb(self, grads: torch.Tensor, shard: torch.Tensor, first: bool) -> None:
-        """Move this rank's reduced chunk out of the bucket and clear the bucket for the next
-        accumulation (runs on the ring thread for gloo, overlapping the caller's work)."""
-        mine = grads.view(self.world_size, -1)[self.rank]
-        if first:
-            shard.copy_(mine)
-        else:
-            shard.add_(mine)
-        grads.zero_()
-
-    def _wait_reduce_scatters(self) -> None:
-        for handle in self._rs_inflight.values():
-            handle.wait()
-        self._rs_inflight = {}
-        self._reduction_open = False
-
-    def _show_grads(self) -> None:
-        """Give every p.grad its real view back (the buckets taken are reduced and cleared)."""
-        if self._grads_pending:
-            for slot in self._slots:
-                slot.param.grad = slot.grad_view
-            self._grads_pending = False
-
     # ------------------------------------------------------------------ step
 
     def step(self) -> None:
@@ -446,36 +297,6 @@ class DeAR(nn.Module):
         return clip_shards_([space.shard_grads for space in self._spaces], max_norm, norm_type,
                             self.process_group)
 
-    # ------------------------------------------------------------------ all-gather
-
-    def _top_up_all_gathers(self, needed: int) -> None:
-        """Start all-gathers in bucket order up to `needed` plus the configured lookahead."""
-        lookahead = self.config.all_gather_lookahead
-        limit = len(self._buckets) if lookahead is None else min(
-            len(self._buckets), needed + 1 + lookahead)
-        while self._ag_next < limit:
-            bucket = self._buckets[self._ag_next]
-            flat = self._spaces[bucket.space].params[bucket.start:bucket.stop]
-            self._ag_inflight[self._ag_next] = self._comm.all_gather(flat)
-            self._ag_next += 1
-
-    def _wait_all_gather(self, index: int) -> None:
-        if index >= self._ag_next and self._ag_next < len(self._buckets):
-            self._top_up_all_gathers(index)
-        handle = self._ag_inflight.pop(index, None)
-        if handle is not None:
-            handle.wait()
-            self._top_up_all_gathers(index)
-
-    def flush(self) -> None:
-        """Wait until every rank's latest update is in this rank's parameters."""
-        if self._ag_next < len(self._buckets):
-            self._top_up_all_gathers(len(self._buckets))
-        for index in sorted(self._ag_inflight):
-            self._ag_inflight.pop(index).wait()
-
-    synchronize = flush
-
     def _quiesce(self) -> None:
         """No collective in flight and no gradient pending (before loading a checkpoint)."""
         self.flush()
@@ -509,75 +330,6 @@ class DeAR(nn.Module):
             space.grads.zero_()
         self._grads_pending = True  # every p.grad gets its view back, whatever it held
         self._show_grads()
-        self._reset_iteration()
-
-    # ------------------------------------------------------------------ layout
-
-    def _adopt_use_order(self, order: list[int], from_rank0: bool = False) -> None:
-        """Lay the parameters out in the order the forward uses them (`order`: slot indices),
-        so buckets fill in the order gradients arrive and empty in the order the forward
-        needs them, as DDP rebuilds its buckets after the first iteration. Only with nothing
-        in flight and no optimizer state worth keeping (the first forward; a checkpoint load)."""
-        if from_rank0:  # every rank must cut the same buckets
-            agreed = torch.tensor(order, dtype=torch.int64, device=self.device)
-            dist.broadcast(agreed, group=self.process_group, group_src=0)
-            order = agreed.tolist()
-        self._layout_fixed = True
-        position = [0] * len(self._slots)
-        for rank, index in enumerate(order):
-            position[index] = rank
-        if position == (self._use_position or list(range(len(self._slots)))):
-            return
-        self._use_position = position
-        if relayout_spaces(self._slots, self._spaces, order):
-            attach_spaces(self._slots, self._spaces)
-            self._pending_grads = [pending_alias(s.grad_view, s.name) for s in self._slots]
-        self._set_buckets(self.bucket_size_mb)
-        ostate.use_segments(self.optimizer, self._segments)
-        self.optimizer.state.clear()  # none yet, or about to be loaded
-        self._reset_iteration()
-
-    @property
-    def use_order(self) -> list[int]:
-        """The parameters (slot indices) in the order the layout follows (for checkpoints)."""
-        position = self._use_position or list(range(len(self._slots)))
-        return sorted(range(len(self._slots)), key=position.__getitem__)
-
-    # ------------------------------------------------------------------ tuning
-
-    def _tune(self) -> bool:
-        """Feed the iteration time to the tuner; on a trial boundary agree on the next bucket
-        size (mean time over ranks, rank 0's proposal). True if the buckets were re-cut."""
-        now = time.perf_counter()
-        previous, self._last_step_end = self._last_step_end, now
-        if previous is None or self._tuner.done or not self._tuner.record(now - previous):
-            return False
-        device = self._spaces[0].device  # NCCL only reduces device tensors
-        seconds = torch.tensor([self._tuner.trial_seconds], dtype=torch.float64, device=device)
-        dist.all_reduce(seconds, group=self.process_group)
-        proposal = torch.tensor([self._tuner.finish_trial(seconds.item() / self.world_size)],
-                                dtype=torch.float64, device=device)
-        dist.broadcast(proposal, group=self.process_group, group_src=0)
-        size = proposal.item()
-        self._tuner.accept(size)
-        if self._tuner.done and self.rank == 0:
-            logger.info("DeAR bucket size tuned: %g MB (trials: %s); pass "
-                        "DeARConfig(bucket_size_mb=%g) to reuse it", size,
-                        self._tuner.observations, size)
-        changed = size != self.bucket_size_mb
-        if changed:
-            self.rebucket(size)
-        self._last_step_end = time.perf_counter()  # the switch itself is not an iteration
-        return changed
-
-    def rebucket(self, bucket_size_mb: float) -> None:
-        """Re-cut the buckets (a collective); the optimizer state follows its elements."""
-        self.flush()  # shards are owned per bucket: complete the parameters under the old cut
-        full = ostate.gather_full_state(self.optimizer, self._segments, self._spaces,
-                                        self.process_group)
-        self._set_buckets(bucket_size_mb)
-        ostate.use_segments(self.optimizer, self._segments)
-        ostate.scatter_full_state(self.optimizer, self._segments, full)
         self._reset_iteration()
 
     # ------------------------------------------------------------------ checkpoints

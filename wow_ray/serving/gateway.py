@@ -12,32 +12,28 @@ who started it (403 otherwise)::
               DELETE /v1/sessions/{id}               end the session
               POST   /v1/chat/completions            OpenAI-compatible facade (X-Session-Id)
               GET    /v1/models
-    operator  GET    /v1/operator/sessions           recent sessions
-              GET    /v1/operator/sessions/{id}/transcript
-              GET    /v1/operator/sessions/{id}/backend   state hash, rows changed: what
-                                                          evaluation judges
-              GET    /v1/operator/tickets/{ticket_id}
+    operator  GET    /v1/operator/...                sessions, backends, tickets
+                                                     (wow_ray/serving/staff_routes.py)
               GET    /console/...                    the operators' web console (an operator
                                                      key, pasted once, in a cookie)
-    admin     GET    /v1/admin/rules                 the rules version in force
-              PUT    /v1/admin/rules                 {"text"}: deploy a rules file to every
-                                                     agent (wow_ray/serving/rules_deploy.py)
+    admin     GET    /v1/admin/rules                 the rules in force, and deploying them
+              PUT    /v1/admin/rules                 (wow_ray/serving/staff_routes.py)
               GET    /healthz                        no key
 
 Every turn is saved (turn, state, ticket) before its reply is returned; a turn whose master
 replica died is retried, which is safe because nothing of an unsaved turn persists (a
-session's backend is rebuilt from its saved action log). Requests are size-limited, bodies
-are validated by pydantic (a 4xx names the field), and sessions are rate-limited per window.
+session's backend is rebuilt from its saved action log; see wow_ray/serving/turn_stream.py).
+Requests are size-limited, bodies are validated by pydantic (a 4xx names the field), and
+sessions are rate-limited per window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
@@ -49,16 +45,13 @@ from sqlalchemy.exc import DBAPIError
 
 from wow_ray.agents.events import (
     DoneEvent,
-    ErrorEvent,
     FinalEvent,
     ResetEvent,
     ServiceEvent,
     TurnReply,
-    to_sse,
 )
 from wow_ray.agents.local import new_session
 from wow_ray.agents.sessions import SessionConflict, SessionNotFound, SessionStore
-from wow_ray.serving import rules_deploy
 from wow_ray.serving.access import AccessDenied, CustomerIdentity, Scope
 from wow_ray.serving.console import attach_console, console_app
 from wow_ray.serving.dialogue_args import DialogueAppArgs
@@ -71,6 +64,9 @@ from wow_ray.serving.gateway_models import (
 )
 from wow_ray.serving.metrics import record_turn
 from wow_ray.serving.session_logs import install_session_logging, session_context
+from wow_ray.serving.staff_routes import StaffRoutes
+from wow_ray.serving.staff_routes import router as staff_router
+from wow_ray.serving.turn_stream import RESTART, events_as_sse, resumed, retrying
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 STORE_DOWN = "the sessions database is unavailable; nothing of this request was stored, try again"
@@ -85,46 +81,12 @@ async def _store_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
     return JSONResponse({"detail": STORE_DOWN}, status_code=503,
                         headers={"Retry-After": STORE_RETRY_S})
 app.mount("/console", console_app)  # the operators' web console (wow_ray/serving/console/)
-
-
-def _retryable(exc: BaseException | None) -> bool:
-    """A replica died or is restarting (directly, or as the cause of a task error)."""
-    from ray.exceptions import RayActorError, RayTaskError
-    from ray.serve.exceptions import BackPressureError
-
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, RayActorError | BackPressureError):
-            return True
-        exc = exc.cause if isinstance(exc, RayTaskError) else exc.__cause__
-        seen += 1
-    return False
-
-
-RESTART = object()  # what ``retrying`` yields before it starts an attempt again
-
-
-async def retrying(attempt: Callable[[], AsyncIterator[Any]], retry_s: float) -> AsyncIterator[Any]:
-    """What ``attempt()`` yields, started again (after ``RESTART``, with backoff) while a
-    replica it needs is dead or restarting, for up to ``retry_s`` seconds. Safe for a turn:
-    an unsaved turn left nothing behind (see the module docstring)."""
-    deadline, delay = time.monotonic() + retry_s, 0.5
-    while True:
-        try:
-            async for item in attempt():
-                yield item
-            return
-        except Exception as exc:
-            if time.monotonic() + delay > deadline or not _retryable(exc):
-                raise
-            yield RESTART
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 8.0)
+app.include_router(staff_router)  # before @serve.ingress below, which binds its methods too
 
 
 @serve.deployment(name="Gateway", max_ongoing_requests=256)
 @serve.ingress(app)
-class Gateway:
+class Gateway(StaffRoutes):
     def __init__(self, args_json: str, master: DeploymentHandle) -> None:
         from wow_ray.scenario import load_pack
 
@@ -338,26 +300,7 @@ class Gateway:
             return (await self.turn(request, session_id, message)).model_dump()
         events = self.turn_events(request, session_id, message)
         first = await anext(events)  # admission errors become HTTP errors, not broken streams
-
-        async def sse() -> AsyncIterator[str]:
-            item: ServiceEvent | None = first
-            while item is not None:
-                yield to_sse(item)
-                try:
-                    item = await anext(events)
-                except StopAsyncIteration:
-                    item = None
-                except HTTPException as exc:
-                    yield to_sse(ErrorEvent(status=exc.status_code, detail=exc.detail))
-                    item = None
-                except Exception as exc:  # a replica still down after the retries: say so
-                    logging.getLogger(__name__).exception("streamed turn failed")
-                    yield to_sse(ErrorEvent(status=503, detail=f"the reply failed ("
-                                            f"{type(exc).__name__}); nothing was saved, "
-                                            "send the message again"))
-                    item = None
-
-        return StreamingResponse(sse(), media_type="text/event-stream")
+        return StreamingResponse(events_as_sse(first, events), media_type="text/event-stream")
 
     @app.get("/v1/sessions/{session_id}")
     async def session(self, session_id: str, request: Request) -> dict:
@@ -423,72 +366,15 @@ class Gateway:
                                                     session_id), headers=headers)
         events = self.turn_events(request, session_id, message)
         first = await anext(events)
-
-        async def sse() -> AsyncIterator[str]:
-            async def turn() -> AsyncIterator[ServiceEvent]:
-                yield first
-                async for item in events:
-                    yield item
-
-            async for chunk in completion_stream(turn(), completion_id, self.pack.name):
-                yield chunk
-
-        return StreamingResponse(sse(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(completion_stream(resumed(first, events), completion_id,
+                                                   self.pack.name),
+                                 media_type="text/event-stream", headers=headers)
 
     @app.get("/v1/models")
     async def models(self, request: Request) -> dict:
         self.authorize(request, "customer")
         return {"object": "list", "data": [{"id": self.pack.name, "object": "model",
                                             "owned_by": "wow-ray"}]}
-
-    # -- operator routes ------------------------------------------------------------------
-
-    @app.get("/v1/operator/sessions")
-    async def operator_sessions(self, request: Request,
-                                limit: int = Query(50, ge=1, le=500)) -> dict:
-        self.authorize(request, "operator")
-        ids = await asyncio.to_thread(self.store.session_ids, limit=limit)
-        found = []
-        for session_id in ids:
-            state, version = await self._load(session_id)
-            found.append({"session_id": session_id, "status": state.status, "turns": state.turns,
-                          "user_id": state.dialogue.user_id, "ticket_id": state.ticket_id,
-                          "intent": state.active.intent if state.active else None})
-        return {"sessions": found}
-
-    @app.get("/v1/operator/sessions/{session_id}/transcript")
-    async def operator_transcript(self, session_id: str, request: Request) -> JSONResponse:
-        self.authorize(request, "operator")
-        return await self._transcript(session_id)
-
-    @app.get("/v1/operator/sessions/{session_id}/backend")
-    async def backend(self, session_id: str, request: Request) -> dict:
-        """The session's business backend after its actions: what evaluation judges."""
-        from wow_ray.scenario import replay
-
-        self.authorize(request, "operator")
-        state, _ = await self._load(session_id)
-        return replay(self.pack, None, state.actions, check=False).to_dict()
-
-    @app.get("/v1/operator/tickets/{ticket_id}")
-    async def ticket(self, ticket_id: str, request: Request) -> dict:
-        self.authorize(request, "operator")
-        found = await asyncio.to_thread(self.store.ticket, ticket_id)
-        if found is None:
-            raise HTTPException(404, f"no ticket {ticket_id!r}")
-        return found
-
-    # -- admin routes ---------------------------------------------------------------------
-
-    @app.get("/v1/admin/rules")
-    async def rules(self, request: Request) -> dict:
-        self.authorize(request, "admin")
-        return {"scenario": self.pack.name, "version": await self.master.rules_version.remote()}
-
-    @app.put("/v1/admin/rules")
-    async def deploy_rules(self, request: Request) -> dict:
-        self.authorize(request, "admin")
-        return await rules_deploy.deploy_request(self, request)
 
     @app.get("/healthz")
     async def healthz(self) -> dict:

@@ -157,16 +157,8 @@ def page(request: Request, template: str, **context: Any) -> HTMLResponse:
 
 async def recent_transcripts(gateway: Any, limit: int = RECENT) -> list[tuple[Transcript, bool]]:
     """The newest sessions' transcripts, each with whether it was a simulated customer's."""
-    def read() -> list[tuple[Transcript, bool]]:
-        out = []
-        for sid in gateway.store.session_ids(limit=limit):
-            try:
-                out.append((gateway.store.transcript(sid), bool(gateway.store.labels(sid).get("simulated"))))
-            except SessionNotFound:
-                continue
-        return out
-
-    return await asyncio.to_thread(read)
+    found = await asyncio.to_thread(gateway.store.recent_transcripts, limit)
+    return [(t, bool(labels.get("simulated"))) for t, labels in found]
 
 
 # --------------------------------------------------------------------------- login
