@@ -33,7 +33,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "data": {"agents", "errors", "llm", "registry", "scenario", "config", "ray_runtime"},
     "training": {"config", "data", "dear", "errors", "ray_runtime", "registry"},
     "evaluation": {"agents", "config", "data", "errors", "llm", "registry", "scenario"},
-    "serving": {"agents", "config", "errors", "llm", "ray_runtime", "registry", "scenario"},
+    # serving reads the loop's history for the console (flywheel.history); the loop never
+    # imports serving: it moves aliases and serving follows them
+    "serving": {"agents", "config", "errors", "flywheel", "llm", "ray_runtime", "registry",
+                "scenario"},
     "flywheel": {"agents", "config", "data", "errors", "evaluation", "llm", "ray_runtime",
                  "registry", "scenario", "training"},
     "cli": {"agents", "config", "data", "dear", "errors", "evaluation", "flywheel", "llm",
