@@ -51,7 +51,10 @@ def pack():
 
 
 @pytest.fixture
-def console(pack, tmp_path):
+def console(pack, tmp_path, monkeypatch):
+    # the models page reads the registry of the settings' storage: this test's own, never the
+    # machine's (a report registered there made "no report yet" false)
+    monkeypatch.setenv("WOW_RAY_STORAGE_PATH", str(tmp_path / "storage"))
     store = SessionStore(f"sqlite:///{tmp_path}/sessions.db")
     attach_console(StandInGateway(pack, store))
     return TestClient(console_app, base_url="http://testserver"), store
