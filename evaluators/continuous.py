@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -106,9 +104,8 @@ class ContinuousEvaluator:
         return self._register(report, [], f"sessions:{c.database_url}")
 
     def _register(self, report, dialogues, judged: str) -> str:
-        with tempfile.TemporaryDirectory() as tmp:
-            publish.save(report, dialogues, Path(tmp))
-            entry = publish.register(self.registry, report, Path(tmp), judged=judged, source=ACTOR_NAME)
+        entry = publish.save_and_register(self.registry, report, dialogues, judged=judged,
+                                          source=ACTOR_NAME)
         self.log.append({"report": entry.ref, "judged": judged})
         return entry.ref
 

@@ -3,6 +3,7 @@ and a registry entry of kind ``report``, linked to the version it judged."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,15 @@ def register(registry: Registry, report: EvalReport, folder: Path, *, judged: st
         metadata={"success": report.success, "compliance": report.compliance,
                   "pass_k": {str(k): v for k, v in report.pass_k.items()},
                   "model_share": {a: s.share for a, s in report.model_share.items()}})
+
+
+def save_and_register(registry: Registry, report: EvalReport, dialogues: list[EvaluatedDialogue],
+                      *, judged: str | None, source: str) -> RegistryEntry:
+    """The report's files written to a scratch folder and registered from it (for callers
+    that keep no folder of their own: the continuous evaluator, the loop's traffic step)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save(report, dialogues, Path(tmp))
+        return register(registry, report, Path(tmp), judged=judged, source=source)
 
 
 def judged_refs(registry: Registry) -> set[str]:

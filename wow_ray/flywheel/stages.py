@@ -87,7 +87,7 @@ class RealStages:
         """Compliance, claim consistency and model share of recent live sessions (no gold), and
         the report registered; the failures for training come from simulated customers."""
         from wow_ray.evaluation import score_live_sessions
-        from wow_ray.evaluation.publish import register, save
+        from wow_ray.evaluation.publish import save_and_register
         from wow_ray.scenario import load_pack
 
         o = self.options
@@ -97,10 +97,8 @@ class RealStages:
                                                  sample=o.traffic_sample))
         if report is None:
             return {"sessions": 0}
-        with tempfile.TemporaryDirectory() as tmp:
-            save(report, [], Path(tmp))
-            entry = register(self.registry, report, Path(tmp), judged="live sessions",
-                             source="flywheel score_traffic")
+        entry = save_and_register(self.registry, report, [], judged="live sessions",
+                                  source="flywheel score_traffic")
         return {"sessions": report.episodes, "report": entry.ref, "compliance": report.compliance,
                 "claims_consistent": report.claims_consistent,
                 "model_share": {a: s.share for a, s in report.model_share.items()}}
