@@ -55,17 +55,23 @@ def _candidate(records: dict[str, StepRecord]) -> dict[str, str]:
     return records["train"].outputs["adapters"]
 
 
-def scorecard_lines(result: DemoResult) -> list[list[str]]:
-    """The scorecard as rows of cells (header first), for a table or plain text."""
+def scorecard_values(result: DemoResult) -> tuple[list[str], list[tuple[str, list[float | None]]]]:
+    """The scorecard's columns and each row's values (fractions; None: not measured)."""
     agents = sorted({a for r in result.rows for a, v in r.numbers.get("model_share", {}).items()
                      if v is not None})  # the agents that called the model
-    out = [["", "success", "compliance", "pass^1", *(f"share {a}" for a in agents)]]
+    columns = ["success", "compliance", "pass^1", *(f"share {a}" for a in agents)]
+    rows = []
     for row in result.rows:
         n = row.numbers
-        out.append([row.label, _pct(n.get("success")), _pct(n.get("compliance")),
-                    _pct(n.get("pass_k", {}).get("1")),
-                    *(_pct(n.get("model_share", {}).get(a)) for a in agents)])
-    return out
+        rows.append((row.label, [n.get("success"), n.get("compliance"), n.get("pass_k", {}).get("1"),
+                                 *(n.get("model_share", {}).get(a) for a in agents)]))
+    return columns, rows
+
+
+def scorecard_lines(result: DemoResult) -> list[list[str]]:
+    """The scorecard as rows of cells (header first), for a table or plain text."""
+    columns, rows = scorecard_values(result)
+    return [["", *columns], *([label, *map(_pct, values)] for label, values in rows)]
 
 
 def _pct(value: float | None) -> str:
@@ -90,12 +96,12 @@ def write_scorecard(result: DemoResult, folder: Path) -> list[Path]:
     paths = [folder / "scorecard.json", folder / "scorecard.md", folder / "scorecard.png"]
     paths[0].write_text(json.dumps(result.model_dump(mode="json"), indent=2))
     paths[1].write_text("\n".join(md) + "\n")
-    metrics = header[1:]
+    metrics, values = scorecard_values(result)
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(metrics), 3.6))
     width = 0.8 / max(1, len(result.rows))
-    for i, row in enumerate(rows):
-        values = [float(c.rstrip("%")) if c != "-" else 0.0 for c in row[1:]]
-        ax.bar([m + i * width for m in range(len(metrics))], values, width, label=row[0])
+    for i, (label, row_values) in enumerate(values):
+        ax.bar([m + i * width for m in range(len(metrics))],
+               [100 * (v or 0.0) for v in row_values], width, label=label)
     ax.set_xticks([m + width * (len(rows) - 1) / 2 for m in range(len(metrics))], metrics,
                   rotation=20, ha="right")
     ax.set_ylim(0, 105)
