@@ -114,6 +114,7 @@ def test_a_colleague_takes_a_ticket_talks_and_hands_back(store, no_model_master,
     assert store.take_ticket(ticket_id, "ops-ana").status == "human"
     with pytest.raises(TicketConflict):  # a second colleague cannot take it too
         store.take_ticket(ticket_id, "ops-ben")
+    assert [(t["ticket_id"], t["taken_by"]) for t in store.tickets()] == [(ticket_id, "ops-ana")]
     store.human_turn(sid, customer="are you a person?")
     store.human_turn(sid, reply="Yes, I'm Ana. Let me look at it.", operator="ops-ana")
     state = store.hand_back(ticket_id, "ops-ana")

@@ -290,20 +290,21 @@ class SessionStore:
 
     def tickets(self, status: str | None = None, limit: int = 100) -> list[dict]:
         """Tickets, newest first, each with who holds it (``taken_by``) and the session's status."""
+        # Who took it last: a correlated subquery, so the list is one query, not one per ticket.
+        taken_by = (select(ticket_events.c.operator)
+                    .where(ticket_events.c.ticket_id == tickets.c.ticket_id,
+                           ticket_events.c.event == "taken")
+                    .order_by(ticket_events.c.event_id.desc()).limit(1)
+                    .scalar_subquery().label("taken_by"))
         query = (select(tickets, sessions.c.status.label("session_status"),
-                        sessions.c.user_id).join(sessions)
+                        sessions.c.user_id, taken_by).join(sessions)
                  .order_by(tickets.c.created_at.desc()).limit(limit))
         if status is not None:
             query = query.where(tickets.c.status == status)
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
-            for row in rows:
-                row["created_at"] = _utc(row["created_at"])
-                row["taken_by"] = conn.execute(
-                    select(ticket_events.c.operator).where(
-                        ticket_events.c.ticket_id == row["ticket_id"],
-                        ticket_events.c.event == "taken")
-                    .order_by(ticket_events.c.event_id.desc()).limit(1)).scalar()
+        for row in rows:
+            row["created_at"] = _utc(row["created_at"])
         return rows
 
     def take_ticket(self, ticket_id: str, operator: str) -> SessionState:
