@@ -7,9 +7,11 @@ for the "before" column). At each concurrency level that many customers hold the
 ``bench_dialogue.DIALOGUE`` at once, each turn streamed (``?stream=true``):
 
 - turn: the request until the ``done`` event; first token: until the first ``delta``;
-- per model call, from the transcript: agent, prompt and generated tokens, wall time, and for
-  the streamed reply the time to its first piece (queue plus prefill) and the rest (decode).
-  Unstreamed (JSON) calls are not split: their wall time holds queue, prefill and decode;
+- per model call, from the transcript: agent, prompt and generated tokens, wall time, and the
+  engine's own split of it (``LLMCallRecord.queue_s``/``prefill_s``/``decode_s``, vLLM's
+  per-request metrics) for every call, JSON or streamed; the rest of the wall time is outside
+  the engine (Serve routing, tokenising, transport). For the streamed reply also the time to
+  its first piece as the agent saw it, and how long the gate held it;
 - the floor: each measured turn's reply prompt (the response step's exact input, rendered by
   ``response_messages``) sent once more straight to the LLM deployment through its handle,
   streamed, with the response agent's ``max_tokens``, as many at once as the level's sessions.
@@ -44,6 +46,9 @@ from bench_dialogue import (  # noqa: E402
 )
 
 RESPONSE_MAX_TOKENS = 64
+# What the bench reads of each ``LLMCallRecord`` (the engine's three only when it reports them).
+CALL_FIELDS = ("prompt_tokens", "completion_tokens", "latency_s", "queue_s", "prefill_s",
+               "decode_s", "first_token_s", "first_shown_s")
 
 
 def streamed_turn(http: httpx.Client, sid: str, text: str) -> dict[str, Any]:
@@ -77,9 +82,7 @@ def one_dialogue(http: httpx.Client) -> list[dict[str, Any]]:
     transcript = http.get(f"/v1/sessions/{sid}/transcript").json()
     rows = []
     for turn, timing in zip(transcript["turns"], seen, strict=False):
-        calls = [{"agent": s["agent"], "prompt_tokens": c["prompt_tokens"],
-                  "completion_tokens": c["completion_tokens"], "latency_s": c["latency_s"],
-                  "first_token_s": c.get("first_token_s"), "first_shown_s": c.get("first_shown_s")}
+        calls = [{"agent": s["agent"], **{k: c.get(k) for k in CALL_FIELDS}}
                  for s in turn["steps"] for c in s["llm_calls"]]
         reply_input = next((s["input"] for s in turn["steps"] if s["agent"] == "response"), None)
         rows.append({**timing, "master_s": turn["latency_s"], "calls": calls,
@@ -120,22 +123,32 @@ def floor_calls(handle: Any, base_model: str, inputs: list[dict[str, Any]],
     return asyncio.run(all_of())
 
 
+def agent_means(calls: list[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Per agent, the mean of each measure over its calls (a measure only over the calls that
+    have it), and the number of calls. Besides the recorded fields: ``outside_s``, wall time
+    minus the engine's queue, prefill and decode (calls the engine timed); ``held_s``, first
+    piece shown minus first piece received (streamed replies)."""
+    per_agent: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for c in calls:
+        a = per_agent[c["agent"]]
+        for key in CALL_FIELDS:
+            if c.get(key) is not None:
+                a[key].append(c[key])
+        engine = [c.get(k) for k in ("queue_s", "prefill_s", "decode_s")]
+        if all(v is not None for v in engine):
+            a["outside_s"].append(c["latency_s"] - sum(engine))
+        if c.get("first_token_s") is not None and c.get("first_shown_s") is not None:
+            a["held_s"].append(c["first_shown_s"] - c["first_token_s"])
+    means = {agent: {k: statistics.fmean(v) for k, v in values.items() if v}
+             for agent, values in per_agent.items()}
+    return means, {agent: len(values["latency_s"]) for agent, values in per_agent.items()}
+
+
 def run_level(url: str, concurrency: int, rounds: int, llm: tuple[Any, str] | None) -> dict[str, Any]:
     rows = hold_dialogues(url, concurrency, rounds, one_dialogue)
     inputs = [r["reply_input"] for r in rows if r["reply_input"]]
     floor = floor_calls(llm[0], llm[1], inputs, concurrency) if llm and inputs else []
-    per_agent: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        for c in r["calls"]:
-            a = per_agent[c["agent"]]
-            a["prompt_tokens"].append(c["prompt_tokens"])
-            a["completion_tokens"].append(c["completion_tokens"])
-            a["latency_s"].append(c["latency_s"])
-            if c["first_token_s"] is not None:
-                a["first_token_s"].append(c["first_token_s"])
-                a["decode_s"].append(c["latency_s"] - c["first_token_s"])
-            if c["first_token_s"] is not None and c["first_shown_s"] is not None:
-                a["held_s"].append(c["first_shown_s"] - c["first_token_s"])
+    agents, calls_total = agent_means([c for r in rows for c in r["calls"]])
     walls, ttfts = [r["wall"] for r in rows], [r["ttft"] for r in rows]
     llm_s = [sum(c["latency_s"] for c in r["calls"]) for r in rows]
     return {
@@ -146,9 +159,7 @@ def run_level(url: str, concurrency: int, rounds: int, llm: tuple[Any, str] | No
         "floor_ttft_p50_s": percentile([f["ttft"] for f in floor], 50),
         "calls_per_turn": statistics.fmean(len(r["calls"]) for r in rows) if rows else 0.0,
         "rest_of_turn_p50_s": percentile([w - m for w, m in zip(walls, llm_s, strict=True)], 50),
-        "agents": {agent: {k: statistics.fmean(v) for k, v in values.items() if v}
-                   for agent, values in per_agent.items()},
-        "calls_total": {agent: len(values["latency_s"]) for agent, values in per_agent.items()},
+        "agents": agents, "calls_total": calls_total,
         "rows": [{k: v for k, v in r.items() if k != "reply_input"} for r in rows],
         "floor": floor,
     }
@@ -166,18 +177,23 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['ttft_p50_s']:.2f} | {r['ttft_p99_s']:.2f} | {r['floor_p50_s']:.2f} | "
             f"{r['floor_ttft_p50_s']:.2f} | {ratio:.2f} | {r['turn_p99_s'] / r['turn_p50_s']:.2f} | "
             f"{r['calls_per_turn']:.2f} | {r['rest_of_turn_p50_s']:.2f} |")
-    lines += ["", "Per model call, means by agent (c = sessions): prompt tokens, generated tokens, "
-              "wall s; streamed calls also first piece s (queue + prefill), decode s, and how long "
-              "the first piece was held until its sentence stood (the gate's cost to first token).",
-              "", "| sessions | agent | calls | prompt tok | generated tok | wall (s) | first piece (s) "
-              "| decode (s) | held (s) |", "| --- |" + " --- |" * 8]
+    lines += ["", "Per model call, means by agent (over the calls that have each measure): "
+              "prompt tokens, generated tokens, wall s; the engine's queue, prefill and decode s "
+              "(vLLM's per-request metrics) and the wall time outside the engine; streamed "
+              "replies also the first piece s as the agent saw it and how long it was held "
+              "until its sentence stood (the gate's cost to first token).",
+              "", "| sessions | agent | calls | prompt tok | generated tok | wall (s) | queue (s) "
+              "| prefill (s) | decode (s) | outside engine (s) | first piece (s) | held (s) |",
+              "| --- |" + " --- |" * 11]
+    nan = float("nan")
     for r in results:
         for agent, a in sorted(r["agents"].items()):
+            timed = " | ".join(f"{a.get(k, nan):.2f}" for k in (
+                "queue_s", "prefill_s", "decode_s", "outside_s", "first_token_s", "held_s"))
             lines.append(
                 f"| {r['concurrency']} | {agent} | {r['calls_total'][agent]} | "
                 f"{a['prompt_tokens']:.0f} | {a['completion_tokens']:.1f} | {a['latency_s']:.2f} | "
-                f"{a.get('first_token_s', float('nan')):.2f} | {a.get('decode_s', float('nan')):.2f} | "
-                f"{a.get('held_s', float('nan')):.2f} |")
+                f"{timed} |")
     return "\n".join(lines)
 
 

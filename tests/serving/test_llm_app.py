@@ -75,6 +75,11 @@ def test_the_serve_handle_and_http_clients_read_the_same_completions(served_llm)
         assert "".join(text) == streamed.content == whole.content and whole.content.strip()
         assert streamed.completion_tokens == whole.completion_tokens > 0
         assert streamed.finish_reason and streamed.model == "smollm2-135m"
+        for result in (whole, streamed):  # the engine's split rides on the answer (issue 18)
+            times = result.engine
+            assert times is not None and None not in (times.queue_s, times.prefill_s, times.decode_s)
+            assert times.queue_s + times.prefill_s + times.decode_s <= result.latency_s
+            assert times.prefill_s > 0 and times.decode_s > 0
     assert answers["handle"][0].content == answers["http"][0].content
 
 

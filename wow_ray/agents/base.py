@@ -66,8 +66,10 @@ class Agent:
 
 def _record(result: ChatResult | None, attempt: int, model: str | None, latency: float,
             valid: bool, error: str | None, times: dict[str, float] | None = None) -> LLMCallRecord:
+    engine = result.engine.model_dump() if result and result.engine else {}
     return LLMCallRecord(
         **{name: round(seconds, 4) for name, seconds in (times or {}).items()},
+        **engine,
         model=result.model if result else (model or ""),
         attempt=attempt,
         prompt_tokens=result.prompt_tokens if result else 0,

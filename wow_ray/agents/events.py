@@ -2,8 +2,8 @@
 
 The master yields :data:`TurnEvent` (``step``, ``delta``, then one ``final`` that carries the
 new state); the deltas are text that stands, joined they are the final reply. The gateway saves the final outcome and streams
-:data:`ServiceEvent` to its clients instead: the same ``step``/``delta``/``reset``, then
-``done`` (the saved turn) or ``error``. On the wire each event is one server-sent event, named
+:data:`ServiceEvent` to its clients instead: the same ``step``/``delta``, then ``done`` (the
+saved turn) or ``error``; it never sends ``reset`` (see ``ResetEvent``). On the wire each event is one server-sent event, named
 by its ``type``, its other fields as JSON data (:func:`to_sse`); :func:`from_sse` reads one
 back. Consumers match events by class, never by a string key.
 """
@@ -43,8 +43,10 @@ class DeltaEvent(BaseModel):
 
 
 class ResetEvent(BaseModel):
-    """Discard the text streamed so far. The master never sends it (its deltas stand); the
-    gateway does when a replica died mid-turn and the turn restarts from its beginning."""
+    """Discard the text streamed so far. Nothing sends it any more: the master's deltas
+    stand, and a turn the gateway restarts after a replica died only extends what was shown
+    (``wow_ray.serving.turn_stream.ExtendOnly``). Readers still accept it from older
+    gateways (the terminal marks it, evaluation counts it as withdrawn text)."""
 
     type: Literal["reset"] = "reset"
 

@@ -5,7 +5,8 @@ or a refusal whose playbook branch is a transfer) or the customer asks for one. 
 pack's hand-over tool (the one with ``ends_dialogue``) through the rule gate like any other
 call, then writes the summary a colleague reads first. The summary comes from the model when
 it passes validation, else from a template over the dialogue state, so a ticket always has
-one. The ticket itself is stored with the transcript by the session store.
+one. The reply does not depend on the summary, so the master asks for it separately
+(``summarize``) and runs it beside the reply. The ticket itself is stored with the transcript by the session store.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 from wow_ray.agents.base import Agent, ModelSettings, run_structured
-from wow_ray.agents.messages import ExecuteRequest, HandoffRequest, HandoffResult
+from wow_ray.agents.messages import ExecuteRequest, HandoffRequest, HandoffResult, WrittenSummary
 from wow_ray.agents.prompt_inputs import handoff_input
 from wow_ray.agents.prompts import HandoffInput, HandoffSummary
 from wow_ray.agents.solution import Executor
@@ -91,31 +92,40 @@ class HandoffAgent:
                                  customer_reason=reason)
         actions = [*req.actions, out.action]
         reason = str(out.action.arguments.get("reason", req.reason))
-        summary, source = await self._summary(req, reason, step)
         result = out.record.result if isinstance(out.record.result, dict) else {}
         backend_ref = next((str(v) for k, v in result.items() if k.endswith("_id")), None)
         ticket = f"HT-{req.session_id[:8]}-{len(actions)}"
-        record = HandoffRecord(ticket_id=ticket, reason=reason, summary=summary,
-                               backend_ref=backend_ref, summary_source=source)
-        step.output = record.model_dump()
+        record = HandoffRecord(ticket_id=ticket, reason=reason, summary="",
+                               backend_ref=backend_ref)
+        step.output = record.model_dump(exclude={"summary", "summary_source"})
         step.latency_s = round(time.perf_counter() - started, 6)
+        if req.with_summary:
+            written = await self.summarize(req.model_copy(update={"reason": reason}))
+            record = written.added_to(record, step)
         told = decision.customer_reason if decision else ""
         if told == self.pack.rules.rules.data.defaults.deny_reason:
             told = ""  # an allow rule without its own reason carries the deny text; not for us
         return HandoffResult(ok=True, record=record, dialogue=out.dialogue, actions=actions,
                              customer_reason=told, step=step)
 
-    async def _summary(self, req: HandoffRequest, reason: str, step: AgentStep) -> tuple[str, str]:
+    async def summarize(self, req: HandoffRequest) -> WrittenSummary:
+        """The summary of a hand-over made for ``req`` (``req.reason``: the reason the
+        hand-over tool was called with). It reads only the request, never the reply, so the
+        master runs it beside the reply (``with_summary=False``, then this)."""
+        started = time.perf_counter()
         inp = handoff_input(
             self.pack, user_id=req.dialogue.user_id, identity_verified=req.dialogue.identity_verified,
-            reason=reason, intent=req.intent, slots=req.slots, done=req.done, refused=req.refused,
-            history=req.history)
-        step.input = {**step.input, "prompt": inp.model_dump()}
+            reason=req.reason, intent=req.intent, slots=req.slots, done=req.done,
+            refused=req.refused, history=req.history)
+        step = AgentStep(agent=self.agent.name, input={"prompt": inp.model_dump()})
         out = await run_structured(self.client, self.agent, inp, step, HandoffSummary.model_validate)
         if out is not None:
-            return " ".join(out.summary.split()), "model"
-        step.fallback = self.client is not None and self.agent.settings.use_model
-        return self.template_summary(inp), "fallback"
+            summary, source = " ".join(out.summary.split()), "model"
+        else:
+            step.fallback = self.client is not None and self.agent.settings.use_model
+            summary, source = self.template_summary(inp), "fallback"
+        step.latency_s = round(time.perf_counter() - started, 6)
+        return WrittenSummary(summary=summary, source=source, step=step)
 
     @staticmethod
     def template_summary(inp: HandoffInput) -> str:

@@ -35,6 +35,7 @@ from wow_ray.agents.messages import (
     SolveResult,
     Understanding,
     UnderstandRequest,
+    WrittenSummary,
 )
 from wow_ray.agents.policy import PolicyAgent
 from wow_ray.agents.response import ResponseAgent
@@ -106,6 +107,9 @@ class LocalSpecialists:
 
     async def handoff(self, req: HandoffRequest) -> HandoffResult:
         return await self.handoff_agent.handoff(req)
+
+    async def summarize(self, req: HandoffRequest) -> WrittenSummary:
+        return await self.handoff_agent.summarize(req)
 
 
 def local_master(pack: ScenarioPack, client: ChatClient | None,

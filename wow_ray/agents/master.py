@@ -13,6 +13,11 @@ One turn, in order:
    when the rules, the plan or the customer require a human), and the response agent writes
    the reply from what was done.
 
+Each model call depends on the one before (the moves on the understanding, the solution's
+next call on the last result), except the hand-over summary: the reply needs the ticket, not
+its summary, so the summary is written beside the reply (the one pair of a turn's model
+calls that runs concurrently).
+
 The master holds no state between turns: it gets a ``SessionState`` and returns the next one
 with the turn's record. The specialists are reached through :class:`Specialists`, in-process
 (``wow_ray.agents.local``) or through Ray Serve handles (``wow_ray/serving/dialogue_app.py``).
@@ -20,6 +25,7 @@ with the turn's record. The specialists are reached through :class:`Specialists`
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
@@ -46,6 +52,7 @@ from wow_ray.agents.messages import (
     SolveResult,
     Understanding,
     UnderstandRequest,
+    WrittenSummary,
 )
 from wow_ray.agents.prompt_inputs import handed_over_reply, legal_moves, master_input, solved_reply
 from wow_ray.agents.prompts import Line, MasterDecision
@@ -82,6 +89,7 @@ class Specialists(Protocol):
     async def respond(self, req: RespondRequest) -> Reply: ...
     def respond_stream(self, req: RespondRequest) -> AsyncIterator[str | Reply]: ...
     async def handoff(self, req: HandoffRequest) -> HandoffResult: ...
+    async def summarize(self, req: HandoffRequest) -> WrittenSummary: ...
 
 
 class MasterAgent:
@@ -150,20 +158,31 @@ class MasterAgent:
         done = len(record.steps)
         move = moves[0] if len(moves) == 1 else await self._decide(state, message, moves, record)
         record.moves.append(move)
-        respond = await self._act(move, state, understood, review, record, message)
+        summaries: list[tuple[AgentStep, HandoffRequest]] = []
+        respond = await self._act(move, state, understood, review, record, message, summaries)
         respond.done = self.claims_done(state)
         for step in record.steps[done:]:
             yield StepEvent(agent=step.agent, summary=step.output)
 
+        # A hand-over's summary does not feed the reply: both model calls run at once.
+        writing = [asyncio.ensure_future(self.specialists.summarize(req)) for _, req in summaries]
         reply: Reply | None = None
-        if stream:
-            async for piece in self.specialists.respond_stream(respond):
-                if isinstance(piece, Reply):
-                    reply = piece
-                else:
-                    yield DeltaEvent(text=piece)
-        else:
-            reply = await self.specialists.respond(respond)
+        try:
+            if stream:
+                async for piece in self.specialists.respond_stream(respond):
+                    if isinstance(piece, Reply):
+                        reply = piece
+                    else:
+                        yield DeltaEvent(text=piece)
+            else:
+                reply = await self.specialists.respond(respond)
+            written = await asyncio.gather(*writing)
+        finally:
+            for task in writing:
+                task.cancel()  # no-op once done; a failed or abandoned turn leaves none running
+        for (step, _), summary in zip(summaries, written, strict=True):
+            assert record.handoff is not None
+            record.handoff = summary.added_to(record.handoff, step)
         assert reply is not None
         record.steps.append(reply.step)
         record.reply = reply.text
@@ -240,15 +259,17 @@ class MasterAgent:
     # -- acting -------------------------------------------------------------------------
 
     async def _act(self, move: str, state: SessionState, understood: Understanding,
-                   review: Review, record: TurnRecord, message: str) -> RespondRequest:
-        """Carry out ``move``; return what the response agent should write."""
+                   review: Review, record: TurnRecord, message: str,
+                   summaries: list[tuple[AgentStep, HandoffRequest]]) -> RespondRequest:
+        """Carry out ``move``; return what the response agent should write. A hand-over made
+        adds its step and the request for its summary to ``summaries`` (written later)."""
         base = {"session_id": state.session_id, "message": message, "history": state.history[:-1],
                 "intent": state.active.intent if state.active else None}
         if move == "handoff":
             obligation = next(o for o in review.obligations if o.ends_dialogue)
             call = ToolCall(name=obligation.tool, arguments=obligation.arguments)
             return await self._handoff(state, record, base, call, obligation.rule_id,
-                                       [obligation.customer_reason], [], [])
+                                       [obligation.customer_reason], [], [], summaries)
         if move == "end":
             state.status = "ended"
             return RespondRequest(kind="end", **base)
@@ -274,7 +295,8 @@ class MasterAgent:
         if solved.handoff is not None:
             return await self._handoff(state, record, base, solved.handoff,
                                        solved.handoff_reason or "playbook",
-                                       [*solved.facts, *refusals], solved.must_say, refusals)
+                                       [*solved.facts, *refusals], solved.must_say, refusals,
+                                       summaries)
         if solved.missing:
             active.missing = solved.missing
             for name in solved.missing:  # an id that named no record is forgotten
@@ -294,13 +316,15 @@ class MasterAgent:
 
     async def _handoff(self, state: SessionState, record: TurnRecord, base: dict[str, Any],
                        call: ToolCall, reason: str, facts: list[str], must_say: list[str],
-                       refused: list[str]) -> RespondRequest:
+                       refused: list[str],
+                       summaries: list[tuple[AgentStep, HandoffRequest]]) -> RespondRequest:
         active = state.active
-        result = await self.specialists.handoff(HandoffRequest(
+        req = HandoffRequest(
             session_id=state.session_id, dialogue=state.dialogue, actions=state.actions,
             reason=reason, call=call, intent=active.intent if active else None,
             slots=active.slots if active else {}, history=state.history, done=facts,
-            refused=refused))
+            refused=refused, with_summary=False)
+        result = await self.specialists.handoff(req)
         record.steps.append(result.step)
         state.dialogue, state.actions = result.dialogue, result.actions
         if not result.ok or result.record is None:
@@ -310,6 +334,7 @@ class MasterAgent:
         state.status = "handed_off"
         state.ticket_id = result.record.ticket_id
         record.handoff = result.record
+        summaries.append((result.step, req.model_copy(update={"reason": result.record.reason}, deep=True)))
         if active is not None:
             active.resolved = True
         told, quote = handed_over_reply(facts, must_say, refused, result.customer_reason,

@@ -211,6 +211,28 @@ class HandoffRequest(_Model):
     history: list[Line] = Field(default_factory=list)
     done: list[str] = Field(default_factory=list)
     refused: list[str] = Field(default_factory=list)
+    with_summary: bool = Field(
+        True, description="False: the ticket is made without its summary, which the caller "
+        "asks for next (``summarize``), so the summary's model call can run beside the reply.")
+
+
+class WrittenSummary(_Model):
+    """The hand-over summary a colleague reads first, and the work of writing it."""
+
+    summary: str
+    source: Literal["model", "fallback"]
+    step: AgentStep = Field(description="The summary's prompt input and model calls.")
+
+    def added_to(self, record: HandoffRecord, step: AgentStep) -> HandoffRecord:
+        """``record`` with this summary, and its work added to the hand-over's ``step`` (one
+        step per hand-over in the trace, whether the summary was written inline or later)."""
+        record = record.model_copy(update={"summary": self.summary, "summary_source": self.source})
+        step.input = {**step.input, **self.step.input}
+        step.llm_calls.extend(self.step.llm_calls)
+        step.fallback = self.step.fallback
+        step.output = record.model_dump()
+        step.latency_s = round(step.latency_s + self.step.latency_s, 6)
+        return record
 
 
 class HandoffResult(_Model):

@@ -42,6 +42,13 @@ class LLMCallRecord(_Record):
     first_shown_s: float | None = Field(
         None, description="Streamed replies: seconds to the first text released to the "
         "customer (the first sentence that passed the checks).")
+    queue_s: float | None = Field(
+        None, description="Seconds the request waited in the engine before it was scheduled "
+        "(measured by the engine; None when the server does not report it).")
+    prefill_s: float | None = Field(
+        None, description="Seconds from being scheduled to the first token (the engine's).")
+    decode_s: float | None = Field(
+        None, description="Seconds from the first token to the last (the engine's).")
     output: str = Field("", description="The raw text the model returned.")
     valid: bool = Field(True, description="Whether the output passed validation.")
     error: str | None = Field(None, description="Why it was rejected, or the transport error.")

@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from wow_ray.errors import WowRayError
 
 Message = dict[str, Any]
@@ -32,9 +34,23 @@ class LLMError(WowRayError):
     """The model could not be reached, or answered with an error instead of a completion."""
 
 
+class EngineTimes(BaseModel):
+    """Where one call's time went inside the engine that served it, in seconds: waiting to be
+    scheduled, prefill (scheduled to the first token), decode (first token to last). Measured
+    by the engine itself (vLLM's per-request metrics), so the agent's wall time minus these is
+    what the call spent outside it (routing, tokenising, transport). None: not measured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue_s: float | None = Field(None, ge=0)
+    prefill_s: float | None = Field(None, ge=0)
+    decode_s: float | None = Field(None, ge=0)
+
+
 @dataclass
 class ChatResult:
-    """One completion: its text, the model that wrote it, token counts and wall time."""
+    """One completion: its text, the model that wrote it, token counts and wall time, and
+    (when the server reports them) the engine's queue, prefill and decode times."""
 
     content: str
     model: str
@@ -42,6 +58,7 @@ class ChatResult:
     completion_tokens: int = 0
     latency_s: float = 0.0
     finish_reason: str | None = None
+    engine: EngineTimes | None = None
 
 
 @runtime_checkable

@@ -22,9 +22,12 @@ _DEVICE_DEFAULTS: dict[Device, dict[str, Any]] = {
     # vLLM caches whole blocks only, and its CPU default block (128 tokens) is longer than the
     # system text the agents' prompts share: 32 (the CPU kernels want multiples of 32) lets
     # most of that prefix be reused.
+    # Per-request metrics: each answer carries the engine's queue, prefill and decode times
+    # (``metrics``; in a stream, on the final usage chunk), which the agents record per call.
     "cpu": {"dtype": "float32", "gpu_memory_utilization": 0.2, "enable_prefix_caching": True,
-            "block_size": 32},
-    "gpu": {"dtype": "auto", "gpu_memory_utilization": 0.9, "enable_prefix_caching": True},
+            "block_size": 32, "enable_per_request_metrics": True},
+    "gpu": {"dtype": "auto", "gpu_memory_utilization": 0.9, "enable_prefix_caching": True,
+            "enable_per_request_metrics": True},
 }
 
 

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Se
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wow_ray.llm.chat import ChatResult, LLMError
+from wow_ray.llm.chat import ChatResult, EngineTimes, LLMError
 
 END_OF_STREAM = "[DONE]"
 
@@ -149,13 +149,48 @@ def completion_chunks(text: str) -> list[dict[str, Any]]:
     return [c for e in sse_events(text.splitlines()) if (c := completion_chunk(e)) is not None]
 
 
+class RequestMetrics(BaseModel):
+    """vLLM's per-request timing, in milliseconds: the ``metrics`` of a ``chat.completion``, or
+    of a stream's final usage chunk, when the server runs with ``enable_per_request_metrics``
+    (the LLM deployment does: ``wow_ray.llm.engine``). Measured in the engine core from its
+    own timestamps: queued to scheduled, scheduled to first token, first to last token."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    queue_time_ms: float | None = Field(None, ge=0)
+    time_to_first_token_ms: float | None = Field(None, ge=0)
+    generation_time_ms: float | None = Field(None, ge=0)
+
+    def times(self) -> EngineTimes:
+        def s(ms: float | None) -> float | None:
+            return None if ms is None else round(ms / 1000, 4)
+
+        return EngineTimes(queue_s=s(self.queue_time_ms),
+                           prefill_s=s(self.time_to_first_token_ms),
+                           decode_s=s(self.generation_time_ms))
+
+
+def engine_times(payload: dict[str, Any]) -> EngineTimes | None:
+    """The engine's times a response or chunk carries; None when it carries none, or ones that
+    do not validate (they describe the call, they are not worth failing it for)."""
+    metrics = payload.get("metrics")
+    if not isinstance(metrics, dict):
+        return None
+    try:
+        times = RequestMetrics.model_validate(metrics).times()
+    except ValidationError:
+        return None
+    return times if times != EngineTimes() else None
+
+
 def completion_result(data: dict[str, Any], model: str, started: float) -> ChatResult:
     """The ChatResult of one OpenAI ``chat.completion`` answer (HTTP and Serve handle alike)."""
     choice = raise_if_error(data)["choices"][0]
     usage = data.get("usage") or {}
     return ChatResult(choice["message"].get("content") or "", data.get("model", model),
                       usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
-                      time.perf_counter() - started, choice.get("finish_reason"))
+                      time.perf_counter() - started, choice.get("finish_reason"),
+                      engine_times(data))
 
 
 class StreamTally:
@@ -167,11 +202,13 @@ class StreamTally:
         self.pieces: list[str] = []
         self.usage: dict[str, Any] = {}
         self.finish: str | None = None
+        self.engine: EngineTimes | None = None
 
     def add(self, chunk: dict[str, Any]) -> list[str]:
         """Take one chunk; return its new text pieces."""
         self.model = chunk.get("model", self.model)
         self.usage = chunk.get("usage") or self.usage
+        self.engine = engine_times(chunk) or self.engine  # on the final usage chunk
         new: list[str] = []
         for choice in chunk.get("choices", []):
             self.finish = choice.get("finish_reason") or self.finish
@@ -183,4 +220,4 @@ class StreamTally:
     def result(self) -> ChatResult:
         return ChatResult("".join(self.pieces), self.model, self.usage.get("prompt_tokens", 0),
                           self.usage.get("completion_tokens", 0),
-                          time.perf_counter() - self.started, self.finish)
+                          time.perf_counter() - self.started, self.finish, self.engine)

@@ -44,6 +44,7 @@ from wow_ray.agents.messages import (
     SolveResult,
     Understanding,
     UnderstandRequest,
+    WrittenSummary,
 )
 from wow_ray.serving.dialogue_args import DialogueAppArgs, ScenarioConfig
 
@@ -225,6 +226,9 @@ class HandoffDeployment(_AgentHost):
     async def handoff(self, req: HandoffRequest) -> HandoffResult:
         return await self._current().handoff(req)
 
+    async def summarize(self, req: HandoffRequest) -> WrittenSummary:
+        return await self._current().summarize(req)
+
 
 class _SpecialistHandles:
     """``wow_ray.agents.master.Specialists`` over Serve handles."""
@@ -256,6 +260,9 @@ class _SpecialistHandles:
 
     async def handoff(self, req: HandoffRequest) -> HandoffResult:
         return await self.h.handoff.remote(req)
+
+    async def summarize(self, req: HandoffRequest) -> WrittenSummary:
+        return await self.h.summarize.remote(req)
 
 
 @serve.deployment(name="Master")

@@ -23,6 +23,8 @@ who started it (403 otherwise)::
 Every turn is saved (turn, state, ticket) before its reply is returned; a turn whose master
 replica died is retried, which is safe because nothing of an unsaved turn persists (a
 session's backend is rebuilt from its saved action log; see wow_ray/serving/turn_stream.py).
+A retried turn's stream only extends the text already shown; if its reply departs from it,
+the stream ends with an ``error`` and nothing is saved (``turn_stream.ExtendOnly``).
 Requests are size-limited, bodies are validated by pydantic (a 4xx names the field), and
 sessions are rate-limited per window.
 """
@@ -34,6 +36,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
@@ -45,8 +48,8 @@ from sqlalchemy.exc import DBAPIError
 
 from wow_ray.agents.events import (
     DoneEvent,
+    ErrorEvent,
     FinalEvent,
-    ResetEvent,
     ServiceEvent,
     TurnReply,
 )
@@ -66,7 +69,16 @@ from wow_ray.serving.metrics import record_turn
 from wow_ray.serving.session_logs import install_session_logging, session_context
 from wow_ray.serving.staff_routes import StaffRoutes
 from wow_ray.serving.staff_routes import router as staff_router
-from wow_ray.serving.turn_stream import RESTART, events_as_sse, resumed, retrying
+from wow_ray.serving.turn_stream import (
+    DIVERGED_DETAIL,
+    RESTART,
+    Diverged,
+    events_as_sse,
+    extended,
+    logger,
+    resumed,
+    retrying,
+)
 
 app = FastAPI(title="WOW-Ray dialogue service", version="1")
 STORE_DOWN = "the sessions database is unavailable; nothing of this request was stored, try again"
@@ -243,15 +255,19 @@ class Gateway(StaffRoutes):
         self.busy.add(session_id)
         try:
             outcome = None
-            events = retrying(lambda: self.master_stream.events.remote(
+            attempts = retrying(lambda: self.master_stream.events.remote(
                 state, message.content, message.attachments), self.options.turn_retry_s)
-            async for event in events:
-                if event is RESTART:
-                    yield ResetEvent()
-                elif isinstance(event, FinalEvent):
-                    outcome = event.outcome
-                else:
-                    yield event
+            async with aclosing(attempts):  # a restarted turn only extends what was shown
+                try:
+                    async for event in extended(attempts):
+                        if isinstance(event, FinalEvent):
+                            outcome = event.outcome
+                        else:
+                            yield event
+                except Diverged as exc:  # nothing saved: see ExtendOnly
+                    logger.warning("session %s: restarted turn not saved: %s", session_id, exc)
+                    yield ErrorEvent(status=503, detail=DIVERGED_DETAIL)
+                    return
             await self._save(outcome, version)
             yield DoneEvent(**self._out(outcome, started).model_dump())
         finally:

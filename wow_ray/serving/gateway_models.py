@@ -132,9 +132,11 @@ async def completion_stream(events: AsyncIterator[ServiceEvent], completion_id: 
                             model: str) -> AsyncIterator[str]:
     """A turn's events as an OpenAI stream: each delta sent as a chunk as it comes.
 
-    The master streams only text that stands. OpenAI streams cannot take text back, so after a
-    restart (a replica died mid-turn, the gateway's ``reset``) the new turn's text is sent only
-    where it extends what the client already has; ``done`` sends whatever was not streamed.
+    The master streams only text that stands, and the gateway sends a restarted turn's text
+    only where it extends what was shown (``turn_stream.ExtendOnly``; it never sends
+    ``reset``). OpenAI streams cannot take text back, so this keeps its own guard for a
+    ``reset`` from any other source of events: text after one is sent only where it extends
+    what the client has; ``done`` sends whatever was not streamed.
     """
     sent, again, restarted = "", "", False
     async for item in events:
