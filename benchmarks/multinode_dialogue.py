@@ -189,7 +189,8 @@ def hold_session(url: str, index: int, turns: int, progress: Path, lock: threadi
             out["answered"] += 1
             out["slowest_s"] = max(out["slowest_s"], round(time.monotonic() - started, 2))
             with lock, open(progress, "a") as line:
-                line.write(json.dumps({"session": index, "turn": turn, "t": time.monotonic()}) + "\n")
+                line.write(json.dumps({"session": index, "turn": turn, "sent_at": started,
+                                       "t": time.monotonic()}) + "\n")
             time.sleep(pause_s)
     return out
 
@@ -302,8 +303,9 @@ def run_dialogue_under_fault(nodes: MultiNodeRay, db: PostgresServer, workdir: P
          *(["--with-model"] if with_model else [])],
         kill_once_every_session_is_under_way, timeout_s=1500 if with_model else 420)
     served["killed_node"] = nodes.node_ip(kill)
-    served["turns_after_kill"] = sum(1 for p in progress_lines(progress)
-                                     if "session" in p and p["t"] > killed_at)
+    answers = [p for p in progress_lines(progress) if "session" in p]
+    served["turns_after_kill"] = sum(1 for p in answers if p["t"] > killed_at)
+    served["in_flight_at_kill"] = sum(1 for p in answers if p["sent_at"] < killed_at < p["t"])
     served["stored"] = stored_sessions(db.local_url("sessions"), [
         s["session_id"] for s in served["sessions"] if s["session_id"]])
     nodes.start_node(kill)  # a replacement machine joins before the evaluation
@@ -327,6 +329,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "turns_answered": sum(s["answered"] for s in sessions),
         "turns_stored": sum(len(v["indices"]) for v in stored.values()),
         "turns_after_kill": result["turns_after_kill"],
+        "in_flight_at_kill": result["in_flight_at_kill"],
         "retried": sum(s["retried"] for s in sessions),
         "answered_from_transcript": sum(s["from_transcript"] for s in sessions),
         "failed": [f for s in sessions for f in s["failed"]],
@@ -345,7 +348,7 @@ def main() -> None:
     parser.add_argument("--with-model", action="store_true")
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--turns", type=int, default=8)
-    parser.add_argument("--pause-s", type=float, default=0.5)
+    parser.add_argument("--pause-s", type=float, default=0.2, help="between a customer's turns")
     parser.add_argument("--dashboard")
     parser.add_argument("--gateway")
     parser.add_argument("--tasks", default="fd-004,fd-009")
