@@ -99,10 +99,27 @@ def deploy_llm(storage: str, with_model: bool) -> None:
               route_prefix=None)
 
 
-def deploy_service(database_url: str, workdir: Path, with_model: bool,
-                   timeout_s: float = 600) -> None:
+def deploy_and_wait(config: Any, app: str, timeout_s: float = 600) -> None:
+    """Apply a `ServeDeploySchema` (the code path of `serve deploy`); wait until `app` runs.
+    tests/conftest.py's dialogue app is deployed with it too."""
     from ray import serve
     from ray.serve.context import _get_global_client
+
+    _get_global_client().deploy_apps(config)
+    deadline = time.monotonic() + timeout_s
+    time.sleep(1.0)  # a redeployed app reads RUNNING until the controller takes the new config
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app)
+        if status is not None and status.status == "RUNNING":
+            return
+        if status is not None and status.status == "DEPLOY_FAILED":
+            raise RuntimeError(f"app {app} failed to deploy: {status.message}")
+        time.sleep(1.0)
+    raise TimeoutError(f"app {app} did not become RUNNING in {timeout_s} s")
+
+
+def deploy_service(database_url: str, workdir: Path, with_model: bool) -> None:
+    from ray import serve
 
     from wow_ray.registry import Registry
 
@@ -111,16 +128,7 @@ def deploy_service(database_url: str, workdir: Path, with_model: bool,
     secret_file.write_text(TOKEN_SECRET + "\n")
     serve.start(proxy_location="HeadOnly", http_options={"host": "0.0.0.0", "port": 8000})
     deploy_llm(str(storage), with_model)
-    _get_global_client().deploy_apps(service_config(database_url, str(storage), str(secret_file)))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = serve.status().applications.get(APP)
-        if status is not None and status.status == "RUNNING":
-            return
-        if status is not None and status.status == "DEPLOY_FAILED":
-            raise RuntimeError(f"the dialogue app failed to deploy: {status.message}")
-        time.sleep(1.0)
-    raise TimeoutError("the dialogue app did not become RUNNING")
+    deploy_and_wait(service_config(database_url, str(storage), str(secret_file)), APP)
 
 
 def replica_nodes() -> dict[str, list[str]]:
