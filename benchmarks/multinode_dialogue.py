@@ -1,0 +1,376 @@
+"""The dialogue service on `multinode.py`'s cluster: sessions in PostgreSQL, a worker node
+killed while customers talk, and an evaluation job submitted to the cluster.
+
+`run_dialogue_under_fault` (host side; tests/cluster/test_multinode.py and
+`python -m benchmarks.multinode --dialogue` call it) runs two drivers on the head's host:
+
+    python -m benchmarks.multinode_dialogue serve --address A --database-url URL --workdir DIR
+        deploys the food_delivery service (`serve deploy`'s code path) with two replicas of the
+        gateway and of every agent, one on each worker node (`max_replicas_per_node=1` and a
+        resource only worker nodes offer), the head's HTTP proxy in front; then --sessions
+        customers each hold a session of --turns turns, retrying a failed request once (after
+        reading the transcript: a turn stored before its reply was lost is not sent twice)
+    python -m benchmarks.multinode_dialogue evaluate --dashboard URL --gateway URL --workdir DIR
+        `evaluators.run` submitted through Ray's Jobs API against that gateway: scripted
+        customers, k=1, the tasks named
+
+Without --with-model the LLM app is a stand-in that refuses every call (503), as a model that
+is down does: every agent then takes its deterministic fallback (`agents/base.py`), so the test
+needs no vLLM (a minute or more to start on 2 cores). With it, vLLM serves the embedded model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks.multinode import MultiNodeRay, progress_lines, wait_for
+from benchmarks.postgres_server import PostgresServer, postgres_binaries
+
+APP, ROUTE = "fd", "/fd"
+CUSTOMER_KEY = "multinode-customer-key-not-secret"
+OPERATOR_KEY = "multinode-operator-key-not-secret"
+TOKEN_SECRET = "multinode-customer-token-secret-not-secret-0123456789"
+DEPLOYMENTS = ("Gateway", "Master", "Understanding", "Policy", "Solution", "Response", "Handoff")
+USERS = ("U0214", "U0083", "U0001", "U0226")
+# What the customers say, over and over: no message ends or hands over the session.
+MESSAGES = ("Where is my order O10337?", "What are your delivery hours?",
+            "Can you tell me the status of order O10337 again?", "How do refunds work?",
+            "Is order O10337 on its way?", "What payment methods do you take?")
+
+
+# -- drivers (on the head's host) ---------------------------------------------------------------
+
+def service_config(database_url: str, storage: str, secret_file: str) -> Any:
+    """The app as `serve deploy` takes it; the per-deployment overrides put one replica of
+    every deployment on each worker node (the `train_host` resource only they offer)."""
+    from ray.serve.schema import ServeDeploySchema
+
+    from wow_ray.serving.access import hash_api_key
+
+    keys = [{"name": scope, "scope": scope, "sha256": hash_api_key(key)}
+            for scope, key in (("customer", CUSTOMER_KEY), ("operator", OPERATOR_KEY))]
+    on_each_worker = {"max_replicas_per_node": 1,
+                      "autoscaling_config": {"min_replicas": 2, "max_replicas": 2},
+                      "ray_actor_options": {"num_cpus": 0.1, "resources": {"train_host": 0.01}}}
+    return ServeDeploySchema(applications=[{
+        "name": APP, "route_prefix": ROUTE, "import_path": "serve_apps.dialogue:build_dialogue_app",
+        "args": {"dialogue": {"scenario": "food_delivery"}, "database_url": database_url,
+                 "llm": {"app": "llm", "settings": {"storage_path": storage}},
+                 "gateway": {"auth": {"api_keys": keys, "api_keys_file": None,
+                                      "api_keys_env": None, "customer_token_secret_env": None,
+                                      "customer_token_secret_file": secret_file}}},
+        "deployments": [{"name": name, **on_each_worker} for name in DEPLOYMENTS]}])
+
+
+def deploy_llm(storage: str, with_model: bool) -> None:
+    """The app named 'llm' the agents call: vLLM, or a stand-in that refuses every call."""
+    from ray import serve
+
+    from wow_ray.config import load_settings
+    from wow_ray.serving.dialogue_app import LLM_SERVER_PREFIX
+
+    if with_model:
+        from wow_ray.registry import Registry, prepare_embedded_model
+        from wow_ray.serving import build_llm_app
+
+        prepare_embedded_model(Registry(storage))
+        serve.run(build_llm_app({"storage_path": storage}), name="llm", route_prefix="/llm")
+        return
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class NoModel:
+        async def chat_plain(self, body: dict) -> Any:
+            yield {"error": {"message": "no model on this cluster (multinode_dialogue.py)",
+                             "code": 503}}
+
+    base = load_settings(storage_path=storage).model.split(":")[0]
+    serve.run(NoModel.options(name=f"{LLM_SERVER_PREFIX}{base}").bind(), name="llm",
+              route_prefix=None)
+
+
+def deploy_and_wait(config: Any, app: str, timeout_s: float = 600) -> None:
+    """Apply a `ServeDeploySchema` (the code path of `serve deploy`); wait until `app` runs.
+    tests/conftest.py's dialogue app is deployed with it too."""
+    from ray import serve
+    from ray.serve.context import _get_global_client
+
+    _get_global_client().deploy_apps(config)
+    deadline = time.monotonic() + timeout_s
+    time.sleep(1.0)  # a redeployed app reads RUNNING until the controller takes the new config
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app)
+        if status is not None and status.status == "RUNNING":
+            return
+        if status is not None and status.status == "DEPLOY_FAILED":
+            raise RuntimeError(f"app {app} failed to deploy: {status.message}")
+        time.sleep(1.0)
+    raise TimeoutError(f"app {app} did not become RUNNING in {timeout_s} s")
+
+
+def deploy_service(database_url: str, workdir: Path, with_model: bool) -> None:
+    from ray import serve
+
+    from wow_ray.registry import Registry
+
+    storage, secret_file = workdir / "storage", workdir / "customer_token_secret"
+    Registry(str(storage))  # made once here, not by every replica at once
+    secret_file.write_text(TOKEN_SECRET + "\n")
+    serve.start(proxy_location="HeadOnly", http_options={"host": "0.0.0.0", "port": 8000})
+    deploy_llm(str(storage), with_model)
+    deploy_and_wait(service_config(database_url, str(storage), str(secret_file)), APP)
+
+
+def replica_nodes() -> dict[str, list[str]]:
+    """Per deployment of the app, the addresses of the nodes its live replicas run on."""
+    import ray
+    from ray.util.state import list_actors
+
+    address = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+    found: dict[str, list[str]] = defaultdict(list)
+    for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000):
+        if actor.class_name.startswith(f"ServeReplica:{APP}:"):
+            found[actor.class_name.rsplit(":", 1)[1]].append(address.get(actor.node_id, "?"))
+    return {name: sorted(nodes) for name, nodes in sorted(found.items())}
+
+
+def hold_session(url: str, index: int, turns: int, progress: Path, lock: threading.Lock,
+                 pause_s: float) -> dict[str, Any]:
+    """One customer's session of `turns` turns; a failed request is retried once, 3 s later
+    (the head sees a dead node in about 3 s), after reading the transcript: a turn stored
+    before its reply was lost counts as answered and is not sent again."""
+    import httpx
+
+    from wow_ray.serving.access import mint_customer_token
+
+    token = mint_customer_token(TOKEN_SECRET, USERS[index % len(USERS)], verified=True)
+    headers = {"Authorization": f"Bearer {CUSTOMER_KEY}", "X-Customer-Token": token}
+    out: dict[str, Any] = {"session_id": None, "sent": [], "answered": 0, "retried": 0,
+                           "from_transcript": 0, "failed": [], "slowest_s": 0.0}
+    with httpx.Client(base_url=url, headers=headers, timeout=150.0) as http:
+        def post(path: str, body: dict[str, Any]) -> dict[str, Any] | str:
+            """The answer's JSON, or what went wrong."""
+            try:
+                response = http.post(path, json=body)
+            except httpx.HTTPError as exc:
+                return repr(exc)
+            return response.json() if response.is_success else f"{response.status_code} {response.text[:200]}"
+
+        def stored(text: str, turn: int) -> bool:
+            got = http.get(f"/v1/sessions/{out['session_id']}/transcript")
+            turns_stored = got.json()["turns"] if got.is_success else []
+            return len(turns_stored) == turn + 1 and turns_stored[-1]["customer"] == text
+
+        created = post("/v1/sessions", {})
+        if isinstance(created, str):
+            out["retried"] += 1
+            time.sleep(3.0)
+            created = post("/v1/sessions", {})
+        if isinstance(created, str):
+            out["failed"].append(f"create: {created}")
+            return out
+        out["session_id"] = created["session_id"]
+        path = f"/v1/sessions/{out['session_id']}/messages"
+        for turn in range(turns):
+            text = MESSAGES[turn % len(MESSAGES)]
+            out["sent"].append(text)
+            started = time.monotonic()
+            answer = post(path, {"content": text})
+            if isinstance(answer, str):
+                out["retried"] += 1
+                time.sleep(3.0)
+                if stored(text, turn):
+                    out["from_transcript"] += 1
+                elif isinstance(answer := post(path, {"content": text}), str):
+                    out["failed"].append(f"turn {turn}: {answer}")
+                    return out
+            out["answered"] += 1
+            out["slowest_s"] = max(out["slowest_s"], round(time.monotonic() - started, 2))
+            with lock, open(progress, "a") as line:
+                line.write(json.dumps({"session": index, "turn": turn, "sent_at": started,
+                                       "t": time.monotonic()}) + "\n")
+            time.sleep(pause_s)
+    return out
+
+
+def serve_sessions(args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    deploy_service(args.database_url, args.workdir, args.with_model)
+    placement = replica_nodes()
+    progress = args.workdir / "turns.jsonl"
+    with open(progress, "a") as line:  # the host side waits for this before it counts turns
+        line.write(json.dumps({"deployed": True, "t": time.monotonic()}) + "\n")
+    url = f"http://{ray.util.get_node_ip_address()}:8000{ROUTE}"
+    lock = threading.Lock()
+    with ThreadPoolExecutor(args.sessions) as pool:
+        sessions = list(pool.map(lambda i: hold_session(url, i, args.turns, progress, lock,
+                                                        args.pause_s), range(args.sessions)))
+    return {"placement": placement, "placement_after": replica_nodes(), "sessions": sessions,
+            "gateway": url}
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """`evaluators.run` as a Ray job against the gateway; its status and its report."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    out = args.workdir / "eval"
+    entrypoint = shlex.join([
+        sys.executable, "-m", "evaluators.run", "--scenario", "food_delivery", "--split", "dev",
+        "--tasks", args.tasks, "--trials", "1", "--customer", "scripted", "--model", "none",
+        "--actors", "2", "--gateway-url", args.gateway, "--api-key", CUSTOMER_KEY,
+        "--operator-key", OPERATOR_KEY, "--jwt-secret", TOKEN_SECRET, "--out", str(out)])
+    client = JobSubmissionClient(args.dashboard)
+    started = time.monotonic()
+    job = client.submit_job(entrypoint=entrypoint)
+    terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    while (status := client.get_job_status(job)) not in terminal:
+        if time.monotonic() - started > args.timeout_s:
+            client.stop_job(job)
+            break
+        time.sleep(1.0)
+    report = out / "report.json"
+    return {"job": job, "status": str(status.value), "seconds": round(time.monotonic() - started, 1),
+            "logs_tail": client.get_job_logs(job)[-2000:],
+            "report": json.loads(report.read_text()) if report.exists() else None}
+
+
+# -- host side: the drivers, the fault, what PostgreSQL holds ------------------------------------
+
+@contextlib.contextmanager
+def sessions_database(nodes: MultiNodeRay) -> Iterator[PostgresServer]:
+    """A PostgreSQL server in the head's namespace, on the head's address (every node reaches
+    it; this machine reaches it through its unix socket); stopped and deleted on exit."""
+    binaries = postgres_binaries()
+    if binaries is None:
+        raise RuntimeError("no PostgreSQL server binaries (scripts/install.sh dev installs them)")
+    server = PostgresServer(*binaries, listen=nodes.node_ip(0), netns=nodes.hosts[0].netns)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+def stored_sessions(local_url: str, session_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What PostgreSQL holds per session: its turns' indices and customer messages in order,
+    and the session row's version (one more per saved turn)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(local_url)
+    try:
+        with engine.connect() as conn:
+            turns = conn.execute(text("SELECT session_id, idx, customer FROM turns WHERE "
+                                      "session_id = ANY(:ids) ORDER BY session_id, idx"),
+                                 {"ids": session_ids}).all()
+            versions = dict(conn.execute(text("SELECT session_id, version FROM sessions WHERE "
+                                              "session_id = ANY(:ids)"), {"ids": session_ids}).all())
+    finally:
+        engine.dispose()
+    out = {sid: {"version": versions.get(sid), "indices": [], "customer": []} for sid in session_ids}
+    for sid, idx, customer in turns:
+        out[sid]["indices"].append(idx)
+        out[sid]["customer"].append(customer)
+    return out
+
+
+def run_dialogue_under_fault(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *,
+                             kill: int = 1, sessions: int = 6, turns: int = 8,
+                             with_model: bool = False, tasks: str = "fd-004,fd-009") -> dict[str, Any]:
+    """Deploy, hold the sessions, kill worker node `kill` once every session has had two
+    turns answered, then read PostgreSQL; a replacement node joins and the evaluation job runs.
+    Returns the serve driver's result with `stored`, `turns_after_kill` and `evaluation`."""
+    driver = [sys.executable, "-m", "benchmarks.multinode_dialogue"]
+    database_url = db.create_database("sessions")
+    progress = workdir / "turns.jsonl"
+
+    def kill_once_every_session_is_under_way() -> float:
+        def under_way() -> bool:
+            per = Counter(p["session"] for p in progress_lines(progress) if "session" in p)
+            return len(per) == sessions and min(per.values()) >= 2
+
+        wait_for(under_way, 900 if with_model else 300, "every session's second answer")
+        killed_at = time.monotonic()
+        if not nodes.kill_node(kill):
+            raise AssertionError(f"node {kill} had no processes to kill")
+        return killed_at
+
+    served, killed_at = nodes.run_driver_while(
+        [*driver, "serve", "--address", nodes.head_address, "--workdir", str(workdir),
+         "--database-url", database_url, "--sessions", str(sessions), "--turns", str(turns),
+         *(["--with-model"] if with_model else [])],
+        kill_once_every_session_is_under_way, timeout_s=1500 if with_model else 420)
+    served["killed_node"] = nodes.node_ip(kill)
+    answers = [p for p in progress_lines(progress) if "session" in p]
+    served["turns_after_kill"] = sum(1 for p in answers if p["t"] > killed_at)
+    served["in_flight_at_kill"] = sum(1 for p in answers if p["sent_at"] < killed_at < p["t"])
+    served["stored"] = stored_sessions(db.local_url("sessions"), [
+        s["session_id"] for s in served["sessions"] if s["session_id"]])
+    nodes.start_node(kill)  # a replacement machine joins before the evaluation
+    evaluated = nodes.run_driver(
+        [*driver, "evaluate", "--address", nodes.head_address, "--workdir", str(workdir),
+         "--dashboard", nodes.dashboard_url, "--gateway", served["gateway"], "--tasks", tasks],
+        timeout_s=400)
+    served["evaluation"] = (json.loads(evaluated.stdout.splitlines()[-1]) if evaluated.returncode == 0
+                            else {"status": "DRIVER FAILED", "stderr": evaluated.stderr[-3000:]})
+    return served
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The numbers worth printing: placement, turns sent/answered/stored, the evaluation."""
+    sessions, stored = result["sessions"], result["stored"]
+    report = result["evaluation"].get("report") or {}
+    return {
+        "placement": result["placement"], "killed_node": result["killed_node"],
+        "placement_after": result["placement_after"],
+        "turns_sent": sum(len(s["sent"]) for s in sessions),
+        "turns_answered": sum(s["answered"] for s in sessions),
+        "turns_stored": sum(len(v["indices"]) for v in stored.values()),
+        "turns_after_kill": result["turns_after_kill"],
+        "in_flight_at_kill": result["in_flight_at_kill"],
+        "retried": sum(s["retried"] for s in sessions),
+        "answered_from_transcript": sum(s["from_transcript"] for s in sessions),
+        "failed": [f for s in sessions for f in s["failed"]],
+        "slowest_turn_s": max((s["slowest_s"] for s in sessions), default=None),
+        "evaluation": {k: result["evaluation"].get(k) for k in ("status", "seconds")}
+        | {k: report.get(k) for k in ("episodes", "success", "compliance")},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("job", choices=["serve", "evaluate"])
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--database-url")
+    parser.add_argument("--with-model", action="store_true")
+    parser.add_argument("--sessions", type=int, default=6)
+    parser.add_argument("--turns", type=int, default=8)
+    parser.add_argument("--pause-s", type=float, default=0.2, help="between a customer's turns")
+    parser.add_argument("--dashboard")
+    parser.add_argument("--gateway")
+    parser.add_argument("--tasks", default="fd-004,fd-009")
+    parser.add_argument("--timeout-s", type=float, default=300)
+    args = parser.parse_args()
+    import ray
+
+    ray.init(address=args.address, log_to_driver=False)
+    try:
+        out = serve_sessions(args) if args.job == "serve" else evaluate(args)
+    finally:
+        ray.shutdown()
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
