@@ -103,8 +103,9 @@ def opening_intents(registry: Registry, report_rel: str) -> dict[str, tuple[str 
     for line in registry.storage.read_text(report["meta"]["dialogues"]).splitlines():
         if line.strip():
             dialogue = EvaluatedDialogue.model_validate_json(line)
-            step = next(s for s in dialogue.transcript.turns[0].steps if s.agent == AGENT)
-            out[dialogue.task_id] = (step.output.get("intent"), step.output.get("source"))
+            step = next((s for s in dialogue.transcript.turns[0].steps if s.agent == AGENT), None)
+            out[dialogue.task_id] = (step.output.get("intent"), step.output.get("source")) \
+                if step is not None else (None, "not asked")
     return out
 
 
