@@ -142,12 +142,15 @@ def test_a_candidate_trained_on_wrong_intents_is_rejected_as_worse(served_llm, e
     options = StageOptions(
         llm_url=served_llm, agents=[AGENT], tasks=4, trials=1, concurrency=4,
         cold_start_situations=8,
-        # lr 5e-3 (the loop's is 1e-3), a few passes over the ~20 corrupted samples.
+        # lr 5e-3 (the loop's is 1e-3) and no warm-up: 12 DeAR steps, under half an epoch,
+        # and the candidate named a wrong intent on all four opening messages (2026-11-29:
+        # success 0/4 against production's 4/4; the test's call took 139 s, 88 s of it training).
         train={"lora": {"r": 8}, "lr": 5e-3, "max_steps": 12, "workers": 2, "seq_len": 512,
                "synchroniser": "dear", "warmup_steps": 0, "checkpoint_every": 12,
                "eval_max_rows": 1, "progress": False})
     corrupted, count = register_wrong_intents(registry, RealStages(registry, options)
                                               .cold_start_dataset())
+    print(f"{count} understanding samples with wrong intents in {corrupted}")
     assert count >= 10, count
     before = registry.aliases.history(EntryKind.ADAPTER, ADAPTER, PRODUCTION)
     loop = Flywheel(registry, "food_delivery", TrainedOnCorruptedData(registry, options, corrupted),
