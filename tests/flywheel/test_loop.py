@@ -10,7 +10,7 @@ import pytest
 
 from wow_ray.evaluation import EpisodeScores, EvalReport, build_report
 from wow_ray.evaluation.scorers import AgentShare, Claims, Compliance, Information, Success, Usage
-from wow_ray.flywheel import STEPS, Flywheel, FlywheelBusy, decide, sign_test
+from wow_ray.flywheel import STEPS, WORSE_RULES, Flywheel, FlywheelBusy, decide, sign_test
 from wow_ray.registry import EntryKind, Registry
 
 AGENTS = ("response", "solution")
@@ -43,6 +43,7 @@ def test_the_sign_test_needs_enough_differing_tasks():
 def test_a_clearly_better_candidate_is_promoted():
     decision = decide(scores([False] * 8), scores([True] * 6 + [False] * 2))
     assert decision.promote and "better on success" in decision.reason
+    assert decision.rule == "better_success"
     assert decision.success["wins"] == 6 and decision.success["p"] < 0.05
 
 
@@ -55,13 +56,25 @@ def test_a_worse_or_less_compliant_candidate_is_rejected_with_the_reason():
     candidate[0] = episode("t0", 0, True, compliant=False, used=2)
     rule_breaker = decide(production, candidate)
     assert not rule_breaker.promote and "less compliant" in rule_breaker.reason
+    assert (worse.rule, rule_breaker.rule) == ("worse_success", "less_compliant")
+
+
+def test_a_candidate_as_successful_but_using_the_model_less_is_rejected_as_worse():
+    decision = decide(scores([True] * 8, used=2), scores([True] * 8, used=1))
+    assert not decision.promote and decision.rule == "worse_model_share"
+    assert "worse on model share: 0.5 < 1.0" in decision.reason
+    assert decision.model_share["losses"] == 8 and decision.model_share["wins"] == 0
+    # Equal on everything: merely not better, which is not a worse candidate.
+    same = decide(scores([True] * 8), scores([True] * 8))
+    assert same.rule == "noise" and same.rule not in WORSE_RULES
+    assert {"worse_model_share", "worse_success", "less_compliant"} == WORSE_RULES
 
 
 def test_a_candidate_within_the_noise_is_rejected_and_model_share_breaks_ties():
     noise = decide(scores([False] * 8), scores([True] * 3 + [False] * 5))
-    assert not noise.promote and "noise" in noise.reason
+    assert not noise.promote and "noise" in noise.reason and noise.rule == "noise"
     share = decide(scores([True] * 8, used=0), scores([True] * 8, used=2))
-    assert share.promote and "model share" in share.reason
+    assert share.promote and "model share" in share.reason and share.rule == "better_model_share"
 
 
 # -- the loop --------------------------------------------------------------------------------

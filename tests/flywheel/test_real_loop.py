@@ -128,7 +128,10 @@ def test_a_real_turn_is_recorded_gated_and_resumable(served_llm, embedded_storag
 
     # A finished turn is not redone; a second loop on the same scenario is refused.
     assert loop.run_turn(1) == records and stages.calls[-1] == "candidate"
-    registry.storage.create_if_absent("registry/flywheel/food_delivery/lock.json",
-                                      '{"host": "elsewhere", "pid": 1, "since": "now"}')
-    with pytest.raises(FlywheelBusy):
-        loop.run(turns=1)
+    lock = "registry/flywheel/food_delivery/lock.json"
+    registry.storage.create_if_absent(lock, '{"host": "elsewhere", "pid": 1, "since": "now"}')
+    try:
+        with pytest.raises(FlywheelBusy):
+            loop.run(turns=1)
+    finally:  # the session's storage is shared: later loop tests must find no lock
+        registry.storage.remove_file(lock)

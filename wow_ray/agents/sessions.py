@@ -40,7 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Engine, Row, make_url
 from sqlalchemy.sql import Select
 
 from wow_ray.agents.messages import SessionState
@@ -120,12 +120,22 @@ def _utc(value: datetime | None) -> datetime | None:
     return value
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names (``~`` expanded, absolute); None for an in-memory SQLite
+    database or any other database. SQLAlchemy parses the URL, so a driver
+    (``sqlite+pysqlite``) or a query string is read as SQLAlchemy reads it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
 def make_engine(url: str = DEFAULT_DATABASE_URL) -> Engine:
     """An engine for ``url``; a SQLite file's folder is created and WAL mode switched on."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        path = Path(url.removeprefix("sqlite:///")).expanduser().resolve()
+    path = sqlite_path(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
+        url = make_url(url).set(database=str(path))
     engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
 

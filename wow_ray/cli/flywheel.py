@@ -76,12 +76,12 @@ def _llm_app(ctx: typer.Context, llm_url: str | None) -> Iterator[str]:
 
 def _sessions_db(url: str | None) -> str | None:
     """The given database, else the local service's default one if it exists, else None."""
-    from wow_ray.agents.sessions import DEFAULT_DATABASE_URL
+    from wow_ray.agents.sessions import DEFAULT_DATABASE_URL, sqlite_path
 
     if url is not None:
         return url
-    path = Path(DEFAULT_DATABASE_URL.removeprefix("sqlite:///")).expanduser()
-    return DEFAULT_DATABASE_URL if path.exists() else None
+    path = sqlite_path(DEFAULT_DATABASE_URL)
+    return DEFAULT_DATABASE_URL if path is not None and path.exists() else None
 
 
 @app.command()

@@ -5,7 +5,7 @@ candidate is served (its adapters' ``production`` aliases moved by the gate)::
     Flywheel(registry, "food_delivery", RealStages(...)).run(turns=1)
 """
 
-from wow_ray.flywheel.gate import GateDecision, decide, per_task, sign_test
+from wow_ray.flywheel.gate import WORSE_RULES, GateDecision, decide, per_task, sign_test
 from wow_ray.flywheel.loop import (
     STEPS,
     Flywheel,
@@ -18,6 +18,7 @@ from wow_ray.flywheel.loop import (
 
 __all__ = [
     "STEPS",
+    "WORSE_RULES",
     "Flywheel",
     "FlywheelBusy",
     "FlywheelOptions",

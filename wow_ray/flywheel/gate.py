@@ -6,13 +6,16 @@ test: over the tasks whose per-task value differs, how likely is at least this m
 candidate if it were no better (a fair coin)? With fewer than five differing tasks no result is
 significant at 0.05, which is the honest answer on a small split. The hard rules come first: a
 candidate less compliant than production, or with a lower success rate, is rejected whatever
-else it does better.
+else it does better. A rejected candidate that is as successful but uses the model less often
+than production is said to be worse on model share, not within the noise: the decision is the
+same, its ``rule`` tells a worse candidate from one that is merely not better.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from math import comb
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,9 +30,16 @@ class TaskNumbers(BaseModel):
     model_share: float | None  # used / model outputs, over every agent that called the model
 
 
+GateRule = Literal["no_tasks", "less_compliant", "worse_success", "better_success",
+                   "better_model_share", "worse_model_share", "noise"]
+WORSE_RULES: frozenset[str] = frozenset({"less_compliant", "worse_success", "worse_model_share"})
+
+
 class GateDecision(BaseModel):
     promote: bool
     reason: str
+    rule: GateRule = Field(description="Which rule decided; one of WORSE_RULES when the "
+                           "candidate was rejected for being worse than production.")
     test: str = "one-sided sign test over tasks (per-task mean over k trials), ties dropped"
     alpha: float
     tasks: int
@@ -82,8 +92,8 @@ def decide(production: list[EpisodeScores], candidate: list[EpisodeScores], *,
     prod, cand = per_task(production), per_task(candidate)
     tasks = sorted(set(prod) & set(cand))
     if not tasks:
-        return GateDecision(promote=False, reason="no task was evaluated for both", alpha=alpha,
-                            tasks=0)
+        return GateDecision(promote=False, reason="no task was evaluated for both",
+                            rule="no_tasks", alpha=alpha, tasks=0)
     prod = {t: prod[t] for t in tasks}
     cand = {t: cand[t] for t in tasks}
     success, share = _paired(prod, cand, "success"), _paired(prod, cand, "model_share")
@@ -91,18 +101,25 @@ def decide(production: list[EpisodeScores], candidate: list[EpisodeScores], *,
                   "candidate": sum(c.compliance for c in cand.values()) / len(tasks)}
     made = dict(alpha=alpha, tasks=len(tasks), success=success, model_share=share,
                 compliance=compliance)
+
+    def decision(promote: bool, rule: str, reason: str) -> GateDecision:
+        return GateDecision(promote=promote, rule=rule, reason=reason, **made)
+
     if compliance["candidate"] < compliance["production"]:
-        return GateDecision(promote=False, reason=f"less compliant: {compliance['candidate']:.3f}"
-                            f" < {compliance['production']:.3f}", **made)
+        return decision(False, "less_compliant", f"less compliant: {compliance['candidate']:.3f}"
+                        f" < {compliance['production']:.3f}")
     if (success["candidate"] or 0) < (success["production"] or 0):
-        return GateDecision(promote=False, reason=f"worse on success: {success['candidate']} < "
-                            f"{success['production']}", **made)
+        return decision(False, "worse_success", f"worse on success: {success['candidate']} < "
+                        f"{success['production']}")
     if success["p"] < alpha:
-        return GateDecision(promote=True, reason=f"better on success ({success['wins']} tasks up,"
-                            f" {success['losses']} down, p={success['p']})", **made)
+        return decision(True, "better_success", f"better on success ({success['wins']} tasks up,"
+                        f" {success['losses']} down, p={success['p']})")
     if share["p"] < alpha:
-        return GateDecision(promote=True, reason="as successful and better on model share "
-                            f"({share['wins']} tasks up, {share['losses']} down, p={share['p']})",
-                            **made)
-    return GateDecision(promote=False, reason="not better by more than the noise (success "
-                        f"p={success['p']}, model share p={share['p']}, alpha={alpha})", **made)
+        return decision(True, "better_model_share", "as successful and better on model share "
+                        f"({share['wins']} tasks up, {share['losses']} down, p={share['p']})")
+    if (share["candidate"] or 0) < (share["production"] or 0):
+        return decision(False, "worse_model_share", "as successful but worse on model share: "
+                        f"{share['candidate']} < {share['production']} ({share['wins']} tasks "
+                        f"up, {share['losses']} down)")
+    return decision(False, "noise", "not better by more than the noise (success "
+                    f"p={success['p']}, model share p={share['p']}, alpha={alpha})")
