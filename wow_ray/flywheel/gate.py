@@ -82,8 +82,9 @@ def _paired(prod: dict[str, TaskNumbers], cand: dict[str, TaskNumbers], field: s
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     wins = sum(b > a for a, b in pairs)
     losses = sum(b < a for a, b in pairs)
+    # p to two significant digits: 30 tasks up reads 9.3e-10, not 0.0.
     return {"production": _mean([a for a, _ in pairs]), "candidate": _mean([b for _, b in pairs]),
-            "wins": wins, "losses": losses, "p": round(sign_test(wins, losses), 4)}
+            "wins": wins, "losses": losses, "p": float(f"{sign_test(wins, losses):.2g}")}
 
 
 def decide(production: list[EpisodeScores], candidate: list[EpisodeScores], *,
