@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -122,7 +123,8 @@ class ExtendOnly:
             return None  # repeating what the customer has
         if not self._attempt_text.startswith(self.shown):
             raise Diverged(f"the restarted reply departs from the shown text after "
-                           f"{_common_prefix(self.shown, self._attempt_text)} characters")
+                           f"{len(os.path.commonprefix([self.shown, self._attempt_text]))} "
+                           "characters")
         more, self.shown = self._attempt_text[len(self.shown):], self._attempt_text
         return DeltaEvent(text=more)
 
@@ -146,10 +148,6 @@ async def extended(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
             yield event
         elif (sent := shown.admit(event)) is not None:
             yield sent
-
-
-def _common_prefix(a: str, b: str) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
 
 async def events_as_sse(first: ServiceEvent, events: AsyncIterator[ServiceEvent]) -> AsyncIterator[str]:
