@@ -36,6 +36,8 @@ def test_the_demo_scores_before_and_after_on_the_test_split(tmp_path):
     assert result.rows[0].adapters == {} and result.rows[2].adapters == result.rows[1].adapters
     assert result.tasks == ["t0", "t1", "t2"]
     assert all(split == "test" for _, split, _ in [c for c in stages.calls if isinstance(c, tuple)])
+    # production after the turn holds the candidate's adapters: evaluated once, not twice
+    assert [c[0] for c in stages.calls if isinstance(c, tuple)] == ["demo-before", "demo-candidate"]
     header, before, candidate, after = scorecard_lines(result)
     assert header[:3] == ["", "success", "compliance"]
     assert before[1] == "0%" and candidate[1] == after[1] == "100%"

@@ -38,12 +38,16 @@ def run_demo(loop: Flywheel, test_stages: Stages, split: str = "test") -> DemoRe
     after = loop.production()
     seconds = {step: r.seconds for step, r in records.items()}
     rows, tasks = [], []
+    reports: dict[frozenset, EvalReport] = {}  # the same adapters are evaluated once
     for label, adapters in (("before", before), ("candidate", _candidate(records)),
                             ("after", after)):
         if label == "after" and after == before:
             continue  # nothing promoted: production is what it was
         clock = time.perf_counter()
-        report: EvalReport = test_stages.evaluate(adapters, split, f"demo-{label}")
+        key = frozenset(adapters.items())
+        if key not in reports:  # promoted: production after the turn is the candidate's adapters
+            reports[key] = test_stages.evaluate(adapters, split, f"demo-{label}")
+        report = reports[key]
         seconds[f"scorecard {label}"] = round(time.perf_counter() - clock, 2)
         tasks = sorted({d.task_id or "?" for d in report.details})
         rows.append(ScoreRow(label=label, adapters=adapters, numbers=numbers(report)))
