@@ -9,6 +9,7 @@ code: a slot named like a table's primary key gets a pattern.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +76,26 @@ def appears_in(value: Any, text: str) -> bool:
 
 
 def enum_mention(slot: SlotSpec, text: str) -> str | None:
-    """The one enum value the text names (``cold`` in 'it arrived stone cold'), else None."""
+    """The one enum value the text names (``cold`` in 'it arrived stone cold', or a phrase of
+    the slot's ``mentions``: 'charged twice' for duplicate_charge), else None."""
     if not slot.enum:
         return None
     said = " " + " ".join(words(text)) + " "
-    hits = [v for v in slot.enum if f" {' '.join(words(v.replace('_', ' ')))} " in said]
+    hits = [v for v in slot.enum
+            if any(f" {' '.join(words(phrase))} " in said
+                   for phrase in [v.replace("_", " "), *slot.mentions.get(v, [])])]
     return hits[0] if len(hits) == 1 else None
+
+
+def stated_values(slot: SlotSpec, text: str, ids: Iterable[IdShape] = ()) -> list[str]:
+    """Values the text states by the slot's own patterns: what its cues announce or, when no
+    cue fires, the words of its shape that are not ids of the pack's records (an account
+    number U0160 has the shape of a promo code); in order, without repeats."""
+    found = [m.group(1).strip() for cue in slot.cues for m in re.finditer(cue, text)]
+    if not found and slot.shape:
+        found = [m.group(0) for m in re.finditer(rf"(?<![\w-])(?:{slot.shape})(?![\w-])", text)
+                 if not any(shape.find_all(m.group(0)) for shape in ids)]
+    return list(dict.fromkeys(v for v in found if v))
 
 
 def coerce(slot: SlotSpec, value: Any) -> Any:

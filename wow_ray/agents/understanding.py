@@ -24,9 +24,16 @@ from typing import Any
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.messages import Understanding, UnderstandRequest
-from wow_ray.agents.prompt_inputs import intent_offer, understanding_input
+from wow_ray.agents.prompt_inputs import STRONG_SCORE, intent_offer, understanding_input
 from wow_ray.agents.prompts import NO_INTENT, parse_understanding
-from wow_ray.agents.slots import IdShape, appears_in, coerce, enum_mention, id_shapes
+from wow_ray.agents.slots import (
+    IdShape,
+    appears_in,
+    coerce,
+    enum_mention,
+    id_shapes,
+    stated_values,
+)
 from wow_ray.agents.transcript import AgentStep
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import ScenarioPack
@@ -47,10 +54,25 @@ _GOODBYE = re.compile(
 )
 
 
+# The words that label an id ("account U0173", "my order number is O10290"): they say which
+# record the customer means, not what they want, and "account" alone would pull every
+# signed-in customer's message towards payment_account.
+_ID_LABEL = r"(?:\b(?:my|the|your|this|that|order|account|payment|user|item|number|no|id|is)\b\W*)*"
+
+
+# Where one request may end and the next begin: sentence ends, "; ", "and", "also", "then".
+_CLAUSE = re.compile(r"(?<=[a-z0-9)])[.!?;]+\s+|,?\s+(?:and|also|then)\b,?\s*", re.IGNORECASE)
+
+
 class IntentRetriever:
-    """BM25 over intents; ``rank`` gives (intent, score) pairs, best first."""
+    """BM25 over intents; ``rank`` gives (intent, score) pairs, best first. Ids and their
+    labels are left out of the message before it is scored."""
 
     def __init__(self, pack: ScenarioPack, k1: float = 1.2, b: float = 0.75) -> None:
+        ids = "|".join(f"{s.prefix}[0-9]{{{s.min_digits},{s.max_digits}}}"
+                       for s in id_shapes(pack).values())
+        self._ids = re.compile(rf"{_ID_LABEL}(?<![A-Za-z0-9])(?:{ids})(?![0-9])",
+                               re.IGNORECASE) if ids else None
         docs = {
             i.name: Counter(tokens(" ".join([i.name.replace("_", " ")] * 2 + [i.description, *i.examples])))
             for i in pack.intents
@@ -62,7 +84,7 @@ class IntentRetriever:
         self._idf = {t: math.log(1 + (len(docs) - d + 0.5) / (d + 0.5)) for t, d in df.items()}
 
     def rank(self, text: str) -> list[tuple[str, float]]:
-        terms = tokens(text)
+        terms = tokens(self._ids.sub(" ", text) if self._ids else text)
         scored = []
         for name, counts in self._docs.items():
             norm = self._k1 * (1 - self._b + self._b * self._len[name] / self._avg)
@@ -71,6 +93,17 @@ class IntentRetriever:
             if score > 0:
                 scored.append((name, round(score, 4)))
         return sorted(scored, key=lambda x: (-x[1], x[0]))
+
+    def first_mentioned(self, candidates: list[str], text: str, min_score: float = STRONG_SCORE) -> str | None:
+        """Of ``candidates``, the one the customer raised first: the earliest clause whose
+        best intent is a candidate scoring strongly there on its own ('Dinner from
+        ...' is no request). A customer with two requests lists them in the order they want
+        them served, and asks for the second one again afterwards."""
+        for clause in _CLAUSE.split(text):
+            ranked = self.rank(clause)
+            if ranked and ranked[0][0] in candidates and ranked[0][1] >= min_score:
+                return ranked[0][0]
+        return candidates[0] if candidates else None
 
     def candidates(self, text: str, *, ratio: float = 0.5, limit: int = 4) -> list[str]:
         """Intents scoring at least ``ratio`` of the best, at most ``limit``."""
@@ -127,6 +160,8 @@ class UnderstandingAgent:
                     found[slot.name] = ids[0]
             elif (word := enum_mention(slot, text)) is not None:
                 found[slot.name] = word
+            elif len(values := stated_values(slot, text, self.shapes.values())) == 1:
+                found[slot.name] = values[0]
         return found
 
     def grounded(self, intent: str, slots: dict[str, Any], said: str) -> dict[str, Any]:
@@ -139,6 +174,8 @@ class UnderstandingAgent:
             shape = self.shapes.get(slot.name)
             if shape is not None and value not in shape.find_all(said):
                 continue  # an id the customer never wrote: invented
+            if slot.shape and value not in stated_values(slot, said, self.shapes.values()):
+                continue  # not of the slot's shape, or not what the customer wrote
             if slot.enum is None and shape is None and (
                     not appears_in(value, said)
                     or any(s.find_all(str(value)) for s in self.shapes.values())):
@@ -210,7 +247,7 @@ class UnderstandingAgent:
         # No usable answer: only strong lexical evidence names an intent; weak evidence is
         # no reason to start a request (or to leave the one in progress).
         step.fallback = self._model_on()
-        intent = strong_candidates[0] if strong_candidates else None
+        intent = self.retriever.first_mentioned(strong_candidates, message)
         return intent, {}, "lexical" if intent else "none"
 
     def _validate(self, data: dict[str, Any], options: list[str], offer_none: bool,

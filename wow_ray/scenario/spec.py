@@ -18,6 +18,7 @@ instead of a silently ignored setting. ``schemas.py`` exports these models as JS
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -230,6 +231,34 @@ class SlotSpec(_Strict):
     required: bool = False
     description: str = ""
     enum: list[str] | None = None
+    shape: str | None = Field(
+        None, description="A regular expression the whole value matches (a tax id, a promo "
+        "code). A word of that shape in the customer's message is the value; a value the "
+        "model gives must have it and appear in what the customer wrote.")
+    cues: list[str] = Field(
+        default_factory=list, description="Regular expressions with one group that find the "
+        "value where a customer announces it ('titled \"(.+?)\"'); the value is group 1.")
+    mentions: dict[str, list[str]] = Field(
+        default_factory=dict, description="For an enum slot: phrases customers use for a "
+        "value besides its own words ('charged twice' for duplicate_charge).")
+
+    @model_validator(mode="after")
+    def _patterns(self) -> SlotSpec:
+        for where, pattern in [("shape", self.shape), *(("cues", c) for c in self.cues)]:
+            if pattern is None:
+                continue
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"slot {self.name}: {where} {pattern!r} is not a regular "
+                                 f"expression: {exc}") from exc
+            if where == "cues" and compiled.groups != 1:
+                raise ValueError(f"slot {self.name}: cue {pattern!r} needs exactly one group")
+        unknown = set(self.mentions) - set(self.enum or [])
+        if unknown:
+            raise ValueError(f"slot {self.name}: mentions of values not in its enum: "
+                             f"{sorted(unknown)}")
+        return self
 
 
 class IntentSpec(_Strict):
