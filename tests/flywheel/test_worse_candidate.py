@@ -6,8 +6,8 @@ target swapped to a wrong intent (one the prompt offers, so the served schema le
 say it), a candidate adapter is fine-tuned on those alone (DeAR, a learning rate well above
 the loop's), and one turn of the loop with the real stages evaluates production (the base
 model) and the candidate on dev's first four tasks, gates and moves the aliases. Those four
-tasks are late deliveries whose opening message offers the model late_delivery first among
-several intents: the scripted customer is deterministic and vLLM decodes at temperature 0, so
+tasks are late deliveries; three opening messages offer the model late_delivery first among
+several intents (the fourth names it alone, and no model is asked): the scripted customer is deterministic and vLLM decodes at temperature 0, so
 a candidate that names another intent (or whose answers fail and fall back) does worse on
 success or model share, and one that learned nothing ties, is "within the noise", and fails
 this test.
@@ -142,9 +142,10 @@ def test_a_candidate_trained_on_wrong_intents_is_rejected_as_worse(served_llm, e
     options = StageOptions(
         llm_url=served_llm, agents=[AGENT], tasks=4, trials=1, concurrency=4,
         cold_start_situations=8,
-        # lr 1e-2 (the loop's is 1e-3) and no warm-up: 6 DeAR steps, 12 samples,
-        # and the candidate named a wrong intent on all four opening messages (2026-11-29:
-        # success 0/4 against production's 4/4).
+        # lr 1e-2 (the loop's is 1e-3) and no warm-up: 6 DeAR steps, 12 samples; the
+        # candidate read refund_status in two of the three opening messages it was asked
+        # about (2026-11-29: success 2/4 against production's 4/4; the call took 84 s, 50 s
+        # of it training, against 139 s and 88 s with 12 steps at 5e-3).
         train={"lora": {"r": 8}, "lr": 1e-2, "max_steps": 6, "workers": 2, "seq_len": 512,
                "synchroniser": "dear", "warmup_steps": 0, "checkpoint_every": 6,
                "eval_max_rows": 1, "progress": False})
