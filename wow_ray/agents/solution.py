@@ -184,11 +184,15 @@ class SolutionAgent:
     # -- ids the customer described instead of quoting -----------------------------------
 
     async def resolve_ids(self, run: _Run) -> None:
-        """Fill required id slots from the customer's own records, matched by the words they
-        used ('the Korean Fried Chicken' -> item I1019001). Only unique matches are taken."""
+        """Fill the id slots the request needs (required ones, and those the intent's playbook
+        passes to a tool: the payment of a duplicate charge) from the customer's own records,
+        matched by the words they used ('the Korean Fried Chicken' -> item I1019001). Only
+        unique matches are taken."""
         spec = next(i for i in self.pack.intents if i.name == run.req.intent)
+        passed = _slots_passed(self.pack.playbooks.playbooks.get(run.req.intent))
         for slot in spec.slots:
-            if not slot.required or run.slots.get(slot.name) or slot.name not in self.shapes:
+            if not (slot.required or slot.name in passed) or run.slots.get(slot.name) \
+                    or slot.name not in self.shapes:
                 continue
             for tool in self._lookup_tools(slot.name, run):
                 args = self._fill(tool, run)
@@ -394,3 +398,13 @@ class SolutionAgent:
         except Exception as exc:  # noqa: BLE001 - the message goes back to the model
             raise InvalidOutput(str(exc)) from None
         return proposal
+
+
+def _slots_passed(playbook: Any) -> set[str]:
+    """Slot names a playbook passes to its tools as ``=slots.<name>``."""
+    steps = list(playbook.steps) if playbook is not None else []
+    calls = [c for step in steps for c in (
+        [step] if isinstance(step, CallStep) else
+        [*step.choose, *step.otherwise] if isinstance(step, ChooseStep) else [])]
+    return {arg[len("=slots."):] for c in calls for arg in c.args.values()
+            if isinstance(arg, str) and arg.startswith("=slots.") and arg[7:].isidentifier()}
