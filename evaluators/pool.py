@@ -22,6 +22,8 @@ from wow_ray.evaluation.http import GatewayTarget
 from wow_ray.llm.client import AsyncOpenAIChatClient
 from wow_ray.scenario import load_pack
 
+ACTOR_RETRIES = 3  # restarts of each simulator actor, and retries of an episode it was playing
+
 
 class PoolConfig(BaseModel):
     """What every simulator actor of a pool needs."""
@@ -71,7 +73,11 @@ def run_pool(config: PoolConfig, jobs: list[tuple[str, int]], *, actors: int = 2
              progress: bool = True, on_done: Callable[[int, int], None] | None = None
              ) -> list[tuple[EpisodeScores, EvaluatedDialogue]]:
     """Every (task id, trial) of ``jobs`` played by ``actors`` actors; results in ``jobs`` order."""
-    pool = [SimulatorActor.options(max_concurrency=max(in_flight, 1)).remote(config.model_dump())
+    # An actor that dies (its node lost, its process killed) is restarted by Ray and its
+    # episodes are played again from the start: an episode is a fresh session, so a retry
+    # replaces the lost one and the report still holds every (task, trial).
+    pool = [SimulatorActor.options(max_concurrency=max(in_flight, 1), max_restarts=ACTOR_RETRIES,
+                                   max_task_retries=ACTOR_RETRIES).remote(config.model_dump())
             for _ in range(actors)]
     limit = actors * max(in_flight, 1)
     results: dict[int, tuple[dict, dict]] = {}

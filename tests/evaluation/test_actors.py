@@ -38,3 +38,30 @@ def test_the_continuous_evaluator_reports_on_a_new_version(ray_session, tmp_path
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_an_actor_killed_mid_split_is_restarted_and_its_episode_played_again(ray_session):
+    """A simulator actor's process dies (as on a lost node) while it plays: Ray restarts it,
+    the episode is played again, and the report holds every (task, trial) once."""
+    import os
+    import signal
+
+    from ray._private.state import actors as actor_table
+
+    from evaluators.pool import PoolConfig, run_pool
+
+    killed: list[int] = []
+
+    def kill_one_actor(done: int, total: int) -> None:
+        if done == 3 and not killed:
+            alive = [a for a in actor_table().values() if a["ActorClassName"] == "SimulatorActor"
+                     and a["State"] == "ALIVE"]
+            killed.append(alive[0]["Pid"])
+            os.kill(killed[0], signal.SIGKILL)
+
+    jobs = [(task, trial) for trial in range(6) for task in ("fd-009", "fd-018", "fd-004")]
+    results = run_pool(PoolConfig(model="none"), jobs, actors=2, progress=False,
+                       on_done=kill_one_actor)
+    assert killed
+    assert [(s.task_id, s.trial) for s, _ in results] == jobs
+    assert all(d.transcript.turns for _, d in results)
