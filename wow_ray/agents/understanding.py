@@ -58,8 +58,6 @@ _GOODBYE = re.compile(
 # record the customer means, not what they want, and "account" alone would pull every
 # signed-in customer's message towards payment_account.
 _ID_LABEL = r"(?:\b(?:my|the|your|this|that|order|account|payment|user|item|number|no|id|is)\b\W*)*"
-
-
 # Where one request may end and the next begin: sentence ends, "; ", "and", "also", "then".
 _CLAUSE = re.compile(r"(?<=[a-z0-9)])[.!?;]+\s+|,?\s+(?:and|also|then)\b,?\s*", re.IGNORECASE)
 
@@ -94,7 +92,8 @@ class IntentRetriever:
                 scored.append((name, round(score, 4)))
         return sorted(scored, key=lambda x: (-x[1], x[0]))
 
-    def first_mentioned(self, candidates: list[str], text: str, min_score: float = STRONG_SCORE) -> str | None:
+    def first_mentioned(self, candidates: list[str], text: str,
+                        min_score: float = STRONG_SCORE) -> str | None:
         """Of ``candidates``, the one the customer raised first: the earliest clause whose
         best intent is a candidate scoring strongly there on its own ('Dinner from
         ...' is no request). A customer with two requests lists them in the order they want
