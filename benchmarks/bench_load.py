@@ -22,6 +22,7 @@ import contextlib
 import json
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,14 @@ class Tally:
     throttled: int = 0  # 429s honoured
     failures: list[str] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)  # replica counts and memory over time
+    started: float = field(default_factory=time.monotonic)
+    # (monotonic time, kind) for every answer: done, throttled, unavailable (a 503), failed
+    outcomes: list[tuple[float, str]] = field(default_factory=list)
+
+    def outcome(self, kind: str, failure: str | None = None) -> None:
+        self.outcomes.append((time.monotonic(), kind))
+        if failure is not None:
+            self.failures.append(failure)
 
 
 async def _turn(http: httpx.AsyncClient, sid: str, headers: dict, text: str,
@@ -51,22 +60,27 @@ async def _turn(http: httpx.AsyncClient, sid: str, headers: dict, text: str,
             if response.status_code in (429, 503):
                 await response.aread()
                 if response.status_code == 503:
-                    tally.failures.append(f"503 {response.text[:200]}")
+                    tally.outcome("unavailable", f"503 {response.text[:200]}")
                 else:
                     tally.throttled += 1
+                    tally.outcome("throttled")
                 await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                 continue
             if response.status_code != 200:
-                tally.failures.append(f"{response.status_code} {(await response.aread())[:200]}")
+                tally.outcome("failed", f"{response.status_code} {(await response.aread())[:200]}")
                 return
+            data = ""
             async for line in response.aiter_lines():
                 if line.startswith("event:"):
                     events.append(line.removeprefix("event:").strip())
                     if events[-1] == "delta" and first is None:
                         first = time.monotonic() - started
-        if events[-1:] != ["done"]:
-            tally.failures.append(f"stream ended with {events[-3:]}")
+                elif line.startswith("data:"):
+                    data = line
+        if events[-1:] != ["done"]:  # an `error` event says why in its data
+            tally.outcome("failed", f"stream ended with {events[-3:]} {data[:200]}")
             return
+        tally.outcome("done")
         tally.turn_s.append(time.monotonic() - started)
         if first is not None:
             tally.ttft_s.append(first)
@@ -92,17 +106,19 @@ async def _customer(headers: dict[str, str], args: argparse.Namespace, tally: Ta
                 created = await http.post("/v1/sessions", json={"evidence": []}, headers=headers)
                 if created.status_code == 429:
                     tally.throttled += 1
+                    tally.outcome("throttled")
                     await asyncio.sleep(float(created.headers.get("retry-after", "1")))
                     continue
                 if created.status_code != 201:
-                    tally.failures.append(f"create {created.status_code} {created.text[:200]}")
+                    tally.outcome("unavailable" if created.status_code == 503 else "failed",
+                                  f"create {created.status_code} {created.text[:200]}")
                     await asyncio.sleep(1)
                     continue
                 sid = created.json()["session_id"]
                 for text in MESSAGES:
                     await _turn(http, sid, headers, text, tally, deadline)
             except httpx.HTTPError as exc:
-                tally.failures.append(f"{type(exc).__name__}: {exc}")
+                tally.outcome("failed", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
 
 
@@ -139,8 +155,9 @@ def _pct(values: list[float], q: float) -> float | None:
         if len(values) > 1 else round(values[0], 3)
 
 
-async def run(args: argparse.Namespace) -> dict:
-    tally, stop = Tally(), asyncio.Event()
+async def run(args: argparse.Namespace, tally: Tally | None = None) -> dict:
+    """The load; its summary. A caller that passes `tally` also reads each answer's time."""
+    tally, stop = tally or Tally(), asyncio.Event()
     headers = customer_headers(args)
     deadline = time.monotonic() + args.minutes * 60
     sampler = asyncio.create_task(_sample(args, tally, stop)) if args.ray_address else None
@@ -160,6 +177,7 @@ async def run(args: argparse.Namespace) -> dict:
     return {"customers": args.customers, "minutes": args.minutes, "turns": len(tally.turn_s),
             "failures": len(tally.failures), "failure_examples": tally.failures[:5],
             "throttled_429": tally.throttled,
+            "outcomes": dict(Counter(kind for _, kind in tally.outcomes)),
             "turn_s": {"p50": _pct(tally.turn_s, 50), "p99": _pct(tally.turn_s, 99)},
             "ttft_s": {"p50": _pct(tally.ttft_s, 50), "p99": _pct(tally.ttft_s, 99)},
             "samples": tally.samples}
