@@ -131,6 +131,7 @@ def main() -> None:
         summary.update(deployed_s=deployed_s, outage={"down_at_s": round(down_at - t0, 1),
                                                       "up_at_s": round(up_at - t0, 1)},
                        outcomes=by_phase(tally.outcomes, down_at, up_at),
+                       failure_kinds=Counter(f[:120] for f in tally.failures).most_common(8),
                        stored=stored_consistency(server.local_url("sessions")))
     finally:
         from ray import serve
