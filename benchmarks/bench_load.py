@@ -98,7 +98,8 @@ def customer_headers(args: argparse.Namespace) -> list[dict[str, str]]:
 
 
 async def _customer(headers: dict[str, str], args: argparse.Namespace, tally: Tally,
-                    deadline: float) -> None:
+                    deadline: float, start_after_s: float = 0.0) -> None:
+    await asyncio.sleep(start_after_s)
     timeout = httpx.Timeout(30.0, read=args.request_timeout_s)
     async with httpx.AsyncClient(base_url=args.url, timeout=timeout) as http:
         while time.monotonic() < deadline:
@@ -161,7 +162,8 @@ async def run(args: argparse.Namespace, tally: Tally | None = None) -> dict:
     headers = customer_headers(args)
     deadline = time.monotonic() + args.minutes * 60
     sampler = asyncio.create_task(_sample(args, tally, stop)) if args.ray_address else None
-    customers = [asyncio.create_task(_customer(headers[i % len(headers)], args, tally, deadline))
+    customers = [asyncio.create_task(_customer(headers[i % len(headers)], args, tally, deadline,
+                                               i * args.ramp_s / args.customers))
                  for i in range(args.customers)]
     done, late = await asyncio.wait(customers, timeout=args.minutes * 60 + args.grace_s)
     for task in done:
@@ -191,6 +193,9 @@ def main() -> None:
                         help="the customer-token secret the service was deployed with")
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--ramp-s", type=float, default=0.0,
+                        help="start the customers evenly over this many seconds, not at once "
+                        "(all at once, one engine batches their turns into waves)")
     parser.add_argument("--request-timeout-s", type=float, default=120.0)
     parser.add_argument("--grace-s", type=float, default=150.0)
     parser.add_argument("--ray-address", help="sample replicas and memory from this Ray")

@@ -12,7 +12,7 @@ for every session, turn indices 0..n-1 once each and the session row's version e
 
     RAY_ADDRESS=127.0.0.1:6379 python -m benchmarks.load_store_outage --api-key KEY \\
         --token-secret-file ~/.wow_ray/customer_token_secret --customers 20 --minutes 3 \\
-        --outage-at-s 60 --outage-s 10 --out outage.json
+        --ramp-s 20 --outage-at-s 60 --outage-s 10 --out outage.json
 """
 
 from __future__ import annotations
@@ -104,6 +104,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("serve_apps/food_delivery.yaml"))
     parser.add_argument("--customers", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--ramp-s", type=float, default=20.0,
+                        help="customers start evenly over this long, so that turns end (and are "
+                        "saved) all through the outage, not in waves that may miss it")
     parser.add_argument("--outage-at-s", type=float, default=60.0)
     parser.add_argument("--outage-s", type=float, default=10.0)
     parser.add_argument("--request-timeout-s", type=float, default=120.0)

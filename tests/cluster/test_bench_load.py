@@ -66,7 +66,7 @@ def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(48))
     args = argparse.Namespace(url=url, api_key="k", token_secret_file=str(secret), customers=4,
-                              minutes=0.03, request_timeout_s=1.0, grace_s=3.0,
+                              minutes=0.03, ramp_s=0.0, request_timeout_s=1.0, grace_s=3.0,
                               ray_address=None, sample_s=1.0, cooldown_s=0.0)
     started = time.monotonic()
     summary = asyncio.run(run(args))
