@@ -185,19 +185,25 @@ async def run(args: argparse.Namespace, tally: Tally | None = None) -> dict:
             "samples": tally.samples}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+def add_load_arguments(parser: argparse.ArgumentParser, *, customers: int, minutes: float,
+                       ramp_s: float) -> None:
+    """The customers' options, shared with the harnesses that run this load (with defaults)."""
     parser.add_argument("--api-key", required=True, help="a customer-scope API key")
     parser.add_argument("--token-secret-file", required=True,
                         help="the customer-token secret the service was deployed with")
-    parser.add_argument("--customers", type=int, default=50)
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--ramp-s", type=float, default=0.0,
+    parser.add_argument("--customers", type=int, default=customers)
+    parser.add_argument("--minutes", type=float, default=minutes)
+    parser.add_argument("--ramp-s", type=float, default=ramp_s,
                         help="start the customers evenly over this many seconds, not at once "
                         "(all at once, one engine batches their turns into waves)")
     parser.add_argument("--request-timeout-s", type=float, default=120.0)
     parser.add_argument("--grace-s", type=float, default=150.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    add_load_arguments(parser, customers=50, minutes=5.0, ramp_s=0.0)
     parser.add_argument("--ray-address", help="sample replicas and memory from this Ray")
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--cooldown-s", type=float, default=120.0)

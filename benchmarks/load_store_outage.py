@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.bench_load import Tally, run
+from benchmarks.bench_load import Tally, add_load_arguments, run
 from benchmarks.postgres_server import PostgresServer, postgres_binaries
 
 
@@ -98,19 +98,11 @@ async def _load_with_outage(args: argparse.Namespace, server: PostgresServer,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--api-key", required=True, help="a customer-scope API key")
-    parser.add_argument("--token-secret-file", required=True,
-                        help="the customer-token secret the config's gateway reads")
+    add_load_arguments(parser, customers=20, minutes=3.0, ramp_s=20.0)  # 20 s: turns end
+    # (and are saved) all through the outage, not in rounds that may all miss it
     parser.add_argument("--config", type=Path, default=Path("serve_apps/food_delivery.yaml"))
-    parser.add_argument("--customers", type=int, default=20)
-    parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--ramp-s", type=float, default=20.0,
-                        help="customers start evenly over this long, so that turns end (and are "
-                        "saved) all through the outage, not in waves that may miss it")
     parser.add_argument("--outage-at-s", type=float, default=60.0)
     parser.add_argument("--outage-s", type=float, default=10.0)
-    parser.add_argument("--request-timeout-s", type=float, default=120.0)
-    parser.add_argument("--grace-s", type=float, default=150.0)
     parser.add_argument("--out")
     args = parser.parse_args()
     binaries = postgres_binaries()
