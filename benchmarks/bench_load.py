@@ -22,6 +22,7 @@ import contextlib
 import json
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,14 @@ class Tally:
     throttled: int = 0  # 429s honoured
     failures: list[str] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)  # replica counts and memory over time
+    started: float = field(default_factory=time.monotonic)
+    # (monotonic time, kind) for every answer: done, throttled, unavailable (a 503), failed
+    outcomes: list[tuple[float, str]] = field(default_factory=list)
+
+    def outcome(self, kind: str, failure: str | None = None) -> None:
+        self.outcomes.append((time.monotonic(), kind))
+        if failure is not None:
+            self.failures.append(failure)
 
 
 async def _turn(http: httpx.AsyncClient, sid: str, headers: dict, text: str,
@@ -51,22 +60,27 @@ async def _turn(http: httpx.AsyncClient, sid: str, headers: dict, text: str,
             if response.status_code in (429, 503):
                 await response.aread()
                 if response.status_code == 503:
-                    tally.failures.append(f"503 {response.text[:200]}")
+                    tally.outcome("unavailable", f"503 {response.text[:200]}")
                 else:
                     tally.throttled += 1
+                    tally.outcome("throttled")
                 await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                 continue
             if response.status_code != 200:
-                tally.failures.append(f"{response.status_code} {(await response.aread())[:200]}")
+                tally.outcome("failed", f"{response.status_code} {(await response.aread())[:200]}")
                 return
+            data = ""
             async for line in response.aiter_lines():
                 if line.startswith("event:"):
                     events.append(line.removeprefix("event:").strip())
                     if events[-1] == "delta" and first is None:
                         first = time.monotonic() - started
-        if events[-1:] != ["done"]:
-            tally.failures.append(f"stream ended with {events[-3:]}")
+                elif line.startswith("data:"):
+                    data = line
+        if events[-1:] != ["done"]:  # an `error` event says why in its data
+            tally.outcome("failed", f"stream ended with {events[-3:]} {data[:200]}")
             return
+        tally.outcome("done")
         tally.turn_s.append(time.monotonic() - started)
         if first is not None:
             tally.ttft_s.append(first)
@@ -84,7 +98,8 @@ def customer_headers(args: argparse.Namespace) -> list[dict[str, str]]:
 
 
 async def _customer(headers: dict[str, str], args: argparse.Namespace, tally: Tally,
-                    deadline: float) -> None:
+                    deadline: float, start_after_s: float = 0.0) -> None:
+    await asyncio.sleep(start_after_s)
     timeout = httpx.Timeout(30.0, read=args.request_timeout_s)
     async with httpx.AsyncClient(base_url=args.url, timeout=timeout) as http:
         while time.monotonic() < deadline:
@@ -92,17 +107,19 @@ async def _customer(headers: dict[str, str], args: argparse.Namespace, tally: Ta
                 created = await http.post("/v1/sessions", json={"evidence": []}, headers=headers)
                 if created.status_code == 429:
                     tally.throttled += 1
+                    tally.outcome("throttled")
                     await asyncio.sleep(float(created.headers.get("retry-after", "1")))
                     continue
                 if created.status_code != 201:
-                    tally.failures.append(f"create {created.status_code} {created.text[:200]}")
+                    tally.outcome("unavailable" if created.status_code == 503 else "failed",
+                                  f"create {created.status_code} {created.text[:200]}")
                     await asyncio.sleep(1)
                     continue
                 sid = created.json()["session_id"]
                 for text in MESSAGES:
                     await _turn(http, sid, headers, text, tally, deadline)
             except httpx.HTTPError as exc:
-                tally.failures.append(f"{type(exc).__name__}: {exc}")
+                tally.outcome("failed", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
 
 
@@ -139,12 +156,14 @@ def _pct(values: list[float], q: float) -> float | None:
         if len(values) > 1 else round(values[0], 3)
 
 
-async def run(args: argparse.Namespace) -> dict:
-    tally, stop = Tally(), asyncio.Event()
+async def run(args: argparse.Namespace, tally: Tally | None = None) -> dict:
+    """The load; its summary. A caller that passes `tally` also reads each answer's time."""
+    tally, stop = tally or Tally(), asyncio.Event()
     headers = customer_headers(args)
     deadline = time.monotonic() + args.minutes * 60
     sampler = asyncio.create_task(_sample(args, tally, stop)) if args.ray_address else None
-    customers = [asyncio.create_task(_customer(headers[i % len(headers)], args, tally, deadline))
+    customers = [asyncio.create_task(_customer(headers[i % len(headers)], args, tally, deadline,
+                                               i * args.ramp_s / args.customers))
                  for i in range(args.customers)]
     done, late = await asyncio.wait(customers, timeout=args.minutes * 60 + args.grace_s)
     for task in done:
@@ -160,21 +179,31 @@ async def run(args: argparse.Namespace) -> dict:
     return {"customers": args.customers, "minutes": args.minutes, "turns": len(tally.turn_s),
             "failures": len(tally.failures), "failure_examples": tally.failures[:5],
             "throttled_429": tally.throttled,
+            "outcomes": dict(Counter(kind for _, kind in tally.outcomes)),
             "turn_s": {"p50": _pct(tally.turn_s, 50), "p99": _pct(tally.turn_s, 99)},
             "ttft_s": {"p50": _pct(tally.ttft_s, 50), "p99": _pct(tally.ttft_s, 99)},
             "samples": tally.samples}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
+def add_load_arguments(parser: argparse.ArgumentParser, *, customers: int, minutes: float,
+                       ramp_s: float) -> None:
+    """The customers' options, shared with the harnesses that run this load (with defaults)."""
     parser.add_argument("--api-key", required=True, help="a customer-scope API key")
     parser.add_argument("--token-secret-file", required=True,
                         help="the customer-token secret the service was deployed with")
-    parser.add_argument("--customers", type=int, default=50)
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--customers", type=int, default=customers)
+    parser.add_argument("--minutes", type=float, default=minutes)
+    parser.add_argument("--ramp-s", type=float, default=ramp_s,
+                        help="start the customers evenly over this many seconds, not at once "
+                        "(all at once, one engine batches their turns into waves)")
     parser.add_argument("--request-timeout-s", type=float, default=120.0)
     parser.add_argument("--grace-s", type=float, default=150.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    add_load_arguments(parser, customers=50, minutes=5.0, ramp_s=0.0)
     parser.add_argument("--ray-address", help="sample replicas and memory from this Ray")
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--cooldown-s", type=float, default=120.0)

@@ -10,10 +10,6 @@
         one task on each worker node registers versions of one model into a registry on the
         shared storage, all at the same moment: the versions they got, and whether each entry
         verifies against its own writer's files
-    python -m benchmarks.multinode_jobs serve --address 10.77.0.1:6379 --progress-file F ...
-        a Serve deployment with one replica on each worker node behind the head's HTTP proxy,
-        asked once a tenth of a second for --seconds (one retry after a failure, as a client
-        does); each answer's node goes to the progress file, so a test can kill a node mid-way
 """
 
 from __future__ import annotations
@@ -83,46 +79,6 @@ def register_at_once(storage: str, versions_each: int = 4) -> dict:
             "versions": sorted(v for vs in per_node for v in vs), "unmixed": unmixed}
 
 
-def serve_under_fault(progress_file: str, seconds: float) -> dict:
-    """Requests to two replicas on the two worker nodes for `seconds`; what answered them."""
-    import urllib.request
-
-    from ray import serve
-
-    @serve.deployment(num_replicas=2, max_replicas_per_node=1,
-                      ray_actor_options={"num_cpus": 0, "resources": {"train_host": 0.01}})
-    class Where:
-        def __call__(self, request: object) -> str:
-            return ray.util.get_node_ip_address()
-
-    head = ray.util.get_node_ip_address()
-    serve.start(proxy_location="HeadOnly", http_options={"host": "0.0.0.0", "port": 8000})
-    serve.run(Where.bind(), name="where", route_prefix="/where")
-    answers, failed, retried = [], [], 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for attempt in range(2):
-            try:
-                with urllib.request.urlopen(f"http://{head}:8000/where", timeout=10) as reply:
-                    node = reply.read().decode()
-                break
-            except OSError as exc:
-                if attempt == 1:
-                    failed.append(repr(exc))
-                    node = None
-                else:
-                    retried += 1
-                    time.sleep(0.5)
-        if node:
-            answers.append(node)
-            with open(progress_file, "a") as out:
-                out.write(json.dumps({"node": node, "t": time.monotonic()}) + "\n")
-        time.sleep(0.1)
-    serve.shutdown()
-    return {"answers": len(answers), "failed": failed, "retried": retried,
-            "last_nodes": sorted(set(answers[-20:]))}
-
-
 def train(storage: str, steps: int, step_seconds: float, progress_file: str,
           max_failures: int) -> dict:
     """The DeAR example's loop on two worker nodes; what it ended with."""
@@ -151,7 +107,7 @@ def train(storage: str, steps: int, step_seconds: float, progress_file: str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", choices=["nodes", "train", "register", "serve"])
+    parser.add_argument("job", choices=["nodes", "train", "register"])
     parser.add_argument("--address", required=True)
     parser.add_argument("--expect", type=int, default=3)
     parser.add_argument("--storage")
@@ -159,14 +115,11 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=1.0)
     parser.add_argument("--progress-file")
     parser.add_argument("--max-failures", type=int, default=1)
-    parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     ray.init(address=args.address, log_to_driver=False)
     try:
         if args.job == "nodes":
             out = check_nodes(args.expect)
-        elif args.job == "serve":
-            out = serve_under_fault(args.progress_file, args.seconds)
         elif args.job == "register":
             out = register_at_once(args.storage)
         else:

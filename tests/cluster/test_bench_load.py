@@ -66,7 +66,7 @@ def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(48))
     args = argparse.Namespace(url=url, api_key="k", token_secret_file=str(secret), customers=4,
-                              minutes=0.03, request_timeout_s=1.0, grace_s=3.0,
+                              minutes=0.03, ramp_s=0.0, request_timeout_s=1.0, grace_s=3.0,
                               ray_address=None, sample_s=1.0, cooldown_s=0.0)
     started = time.monotonic()
     summary = asyncio.run(run(args))
@@ -77,4 +77,41 @@ def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
     else:
         assert summary["failures"] == 0, summary["failure_examples"]
         assert summary["throttled_429"] > 0 and summary["turns"] > 10
+        assert summary["outcomes"] == {"done": summary["turns"],
+                                       "throttled": summary["throttled_429"]}
         assert 0.04 < summary["ttft_s"]["p50"] < summary["turn_s"]["p50"]
+
+
+def test_the_outage_harness_splits_answers_by_phase_and_finds_a_half_written_turn(tmp_path):
+    """`load_store_outage.py`'s two judgements, on a store it did not write: answers counted
+    before, during and after the outage; a session whose row version disagrees with its
+    stored turns (a half-written turn) is reported, a consistent one is not."""
+    from sqlalchemy import create_engine, text
+
+    from benchmarks.load_store_outage import by_phase, stored_consistency
+    from wow_ray.agents.local import new_session
+    from wow_ray.agents.sessions import SessionStore
+    from wow_ray.agents.transcript import TurnRecord
+
+    phases = by_phase([(1, "done"), (11, "unavailable"), (12, "failed"), (19, "unavailable"),
+                       (23, "done"), (24, "done")], down_at=10, up_at=20)
+    assert phases == {"before": {"done": 1}, "during": {"unavailable": 2, "failed": 1},
+                      "after": {"done": 2}, "first_answer_after_up_s": 3}
+
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    store = SessionStore(url)
+    whole, torn = (new_session("food_delivery", user_id="U0214") for _ in range(2))
+    for state in (whole, torn):
+        store.create(state)
+        for index in range(2):
+            state, version = store.load(state.session_id)
+            state.turns = index + 1
+            store.save_turn(state, TurnRecord(index=index, customer="hi", reply="hello"), version)
+    with create_engine(url).begin() as conn:  # a turn's row without its session's update
+        conn.execute(text("INSERT INTO turns (session_id, idx, created_at, customer, reply, "
+                          "record) SELECT session_id, 2, created_at, customer, reply, record "
+                          "FROM turns WHERE session_id = :sid AND idx = 1"),
+                     {"sid": torn.session_id})
+    held = stored_consistency(url)
+    assert (held["sessions"], held["turns"]) == (2, 5)
+    assert held["inconsistent"] == {torn.session_id: {"version": 2, "indices": [0, 1, 2]}}

@@ -36,10 +36,49 @@ def test_shipped_configs_are_valid_and_give_every_agent_its_own_serving_options(
         ScenarioConfig.model_validate(json.loads(json.dumps(deployment.user_config)))
 
 
+def _bound_deployments(app) -> dict[str, object]:
+    """Every deployment of a built app, by name, as Serve will deploy it (no Ray needed)."""
+    from ray.serve import Application
+
+    found, todo = {}, [app]
+    while todo:
+        deployment = todo.pop()._bound_deployment
+        found[deployment.name] = deployment
+        todo += [a for a in deployment.init_args if isinstance(a, Application)]
+    return found
+
+
+def test_the_autoscalers_delays_from_a_serve_config_reach_every_deployment():
+    """`downscale_delay_s` / `upscale_delay_s` set in a config's args are the deployments'
+    autoscaling config; left out, they are Serve's own defaults (behaviour unchanged)."""
+    from ray.serve.config import AutoscalingConfig
+
+    from wow_ray.serving import build_dialogue_app
+
+    (app,) = yaml.safe_load(Path("serve_apps/food_delivery.yaml").read_text())["applications"]
+    args = {**app["args"], "llm": {"app": "llm"}}  # an LLM app already running: no vLLM here
+    args["agents"]["response"] = {**args["agents"]["response"], "downscale_delay_s": 30,
+                                  "upscale_delay_s": 5}
+    args["gateway"] = {**args["gateway"], "downscale_delay_s": 45}
+    deployments = _bound_deployments(build_dialogue_app(args))
+    assert set(deployments) == DEPLOYMENTS | {"Gateway"}
+    scaling = {name: d._deployment_config.autoscaling_config for name, d in deployments.items()}
+    assert (scaling["Response"].downscale_delay_s, scaling["Response"].upscale_delay_s) == (30, 5)
+    assert scaling["Response"].target_ongoing_requests == 8  # the agent's own option kept
+    assert scaling["Gateway"].downscale_delay_s == 45
+    serve_default = AutoscalingConfig()
+    for name in DEPLOYMENTS - {"Response"}:
+        assert scaling[name].downscale_delay_s == serve_default.downscale_delay_s == 600
+        assert scaling[name].upscale_delay_s == serve_default.upscale_delay_s
+
+
 @pytest.mark.parametrize(("args", "field"), [
     ({"agents": {"planner": {}}}, "agents"),
     ({"agents": {"master": {"min_replicas": 3, "max_replicas": 2}}}, "max_replicas"),
     ({"agents": {"master": {"num_cpus": 0}}}, "num_cpus"),
+    ({"agents": {"master": {"downscale_delay_s": -1}}}, "downscale_delay_s"),
+    ({"gateway": {"upscale_delay_s": -0.5}}, "upscale_delay_s"),
+    ({"gateway": {"min_replicas": 3, "max_replicas": 2}}, "max_replicas"),
     ({"gateway": {"auth": {"mode": "sometimes"}}}, "mode"),
     ({"gateway": {"limits": {"max_request_bytes": 10}}}, "max_request_bytes"),
     ({"databse_url": "sqlite://"}, "databse_url"),

@@ -308,8 +308,7 @@ def build_dialogue_app(args: dict[str, Any] | None = None) -> serve.Application:
     gateway = parsed.gateway
     return Gateway.options(
         ray_actor_options={"num_cpus": gateway.num_cpus},
-        autoscaling_config={"min_replicas": gateway.min_replicas,
-                            "max_replicas": gateway.max_replicas},
+        autoscaling_config=gateway.autoscaling_config(),
     ).bind(args_json, master)
 
 

@@ -23,30 +23,48 @@ class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AgentServing(_Args):
+class ReplicaScaling(_Args):
+    """How Serve's autoscaler sizes one deployment (its ``autoscaling_config``). The delays'
+    defaults are Serve's own (Ray 2.60's ``AutoscalingConfig``): replicas are added after 30 s
+    of load and removed only after 10 minutes below target; shorten ``downscale_delay_s`` to
+    give the CPUs back sooner after a burst."""
+
+    min_replicas: int = Field(1, ge=1, description="Autoscaling floor.")
+    max_replicas: int = Field(2, ge=1, description="Autoscaling ceiling.")
+    upscale_delay_s: float = Field(
+        30.0, ge=0, description="Seconds the load must stay above target before Serve adds a "
+        "replica (Serve's default, 30).")
+    downscale_delay_s: float = Field(
+        600.0, ge=0, description="Seconds the load must stay below target before Serve removes "
+        "a replica (Serve's default, 600): how long replicas added for a burst outlive it.")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> ReplicaScaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+    def autoscaling_config(self) -> dict[str, Any]:
+        return {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s}
+
+
+class AgentServing(ReplicaScaling):
     """One agent's deployment: resources and autoscaling (its model: ``dialogue.models``)."""
 
     num_cpus: float = Field(0.1, gt=0, le=64, description="Logical CPUs per replica. Agents "
                             "mostly wait on the LLM; a tenth of a CPU lets them fit beside it.")
-    min_replicas: int = Field(1, ge=1, description="Autoscaling floor.")
-    max_replicas: int = Field(2, ge=1, description="Autoscaling ceiling.")
     target_ongoing_requests: float = Field(
         8, gt=0, description="Requests per replica the autoscaler aims for (agents await the "
         "LLM, so a replica can hold many at once).")
     max_ongoing_requests: int = Field(64, ge=1, description="Requests one replica accepts.")
 
-    @model_validator(mode="after")
-    def _replicas(self) -> AgentServing:
-        if self.max_replicas < self.min_replicas:
-            raise ValueError("max_replicas must be >= min_replicas")
-        return self
-
     def deployment_options(self) -> dict[str, Any]:
         return {
             "ray_actor_options": {"num_cpus": self.num_cpus},
             "max_ongoing_requests": self.max_ongoing_requests,
-            "autoscaling_config": {"min_replicas": self.min_replicas,
-                                   "max_replicas": self.max_replicas,
+            "autoscaling_config": {**self.autoscaling_config(),
                                    "target_ongoing_requests": self.target_ongoing_requests},
         }
 
@@ -94,10 +112,8 @@ class LimitOptions(_Args):
     window_s: float = Field(60.0, gt=0, description="The rate limit's window, seconds.")
 
 
-class GatewayServing(_Args):
+class GatewayServing(ReplicaScaling):
     num_cpus: float = Field(0.1, gt=0)
-    min_replicas: int = Field(1, ge=1)
-    max_replicas: int = Field(2, ge=1)
     auth: AuthOptions = Field(default_factory=AuthOptions)
     limits: LimitOptions = Field(default_factory=LimitOptions)
     turn_retry_s: float = Field(
