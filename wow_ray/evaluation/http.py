@@ -10,6 +10,7 @@ on the operator scope, ``GET /v1/operator/sessions/{id}/backend``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,18 @@ import httpx
 from wow_ray.agents.transcript import Transcript
 from wow_ray.evaluation.episode import BackendView, TargetReply
 from wow_ray.scenario import DialogueState, Task
+
+LOST_STATUS = {502, 503, 504}  # the turn may or may not have been stored: read, then retry
+RETRY_AFTER_S = 3.0  # about how long Ray takes to notice a dead replica or node
+MAX_RETRY_AFTER_S = 15.0
+
+
+class TurnLost(RuntimeError):
+    """A turn whose answer did not arrive; ``retry_after_s``: when to look again."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class GatewayTarget:
@@ -31,6 +44,7 @@ class GatewayTarget:
         self.customer_token = customer_token
         self.http = httpx.AsyncClient(timeout=timeout_s)
         self.session_id: str | None = None
+        self.answered = 0  # turns of this session answered, to recognise a stored retry
         self.headers: dict[str, str] = {}
         self.start = DialogueState()
 
@@ -46,18 +60,51 @@ class GatewayTarget:
             "evidence": [], "simulated": True,
             "metadata": {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool)}})
         answer.raise_for_status()
-        self.session_id = answer.json()["session_id"]
+        self.session_id, self.answered = answer.json()["session_id"], 0
         verified = bool(token) and s.identity_verified and s.user_id is not None
         self.start = DialogueState(user_id=s.user_id if token else None, identity_verified=verified)
         return self.start
 
     async def send(self, text: str, attachments: list[str]) -> TargetReply:
-        answer = await self.http.post(f"{self.url}/v1/sessions/{self.session_id}/messages",
-                                      headers=self.headers,
-                                      json={"content": text, "attachments": attachments})
+        """One turn. A turn lost on the way (the connection dropped, a 502/503/504: a replica
+        or node died, the sessions database was away) is retried once, as a customer's app
+        would, after reading the transcript: a turn stored before its answer was lost is
+        taken from there, never sent twice."""
+        try:
+            return await self._turn(text, attachments)
+        except TurnLost as lost:
+            await asyncio.sleep(lost.retry_after_s)
+            return await self._stored_turn(text) or await self._turn(text, attachments)
+
+    async def _turn(self, text: str, attachments: list[str]) -> TargetReply:
+        try:
+            answer = await self.http.post(f"{self.url}/v1/sessions/{self.session_id}/messages",
+                                          headers=self.headers,
+                                          json={"content": text, "attachments": attachments})
+        except httpx.TransportError as exc:
+            raise TurnLost(f"{type(exc).__name__}: {exc}", RETRY_AFTER_S) from exc
+        if answer.status_code in LOST_STATUS:
+            wait = answer.headers.get("Retry-After", "")
+            raise TurnLost(f"{answer.status_code}: {answer.text[:200]}",
+                           min(float(wait), MAX_RETRY_AFTER_S) if wait.isdigit() else RETRY_AFTER_S)
         answer.raise_for_status()
+        self.answered += 1
         body = answer.json()
         return TargetReply(body["reply"], body.get("status", "active"))
+
+    async def _stored_turn(self, text: str) -> TargetReply | None:
+        """The reply of ``text`` if the session stored it as its next turn, else None."""
+        got = await self.http.get(f"{self.url}/v1/sessions/{self.session_id}/transcript",
+                                  headers=self.headers)
+        if not got.is_success:
+            return None
+        data = got.json()
+        turns = data.get("turns", [])
+        if len(turns) != self.answered + 1 or turns[-1].get("customer") != text:
+            return None
+        self.answered += 1
+        return TargetReply(turns[-1].get("reply", ""),
+                           (data.get("outcome") or {}).get("status", "active"))
 
     async def finish(self) -> tuple[Transcript, BackendView]:
         got = await self.http.get(f"{self.url}/v1/sessions/{self.session_id}/transcript", headers=self.headers)
