@@ -40,7 +40,6 @@ from wow_ray.agents.prompts import (
 )
 from wow_ray.agents.slots import IdShape, id_shapes
 from wow_ray.scenario import ScenarioPack
-from wow_ray.scenario.spec import CallStep, ChooseStep
 
 if TYPE_CHECKING:
     from wow_ray.agents.understanding import IntentRetriever
@@ -184,9 +183,7 @@ def planner_tools(pack: ScenarioPack, intent: str,
         return list(pack.tools.names)
     names = {t.spec.name for t in pack.tools if t.spec.kind == "read"}
     playbook = pack.playbooks.playbooks.get(intent)
-    for step in playbook.steps if playbook else []:
-        options = step.choose + step.otherwise if isinstance(step, ChooseStep) else [step]
-        names |= {o.call for o in options if isinstance(o, CallStep)}
+    names |= {c.call for c in playbook.calls()} if playbook else set()
     return [n for n in pack.tools.names if n in names]
 
 

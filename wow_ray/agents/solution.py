@@ -39,7 +39,7 @@ from wow_ray.agents.slots import id_shapes, words
 from wow_ray.agents.transcript import AgentStep, ToolCallRecord
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import Environment, Oracle, ScenarioPack, ToolCall, apply_logged
-from wow_ray.scenario.spec import CallStep, ChooseStep, SayStep
+from wow_ray.scenario.spec import CallStep, ChooseStep, Playbook, SayStep
 
 Planner = Literal["playbook", "model"]
 MAX_MODEL_STEPS = 4
@@ -400,11 +400,8 @@ class SolutionAgent:
         return proposal
 
 
-def _slots_passed(playbook: Any) -> set[str]:
+def _slots_passed(playbook: Playbook | None) -> set[str]:
     """Slot names a playbook passes to its tools as ``=slots.<name>``."""
-    steps = list(playbook.steps) if playbook is not None else []
-    calls = [c for step in steps for c in (
-        [step] if isinstance(step, CallStep) else
-        [*step.choose, *step.otherwise] if isinstance(step, ChooseStep) else [])]
-    return {arg[len("=slots."):] for c in calls for arg in c.args.values()
-            if isinstance(arg, str) and arg.startswith("=slots.") and arg[7:].isidentifier()}
+    args = [a for c in (playbook.calls() if playbook else []) for a in c.args.values()
+            if isinstance(a, str) and a.startswith("=slots.")]
+    return {name for a in args if (name := a.removeprefix("=slots.")).isidentifier()}

@@ -334,6 +334,12 @@ class Playbook(_Strict):
 
     steps: list[Step] = Field(min_length=1)
 
+    def calls(self) -> list[CallStep]:
+        """Every call the playbook may make: its call steps, options and fallbacks."""
+        options = [o for step in self.steps for o in (
+            [*step.choose, *step.otherwise] if isinstance(step, ChooseStep) else [step])]
+        return [o for o in options if isinstance(o, CallStep)]
+
 
 class PlaybooksFile(_Strict):
     """``playbooks.yaml``: intent name -> playbook."""
