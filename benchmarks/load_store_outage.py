@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from benchmarks.bench_load import Tally, add_load_arguments, run
+from benchmarks.multinode_dialogue import stored_sessions
 from benchmarks.postgres_server import PostgresServer, postgres_binaries
 
 
@@ -50,23 +51,12 @@ def deploy(config: Path, database_url: str) -> str:
 def stored_consistency(local_url: str) -> dict[str, Any]:
     """Every session in the database: turns stored once each, in order, and the row's version
     agreeing with them. Lists the sessions where either fails (none expected)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(local_url)
-    try:
-        with engine.connect() as conn:
-            versions = dict(conn.execute(text("SELECT session_id, version FROM sessions")).all())
-            indices: dict[str, list[int]] = {sid: [] for sid in versions}
-            for sid, idx in conn.execute(text("SELECT session_id, idx FROM turns "
-                                              "ORDER BY session_id, idx")):
-                indices.setdefault(sid, []).append(idx)
-    finally:
-        engine.dispose()
-    broken = {sid: {"version": versions.get(sid), "indices": held}
-              for sid, held in indices.items()
-              if held != list(range(len(held))) or versions.get(sid) != len(held)}
-    return {"sessions": len(versions), "turns": sum(map(len, indices.values())),
-            "inconsistent": broken}
+    held = stored_sessions(local_url)
+    broken = {sid: {"version": s["version"], "indices": s["indices"]}
+              for sid, s in held.items()
+              if s["indices"] != list(range(len(s["indices"]))) or s["version"] != len(s["indices"])}
+    return {"sessions": sum(s["version"] is not None for s in held.values()),
+            "turns": sum(len(s["indices"]) for s in held.values()), "inconsistent": broken}
 
 
 def by_phase(outcomes: list[tuple[float, str]], down_at: float, up_at: float) -> dict[str, Any]:

@@ -262,25 +262,30 @@ def sessions_database(nodes: MultiNodeRay) -> Iterator[PostgresServer]:
         server.remove()
 
 
-def stored_sessions(local_url: str, session_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What PostgreSQL holds per session: its turns' indices and customer messages in order,
-    and the session row's version (one more per saved turn)."""
+def stored_sessions(local_url: str, session_ids: list[str] | None = None
+                    ) -> dict[str, dict[str, Any]]:
+    """What the sessions database holds per session (``session_ids``, or every one): its
+    turns' indices and customer messages in order, and the session row's version (one more
+    per saved turn; None if the row is missing)."""
     from sqlalchemy import create_engine, text
 
+    where = " WHERE session_id = ANY(:ids)" if session_ids is not None else ""
+    params = {"ids": session_ids} if session_ids is not None else {}
     engine = create_engine(local_url)
     try:
         with engine.connect() as conn:
-            turns = conn.execute(text("SELECT session_id, idx, customer FROM turns WHERE "
-                                      "session_id = ANY(:ids) ORDER BY session_id, idx"),
-                                 {"ids": session_ids}).all()
-            versions = dict(conn.execute(text("SELECT session_id, version FROM sessions WHERE "
-                                              "session_id = ANY(:ids)"), {"ids": session_ids}).all())
+            turns = conn.execute(text(f"SELECT session_id, idx, customer FROM turns{where} "
+                                      "ORDER BY session_id, idx"), params).all()
+            versions = dict(conn.execute(text(f"SELECT session_id, version FROM sessions{where}"),
+                                         params).all())
     finally:
         engine.dispose()
-    out = {sid: {"version": versions.get(sid), "indices": [], "customer": []} for sid in session_ids}
+    out = {sid: {"version": versions.get(sid), "indices": [], "customer": []}
+           for sid in (session_ids if session_ids is not None else versions)}
     for sid, idx, customer in turns:
-        out[sid]["indices"].append(idx)
-        out[sid]["customer"].append(customer)
+        held = out.setdefault(sid, {"version": None, "indices": [], "customer": []})
+        held["indices"].append(idx)
+        held["customer"].append(customer)
     return out
 
 
