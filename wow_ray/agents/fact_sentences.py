@@ -51,6 +51,17 @@ TOOL_SENTENCES: dict[str, dict[str, str]] = {
 }
 
 
+# What an offer proposes, before anything is done ("a refund of 9.6 CNY for order O10185"):
+# the noun phrase of "What I can do instead is ...". Never a claim that it was done.
+OFFER_PHRASES: dict[str, dict[str, str]] = {
+    "food_delivery": {
+        "refund_full": "a full refund of order {order_id}",
+        "refund_partial": "a refund of {amount} {currency} for order {order_id}",
+        "issue_coupon": "a {amount} {currency} coupon",
+    },
+}
+
+
 def money(value: Any) -> str:
     """The shortest exact money form, as the packs' ``money()`` writes it (12.5, 30, 12.35)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -89,6 +100,20 @@ def tool_sentence(scenario: str, currency: str, tool: str, result: Any,
         except (KeyError, IndexError, ValueError, AttributeError, TypeError):
             pass
     return generic_sentence(tool, values, currency)
+
+
+def offer_phrase(scenario: str, currency: str, tool: str, arguments: dict[str, Any]) -> str:
+    """What an offer of ``tool`` with ``arguments`` proposes, as a noun phrase."""
+    values = _Values(_shown(arguments))
+    values["currency"] = currency
+    template = OFFER_PHRASES.get(scenario, {}).get(tool)
+    if template is not None:
+        text = string.Formatter().vformat(template, (), values)
+        if "?" not in text:
+            return text
+    parts = [f"{k} {v}{' ' + currency if k in _MONEY_KEYS else ''}" for k, v in values.items()
+             if k != "currency" and (k.endswith("_id") or k in _MONEY_KEYS)]
+    return f"to {tool.replace('_', ' ')}{' (' + ', '.join(parts) + ')' if parts else ''}"
 
 
 def generic_sentence(tool: str, values: dict[str, Any], currency: str) -> str:

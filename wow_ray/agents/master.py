@@ -211,6 +211,8 @@ class MasterAgent:
             carried = {s.name: state.known[s.name] for s in spec.slots if s.name in state.known}
             active = state.active = ActiveRequest(intent=intent, slots=carried)
         active.slots.update(understood.slots)
+        if understood.demand is not None:
+            active.demand = understood.demand
         for name, value in understood.slots.items():
             if name in self.shapes:
                 state.known[name] = value
@@ -223,6 +225,8 @@ class MasterAgent:
         return legal_moves(
             active, understood.intent, goodbye=understood.goodbye,
             hand_over=any(o.ends_dialogue for o in review.obligations), new_evidence=new_evidence,
+            answered_offer=understood.consent is not None and active is not None
+            and active.offer is not None,
             human=active is not None and active.intent in self.human_intents,
             resolvable=active is not None and self._resolvable(state, active))
 
@@ -284,8 +288,12 @@ class MasterAgent:
         solved = await self.specialists.solve(SolveRequest(
             session_id=state.session_id, dialogue=state.dialogue, actions=state.actions,
             intent=active.intent, slots=active.slots, customer_text=state.customer_text(),
-            question=message))
+            question=message, demand=active.demand, offer=active.offer,
+            consent=understood.consent if active.offer else None))
         record.steps.append(solved.step)
+        active.offer = solved.offer
+        if understood.consent is not None:
+            active.demand = None  # answered: asking again would offer the same thing again
         state.dialogue, state.actions = solved.dialogue, solved.actions
         active.slots.update(solved.slots)
         for name, value in solved.slots.items():
@@ -304,7 +312,8 @@ class MasterAgent:
                 state.known.pop(name, None)
             return self._clarify(active, base, solved.facts)
         wrote = any(r.kind == "write" for r in solved.executed)
-        kind, facts, must_say = solved_reply(solved.facts, solved.must_say, refusals, wrote)
+        kind, facts, must_say = solved_reply(solved.facts, solved.must_say, refusals, wrote,
+                                             offered=solved.offer is not None)
         # A refusal leaves the request open: new evidence or details may change the verdict.
         active.resolved, active.missing = kind == "resolve", []
         return RespondRequest(kind=kind, facts=facts, must_say=must_say, **base)

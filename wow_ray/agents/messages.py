@@ -28,6 +28,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Offer(_Model):
+    """A write the rules allow, offered in place of the one the customer demanded and they
+    refused; done only if the customer accepts (``wow_ray/agents/offers.py``)."""
+
+    call: ToolCall = Field(description="What would be done if the customer accepts.")
+    demanded: ToolCall = Field(description="What the customer asked for.")
+    denied_by: list[str] = Field(default_factory=list, description="Rules that refused it.")
+    reasons: list[str] = Field(default_factory=list, description="Their reasons, as told.")
+
+
 class ActiveRequest(_Model):
     """The request being served: its intent, the slots known so far, and progress."""
 
@@ -36,6 +46,8 @@ class ActiveRequest(_Model):
     missing: list[str] = Field(default_factory=list, description="Required slots not known yet.")
     asked: dict[str, int] = Field(default_factory=dict, description="Times each slot was asked for.")
     resolved: bool = False
+    demand: ToolCall | None = Field(None, description="A write the customer asked for by name.")
+    offer: Offer | None = Field(None, description="An offer waiting for the customer's answer.")
 
 
 class SessionState(_Model):
@@ -80,6 +92,8 @@ class Understanding(_Model):
     slots: dict[str, Any] = Field(default_factory=dict, description="Values grounded in the text.")
     flags: list[str] = Field(default_factory=list, description="Pack flags the text raises.")
     goodbye: bool = Field(False, description="The customer is closing the conversation.")
+    demand: ToolCall | None = Field(None, description="A write of the intent asked for by name.")
+    consent: bool | None = Field(None, description="The answer to a pending offer, if any.")
     source: Literal["model", "lexical", "pattern", "none"] = "none"
     step: AgentStep
 
@@ -140,6 +154,9 @@ class SolveRequest(_Model):
     slots: dict[str, Any]
     customer_text: str = Field("", description="What the customer said, to resolve ids by name.")
     question: str = Field("", description="The latest message, for knowledge-base lookup.")
+    demand: ToolCall | None = Field(None, description="What the customer asked for by name.")
+    offer: Offer | None = Field(None, description="The offer the customer answered, if any.")
+    consent: bool | None = Field(None, description="Their answer: accepted or declined.")
 
 
 class Denial(_Model):
@@ -162,6 +179,8 @@ class SolveResult(_Model):
     handoff: ToolCall | None = Field(None, description="A hand-over the plan reached.")
     handoff_reason: str | None = None
     knowledge: list[str] = Field(default_factory=list, description="Knowledge-base passages.")
+    offer: Offer | None = Field(None, description="Made instead of a refused demand: the reply "
+                                "asks the customer, and nothing is done until they accept.")
     step: AgentStep
 
 
@@ -176,7 +195,7 @@ class AnswerRequest(_Model):
 
 class RespondRequest(_Model):
     session_id: str
-    kind: Literal["resolve", "clarify", "deny", "answer", "handoff", "end", "greet"]
+    kind: Literal["resolve", "clarify", "deny", "offer", "answer", "handoff", "end", "greet"]
     message: str
     history: list[Line] = Field(default_factory=list)
     facts: list[str] = Field(default_factory=list)

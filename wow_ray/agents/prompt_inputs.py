@@ -130,15 +130,18 @@ def understanding_input(pack: ScenarioPack, options: Sequence[str], history: Seq
 
 def legal_moves(active: ActiveRequest | None, intent: str | None, *, goodbye: bool = False,
                 hand_over: bool = False, new_evidence: bool = False, human: bool = False,
-                resolvable: bool = False) -> list[str]:
+                resolvable: bool = False, answered_offer: bool = False) -> list[str]:
     """The master's moves open now; the first is the default.
 
     ``intent`` is what the understanding agent read in the latest message; ``hand_over``:
     the rules demand a human now; ``human``: the request is one only a human serves;
-    ``resolvable``: the solution agent may find the missing ids in the customer's records.
+    ``resolvable``: the solution agent may find the missing ids in the customer's records;
+    ``answered_offer``: the customer said yes or no to our offer (even "no, thanks, bye").
     """
     if hand_over:
         return ["handoff"]
+    if answered_offer:
+        return ["solve"]
     pending = active is not None and not active.resolved
     if goodbye and not (pending and intent):
         return ["end", "answer"]
@@ -248,14 +251,15 @@ def ask_label(pack: ScenarioPack, slot: str) -> str:
 
 
 def solved_reply(facts: Sequence[str], must_say: Sequence[str], refusals: Sequence[str],
-                 wrote: bool) -> tuple[ReplyKind, list[str], list[str]]:
+                 wrote: bool, offered: bool = False) -> tuple[ReplyKind, list[str], list[str]]:
     """The reply after a solve: its kind, the facts it may rely on, the values it must quote.
 
-    A refusal with nothing written is a denial; refusals are told in the policy's own words,
-    so the reply must quote them.
+    A refusal with nothing written is a denial (an offer, when something else was offered);
+    refusals are told in the policy's own words, so the reply must quote them.
     """
-    kind: ReplyKind = "deny" if refusals and not wrote else "resolve"
-    return kind, _unique([*facts, *refusals]), _unique([*must_say, *refusals])
+    kind: ReplyKind = "offer" if offered else "deny" if refusals and not wrote else "resolve"
+    told = [*refusals, *facts] if offered else [*facts, *refusals]  # the offer after the no
+    return kind, _unique(told), _unique([*must_say, *refusals])
 
 
 def handed_over_reply(facts: Sequence[str], must_say: Sequence[str], refused: Sequence[str],

@@ -303,12 +303,14 @@ def render_solution(out: ToolProposal, inp: SolutionInput | None = None) -> str:
 
 # --------------------------------------------------------------------------- response
 
-ReplyKind = Literal["resolve", "clarify", "deny", "answer", "handoff", "end", "greet"]
+ReplyKind = Literal["resolve", "clarify", "deny", "offer", "answer", "handoff", "end", "greet"]
 
 _TASKS: dict[str, str] = {
     "resolve": "Tell the customer what was done.",
     "clarify": "Ask the customer for the missing information.",
     "deny": "Explain kindly why this cannot be done, as the facts say.",
+    "offer": "Explain kindly why this cannot be done, offer what the facts say you can do "
+             "instead, and ask whether the customer wants it.",
     "answer": "Answer the customer's question from the facts.",
     "handoff": "Tell the customer a colleague will take over.",
     "end": "Close the conversation politely.",

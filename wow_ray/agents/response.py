@@ -43,6 +43,8 @@ _NUMBER = re.compile(r"(?<![A-Za-z0-9.])[0-9]+(?:\.[0-9]+)?(?![0-9])")
 _LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far", "Customer:",
           "Agent:", "customer service agent, I", "As an AI", "the task", "(none")
 
+OFFER_QUESTION = "Would you like me to do that?"
+
 RESPONSE_AGENT = Agent(
     name="response",
     instructions="Write the reply in the brand's tone, grounded in tool results and policy.",
@@ -102,8 +104,9 @@ class ResponseAgent:
         missing = [v for v in req.must_say if v not in text]
         if missing:
             raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
-        if req.kind == "clarify" and "?" not in text:
-            raise InvalidOutput("a clarifying reply must ask a question")
+        if req.kind in ("clarify", "offer") and "?" not in text:
+            raise InvalidOutput(f"{'a clarifying reply' if req.kind == 'clarify' else 'an offer'} "
+                                "must ask a question")
         return text
 
     def check_prefix(self, text: str, req: RespondRequest) -> None:
@@ -150,6 +153,8 @@ class ResponseAgent:
         if req.kind == "clarify" and "?" not in shown:
             asks = " and ".join(inp.ask_for) or "a few more details"
             added.append(f"To help you with that, could you tell me {asks}?")
+        if req.kind == "offer" and "?" not in shown:
+            added.append(OFFER_QUESTION)
         return " ".join(added)
 
     def fallback(self, req: RespondRequest, inp: ResponseInput) -> str:
@@ -172,6 +177,9 @@ class ResponseAgent:
             return f"Here is what I can tell you: {req.facts[0]}"
         if req.kind == "handoff":
             return f"{facts}{extra} A colleague will continue from here.".strip()
+        sorry = "" if facts.lower().startswith(("i'm sorry", "sorry")) else "I'm sorry. "
         if req.kind == "deny":
-            return f"I'm sorry. {facts}{extra} Is there anything else I can help with?".strip()
+            return f"{sorry}{facts}{extra} Is there anything else I can help with?".strip()
+        if req.kind == "offer":
+            return f"{sorry}{facts}{extra} {OFFER_QUESTION}".strip()
         return f"{facts}{extra} Is there anything else I can help with?".strip()

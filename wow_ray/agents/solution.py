@@ -24,8 +24,15 @@ from typing import Any, Literal, Protocol
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.environment import SessionEnvironments
-from wow_ray.agents.fact_sentences import money
-from wow_ray.agents.messages import Denial, ExecuteRequest, ExecuteResult, SolveRequest, SolveResult
+from wow_ray.agents.fact_sentences import money, offer_phrase
+from wow_ray.agents.messages import (
+    Denial,
+    ExecuteRequest,
+    ExecuteResult,
+    Offer,
+    SolveRequest,
+    SolveResult,
+)
 from wow_ray.agents.prompt_inputs import (
     KNOWLEDGE_RESULTS,
     knowledge,
@@ -78,6 +85,7 @@ class _Run:
         self.handoff_reason: str | None = None
         self.observations: list[Observation] = []
         self.not_found: list[str] = []  # slots whose value named no record
+        self.offer: Offer | None = None  # made instead of a refused demand
         self.halted = False
 
     @property
@@ -169,13 +177,14 @@ class SolutionAgent:
         knowledge = self.knowledge(f"{req.intent.replace('_', ' ')} {req.question}")
         run.step.output = {"missing": missing, "facts": run.facts, "must_say": run.must_say,
                            "denials": [d.model_dump() for d in run.denials],
+                           "offer": run.offer.model_dump() if run.offer else None,
                            "handoff": run.handoff.model_dump() if run.handoff else None}
         run.step.latency_s = round(time.perf_counter() - started, 6)
         return SolveResult(
             executed=[r for r in run.step.tool_calls if r.executed], dialogue=run.dialogue,
             actions=run.actions, slots=run.slots, missing=missing, facts=run.facts,
             must_say=run.must_say, denials=run.denials, handoff=run.handoff,
-            handoff_reason=run.handoff_reason, knowledge=knowledge, step=run.step)
+            handoff_reason=run.handoff_reason, knowledge=knowledge, offer=run.offer, step=run.step)
 
     def knowledge(self, query: str) -> list[str]:
         """The best knowledge-base passages for ``query`` (title and opening, short)."""
@@ -264,12 +273,15 @@ class SolutionAgent:
         playbook = self.pack.playbooks.playbooks.get(run.req.intent)
         if playbook is None:
             return
+        answering = run.req.offer is not None and run.req.consent is not None
         for step in playbook.steps:
             if run.stopped:
                 return
             if isinstance(step, ChooseStep):
                 await self._choose(run, step)
             elif isinstance(step, CallStep):
+                if answering and self.pack.tools.spec(step.call).kind == "write":
+                    continue  # done on the turn that made the offer; reads set the context
                 await self._call_step(run, step)
             else:
                 self._say(run, step)
@@ -281,8 +293,8 @@ class SolutionAgent:
         args = self.oracle.compiled(step, "args", step.args)(run.context())
         return ToolCall(name=step.call, arguments={k: v for k, v in args.items() if v is not None})
 
-    async def _attempt(self, run: _Run, step: CallStep) -> bool:
-        call = self._build(run, step)
+    async def _attempt(self, run: _Run, step: CallStep, call: ToolCall | None = None) -> bool:
+        call = call or self._build(run, step)
         if self.pack.tools.spec(call.name).kind == "write":
             await run.obligations()
             if run.stopped:
@@ -323,16 +335,39 @@ class SolutionAgent:
         if not self._holds(run, step):
             return
         before = len(run.denials)
-        tried = False
-        for option in step.choose:
-            if not self._holds(run, option):
-                continue
-            tried = True
-            if await self._attempt(run, option) or run.stopped:
+        offer, demand = run.req.offer, run.req.demand
+        if offer is not None and run.req.consent is not None \
+                and any(o.call == offer.call.name for o in step.choose):
+            await self._answered(run, step, offer)
+            return
+        demanded = next((o for o in step.choose if demand and o.call == demand.name), None)
+        denied: set[str] = set()
+        if demanded is not None:
+            # What the customer asked for goes first, whatever its "when" says (as the
+            # oracle does): whether it is permitted is the rules' decision.
+            call = self._build(run, demanded)
+            call.arguments.update(demand.arguments)
+            if await self._attempt(run, demanded, call) or run.stopped:
                 return
-        if not tried:
-            await self._explain(run, step)
-        denied = {rule for d in run.denials[before:] for rule in d.rule_ids}
+            refused = run.denials[before:]
+            if refused:
+                denied = await self._offer(run, step, call, refused)
+                if run.offer is not None:
+                    return
+        else:
+            tried = False
+            for option in step.choose:
+                if not self._holds(run, option):
+                    continue
+                tried = True
+                if await self._attempt(run, option) or run.stopped:
+                    return
+            if not tried:
+                await self._explain(run, step)
+        denied |= {rule for d in run.denials[before:] for rule in d.rule_ids}
+        await self._otherwise(run, step, denied)
+
+    async def _otherwise(self, run: _Run, step: ChooseStep, denied: set[str]) -> None:
         for other in step.otherwise:
             if run.stopped:
                 return
@@ -340,6 +375,47 @@ class SolutionAgent:
                 self._say(run, other, denied)
             elif other.when_denied_by is None or denied & set(other.when_denied_by):
                 await self._call_step(run, other)
+
+    async def _offer(self, run: _Run, step: ChooseStep, demanded: ToolCall,
+                     refused: list[Denial]) -> set[str]:
+        """The rules refused the customer's demand: offer the first other option they would
+        allow (asked without acting), to be done only if the customer accepts. Returns the
+        rules that refused the other options when none is allowed."""
+        denied: set[str] = set()
+        for option in step.choose:
+            if not self._holds(run, option):
+                continue
+            call = self._build(run, option)
+            if call.key() == demanded.key():
+                continue
+            out = await self.executor.execute(ExecuteRequest(
+                session_id=run.req.session_id, dialogue=run.dialogue, actions=run.actions,
+                call=call, proposed_by=self.agent.name, dry_run=True))
+            run.step.tool_calls.append(out.record)
+            decision = out.record.decision
+            if decision is not None and decision.allowed:
+                run.offer = Offer(call=call, demanded=demanded,
+                                  denied_by=sorted({r for d in refused for r in d.rule_ids}),
+                                  reasons=[d.customer_reason for d in refused if d.customer_reason])
+                run.facts.append("What I can do instead is " + offer_phrase(
+                    self.pack.name, self.pack.manifest.currency, call.name, call.arguments) + ".")
+                return set()
+            if decision is not None:
+                denied.update(decision.rule_ids)
+        return denied
+
+    async def _answered(self, run: _Run, step: ChooseStep, offer: Offer) -> None:
+        """The customer answered an offer: accepted, it is done (through the gate again: the
+        case may have changed); declined, the refusal stands and ``otherwise`` runs for the
+        rules that refused the demand, as if no alternative had been allowed."""
+        if run.req.consent:
+            option = next(o for o in step.choose if o.call == offer.call.name)
+            if await self._attempt(run, option, offer.call.model_copy(deep=True)) or run.stopped:
+                return
+        else:
+            run.denials.extend(Denial(tool=offer.demanded.name, rule_ids=offer.denied_by,
+                                      customer_reason=reason) for reason in offer.reasons)
+        await self._otherwise(run, step, set(offer.denied_by))
 
     async def _explain(self, run: _Run, step: ChooseStep) -> None:
         """No resolution fits the case: ask the rules (without acting) why the first one

@@ -24,6 +24,7 @@ from typing import Any
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.messages import Understanding, UnderstandRequest
+from wow_ray.agents.offers import DemandReader, consent
 from wow_ray.agents.prompt_inputs import STRONG_SCORE, intent_offer, understanding_input
 from wow_ray.agents.prompts import NO_INTENT, parse_understanding
 from wow_ray.agents.slots import (
@@ -132,6 +133,7 @@ class UnderstandingAgent:
         self.client = client
         self.agent = agent
         self.retriever = IntentRetriever(pack)
+        self.demands = DemandReader(pack)
         self.shapes: dict[str, IdShape] = id_shapes(pack)
         self.intents = {i.name: i for i in pack.intents}
         keywords = flag_keywords if flag_keywords is not None else DEFAULT_FLAG_KEYWORDS
@@ -199,7 +201,11 @@ class UnderstandingAgent:
 
         intent, slots, source = None, {}, "none"
         answer_slots: dict[str, Any] = {}
-        if collecting is not None and (not strong or ranked[0][0] == collecting.intent):
+        answer = self._offer_answer(active, message, strong, ranked)
+        if answer is not None:
+            # An answer to our offer ("yes, please", "no, I want a full refund"): no model.
+            intent, source = active.intent, "pattern"
+        elif collecting is not None and (not strong or ranked[0][0] == collecting.intent):
             # Most likely an answer to our question: take what the text proves.
             answer_slots = self.pattern_slots(collecting.intent, message)
             answer_slots.update(self._free_text_answer(collecting, message, answer_slots))
@@ -217,11 +223,27 @@ class UnderstandingAgent:
                     candidates if strong else [])
             if intent is not None:  # what the text proves beats the model's reading
                 slots = {**slots, **self.pattern_slots(intent, message)}
+        demand = self.demands.read(message, self.demands.tools_for(intent)) if intent else None
         step.output = {"intent": intent, "slots": slots, "flags": flags, "goodbye": goodbye,
                        "source": source, "candidates": candidates}
+        if demand is not None or answer is not None:
+            step.output.update(demand=demand.model_dump() if demand else None, consent=answer)
         step.latency_s = round(time.perf_counter() - started, 6)
         return Understanding(intent=intent, slots=slots, flags=flags, goodbye=goodbye,
-                             source=source, step=step)
+                             source=source, demand=demand, consent=answer, step=step)
+
+    def _offer_answer(self, active: Any, message: str, strong: bool,
+                      ranked: list[tuple[str, float]]) -> bool | None:
+        """Yes or no to the offer waiting for an answer; the demand said again is a no. None:
+        no offer waits, or the message raises another request."""
+        if active is None or active.offer is None or active.resolved:
+            return None
+        if strong and ranked[0][0] != active.intent and consent(message) is None:
+            return None
+        said = consent(message)
+        if said is None and self.demands.read(message, self.demands.tools_for(active.intent)):
+            said = False
+        return said
 
     def _model_on(self) -> bool:
         return self.client is not None and self.agent.settings.use_model

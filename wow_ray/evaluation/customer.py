@@ -6,7 +6,8 @@ simulator does, with a signal instead of a message:
 - :class:`ScriptedCustomer` is deterministic and reads only the task: it opens with the reason
   for the call (and any text the instructions tell it to paste), answers a question with the
   value the instructions give it or says it does not know, sends evidence it has when asked,
-  pushes back as often as the instructions say, and stops when every request was dealt with;
+  takes an offered alternative unless told to accept nothing else, pushes back as often as the
+  instructions say, and stops when every request was dealt with;
 - :class:`ModelCustomer` lets a chat model write the turns from the same instructions (the
   served LLM, so a weak model plays a weak customer); its end tokens become the same signals.
 
@@ -63,6 +64,9 @@ _CLAIM_WORDS = {"refund": "a refund", "coupon": "a coupon", "cancellation": "the
                 "address_change": "the address changed", "ticket": "a ticket"}
 _PUSH = re.compile(r"\b(?:push back once|insist)\b", re.I)
 _ACCEPT_NOTHING = re.compile(r"accept nothing less|do not accept anything else", re.I)
+# The agent proposing something and asking whether the customer wants it.
+_OFFER = re.compile(r"\b(?:would you like|shall i|do you want me to|should i|would that work|"
+                    r"do you accept|is that (?:ok|okay|acceptable))\b", re.I)
 _CANNED = {
     re.compile(r"^Threaten legal action", re.I):
         "If this is not sorted out I will take legal action; my lawyer is ready.",
@@ -94,6 +98,7 @@ class Plan:
     demand_text: str | None
     demand_claims: set[str]
     later: list[str]
+    accepts_offers: bool = True
 
 
 def plan_for(task: Task, pack: ScenarioPack) -> Plan:
@@ -101,7 +106,7 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
     ins = task.user_scenario.instructions
     told = " ".join(x for x in (ins.reason_for_call, ins.known_info, ins.task_instructions) if x)
     said: list[str] = []
-    demand_text = None
+    demand_text = wanted = None
     said += [m.group(1) for m in _QUOTE.finditer(ins.task_instructions)]
     for sentence in _sentences(_QUOTE.sub("", ins.task_instructions)):
         for pattern, line in _CANNED.items():
@@ -113,8 +118,12 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
                 said.append(lead + first_person(m.group(1)))
         want = _WANT.match(sentence)
         if want and demand_text is None:
-            demand_text = "I want " + first_person(want.group(1)).rstrip(".")
-    opening = " ".join([*said, first_person(ins.reason_for_call), first_person(ins.known_info or "")])
+            wanted = first_person(want.group(1)).rstrip(".")
+            demand_text = "I want " + wanted
+    reason = first_person(ins.reason_for_call)
+    # A customer asks for what they want, in the first message: unless the reason says it.
+    asked = [demand_text + "."] if wanted and wanted.lower() not in " ".join([*said, reason]).lower() else []
+    opening = " ".join([*said, reason, *asked, first_person(ins.known_info or "")])
     known: dict[str, str] = {}
     unknown: set[str] = set()
     for request in task.situation.requests:
@@ -131,9 +140,11 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
         demand_text = "I want " + " and ".join(_CLAIM_WORDS[c] for c in sorted(claims)) if claims else None
     pushes = 1 if demands and _PUSH.search(ins.task_instructions) else 0
     later = [_intent_line(pack, r.intent, known) for r in task.situation.requests[1:]]
+    accepts = not any(r.demand is not None and not r.accept_alternatives
+                      for r in task.situation.requests) and not _ACCEPT_NOTHING.search(ins.task_instructions)
     return Plan(opening=" ".join(opening.split()), known=known, unknown=unknown, restate=restate,
                 evidence=list(task.situation.evidence), pushes=pushes, demand_text=demand_text,
-                demand_claims=claims, later=later)
+                demand_claims=claims, later=later, accepts_offers=accepts)
 
 
 def _intent_line(pack: ScenarioPack, intent: str, known: dict[str, str]) -> str:
@@ -199,6 +210,13 @@ class ScriptedCustomer:
             self.sent.update(evidence)
             return CustomerTurn(f"Here is the {' and the '.join(evidence)}.", attachments=evidence)
         questions = _questions(reply)
+        if _OFFER.search(questions):  # something offered instead of what was asked
+            if self.plan.accepts_offers:
+                return CustomerTurn("Yes, please do that.")
+            if self.pushes and self.plan.demand_text:
+                self.pushes -= 1
+                return CustomerTurn(f"That is not good enough. {self.plan.demand_text}.")
+            return CustomerTurn("No, thank you.")
         asked = [s for s in self.slots if any(w in questions for w in _slot_words(s))]
         if asked:
             self._count(asked)

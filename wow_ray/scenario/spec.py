@@ -212,6 +212,24 @@ class ToolSpec(_Strict):
         None, min_length=1, description="Why no ownership rule needs to cover this write tool "
         "(see ownership.py); without it the pack must have one."
     )
+    asked_for: list[str] = Field(
+        default_factory=list, description="Phrases a customer uses to demand this write by "
+        "name ('full refund'; '{amount} coupon', where {amount} is a number with or without "
+        "the currency and becomes that numeric parameter). A demand the rules refuse is "
+        "answered with an offer of what they allow, done only if the customer accepts."
+    )
+
+    @model_validator(mode="after")
+    def _asked_for(self) -> ToolSpec:
+        for phrase in self.asked_for:
+            for name in re.findall(r"\{(\w*)\}", phrase):
+                param = self.parameters.properties.get(name)
+                if param is None or param.type not in ("number", "integer"):
+                    raise ValueError(f"tool {self.name}: asked_for {phrase!r} names {{{name}}}, "
+                                     "which is not a numeric parameter of the tool")
+        if self.asked_for and self.kind != "write":
+            raise ValueError(f"tool {self.name}: asked_for is for write tools only")
+        return self
 
 
 class ToolsFile(_Strict):
