@@ -40,8 +40,11 @@ LLM_AGENTS = ("master", "understanding", "solution", "response", "handoff")
 # Sampled situations (seed 7) whose served dialogue follows the oracle's: a clarifying question
 # (with a filler turn), denials, resolutions, hand-overs required by a rule, asked for by the
 # customer and reached by the planner, two requests in one dialogue, a knowledge question and
-# a goodbye.
-SAMPLED = ["s7-00001", "s7-00013", "s7-00052", "s7-00064", "s7-00073", "s7-00079", "fd-017"]
+# a goodbye; demands the rules refuse, answered with an offer the customer declines (fd-018)
+# or accepts after a ticket was opened (fd-095).
+SAMPLED = ["s7-00001", "s7-00013", "s7-00052", "s7-00064", "s7-00073", "s7-00079", "fd-017",
+           "fd-018", "fd-095"]
+OFFERED = {"fd-018", "fd-095"}
 # Both sides begin with the same small talk, so that the history windows are full.
 SMALL_TALK = [Line(role="customer", text="Hello? Is anyone there?"),
               Line(role="agent", text="Hello, and welcome! How can I help you today?"),
@@ -114,9 +117,13 @@ def compare(pack: Any, builder: DialogueBuilder, case_id: str, situation: Situat
     data = data_prompts(samples)
     served = {k: v for k, v in served_prompts(pack, case_id, situation, samples, "playbook").items()
               if k[0] != "solution"}
-    # The model planner is a deployment option: its prompts come from a run that uses it.
-    served |= {k: v for k, v in served_prompts(pack, case_id, situation, samples, "model").items()
-               if k[0] == "solution"}
+    # The model planner is a deployment option: its prompts come from a run that uses it. It
+    # makes no offers (it proposes each call itself), so dialogues with one are left out.
+    if case_id in OFFERED:
+        data = {k: v for k, v in data.items() if k[0] != "solution"}
+    else:
+        served |= {k: v for k, v in served_prompts(pack, case_id, situation, samples, "model").items()
+                   if k[0] == "solution"}
     compared: Prompts = {}
     for key in sorted(set(data) | set(served)):
         agent = key[0]
@@ -163,4 +170,6 @@ def test_training_prompts_are_the_served_prompts(food_pack, builder, situations)
     kinds = {p[-1]["content"].rsplit("Task: ", 1)[1] for p in by_agent["response"]}
     assert {"Ask the customer for the missing information.",
             "Explain kindly why this cannot be done, as the facts say.",
-            "Tell the customer a colleague will take over."} <= kinds
+            "Tell the customer a colleague will take over.",
+            "Explain kindly why this cannot be done, offer what the facts say you can do "
+            "instead, and ask whether the customer wants it."} <= kinds

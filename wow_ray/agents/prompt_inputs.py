@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from wow_ray.agents.fact_sentences import tool_sentence
+from wow_ray.agents.fact_sentences import offer_phrase, tool_sentence
 from wow_ray.agents.messages import ActiveRequest, RespondRequest
 from wow_ray.agents.prompts import (
     MASTER_MOVES,
@@ -39,7 +39,7 @@ from wow_ray.agents.prompts import (
     intent_options,
 )
 from wow_ray.agents.slots import IdShape, id_shapes
-from wow_ray.scenario import ScenarioPack
+from wow_ray.scenario import ScenarioPack, ToolCall
 
 if TYPE_CHECKING:
     from wow_ray.agents.understanding import IntentRetriever
@@ -219,6 +219,12 @@ def solution_input(pack: ScenarioPack, user_id: str | None, intent: str, slots: 
 def tool_fact(pack: ScenarioPack, tool: str, arguments: dict[str, Any], result: Any) -> str:
     """The sentence the reply writer is told about a successful call."""
     return tool_sentence(pack.name, pack.manifest.currency, tool, result, arguments)
+
+
+def offer_fact(pack: ScenarioPack, call: ToolCall) -> str:
+    """The sentence the reply writer is told about an offer (nothing done yet)."""
+    return ("What I can do instead is "
+            f"{offer_phrase(pack.name, pack.manifest.currency, call.name, call.arguments)}.")
 
 
 def knowledge(pack: ScenarioPack, query: str, k: int = KNOWLEDGE_RESULTS) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
 from wow_ray.agents.environment import SessionEnvironments
-from wow_ray.agents.fact_sentences import money, offer_phrase
+from wow_ray.agents.fact_sentences import money
 from wow_ray.agents.messages import (
     Denial,
     ExecuteRequest,
@@ -37,6 +37,7 @@ from wow_ray.agents.prompt_inputs import (
     KNOWLEDGE_RESULTS,
     knowledge,
     observation,
+    offer_fact,
     planner_tools,
     solution_input,
     tool_fact,
@@ -397,8 +398,7 @@ class SolutionAgent:
                 run.offer = Offer(call=call, demanded=demanded,
                                   denied_by=sorted({r for d in refused for r in d.rule_ids}),
                                   reasons=[d.customer_reason for d in refused if d.customer_reason])
-                run.facts.append("What I can do instead is " + offer_phrase(
-                    self.pack.name, self.pack.manifest.currency, call.name, call.arguments) + ".")
+                run.facts.append(offer_fact(self.pack, call))
                 return set()
             if decision is not None:
                 denied.update(decision.rule_ids)

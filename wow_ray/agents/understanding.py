@@ -202,14 +202,14 @@ class UnderstandingAgent:
         intent, slots, source = None, {}, "none"
         answer_slots: dict[str, Any] = {}
         answer = self._offer_answer(active, message, strong, ranked)
-        if answer is not None:
-            # An answer to our offer ("yes, please", "no, I want a full refund"): no model.
-            intent, source = active.intent, "pattern"
-        elif collecting is not None and (not strong or ranked[0][0] == collecting.intent):
+        if collecting is not None and (not strong or ranked[0][0] == collecting.intent):
             # Most likely an answer to our question: take what the text proves.
             answer_slots = self.pattern_slots(collecting.intent, message)
             answer_slots.update(self._free_text_answer(collecting, message, answer_slots))
-        if answer_slots or (collecting is not None and not strong and not self._model_on()):
+        if answer is not None:
+            # An answer to our offer ("yes, please", "no, I want a full refund"): no model.
+            intent, source = active.intent, "pattern"
+        elif answer_slots or (collecting is not None and not strong and not self._model_on()):
             intent, slots, source = collecting.intent, answer_slots, "pattern"
         elif not goodbye:
             # The model chooses among the lexical candidates; with strong lexical evidence

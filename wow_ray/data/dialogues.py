@@ -21,6 +21,7 @@ from typing import Any
 
 from wow_ray.agents.fact_sentences import money
 from wow_ray.agents.messages import ActiveRequest, RespondRequest
+from wow_ray.agents.offers import DemandReader
 from wow_ray.agents.prompt_inputs import (
     handed_over_reply,
     handoff_input,
@@ -28,6 +29,7 @@ from wow_ray.agents.prompt_inputs import (
     legal_moves,
     master_input,
     observation,
+    offer_fact,
     planner_tools,
     response_input,
     solution_input,
@@ -50,6 +52,7 @@ from wow_ray.data.formats import ActionCheck, ChatSample, Message, SampleMeta, S
 from wow_ray.data.served_agents import ServedAgents
 from wow_ray.scenario import Oracle, Replay, ScenarioPack, Situation, ToolCall
 from wow_ray.scenario.rules import Decision
+from wow_ray.scenario.tasks import IntentRequest
 
 MENTION = {"id": 0.75, "enum": 0.85, "text": 0.6}
 
@@ -193,7 +196,7 @@ class DialogueBuilder:
                 d.known[name] = value
         if missing:
             self._clarify(d, request.intent, slots, missing)
-        return self.solve(d, request.intent, slots, seg)
+        return self.solve(d, request.intent, slots, seg, request=request)
 
     def _reworded(self, said: texts.Rendered, request: Any) -> tuple[str, bool]:
         """The opening, reworded by the LLM if one is configured and its text keeps every value
@@ -266,9 +269,11 @@ class DialogueBuilder:
                 d.known[name] = slots[name]
 
     def solve(self, d: Draft, intent: str, slots: dict[str, Any], seg: Segment,
-               start: int = 0) -> bool:
+               start: int = 0, request: IntentRequest | None = None) -> bool:
         """The solution agent's samples from step ``start`` on (earlier steps are only
-        observed), then the reply; False when the request ended in a hand-over."""
+        observed), then the reply; False when the request ended in a hand-over. A demand of
+        ``request`` the rules refused is answered as the service does: an offer, the
+        customer's yes or no, then the reply to that."""
         steps = seg.steps
         handed = next((s for s in steps if s.ends), None)
         observations = []
@@ -294,11 +299,56 @@ class DialogueBuilder:
             self._handoff(d, intent, slots, handed, list(dict.fromkeys([*facts, *refusals])),
                           refusals, seg.communicate, required)
             return False
+        offered = self._offered(d, request, seg, writes) if request is not None else None
+        if offered is not None:
+            self._offer(d, intent, request, seg, writes, refusals, offered)
+            return True
         if not facts and not refusals and not seg.communicate:
             return True  # nothing to say: no reply worth learning from
         kind, facts, must = solved_reply(facts, seg.communicate, refusals, bool(writes))
         self._reply(d, intent, kind, facts, must)
         return True
+
+    def _offered(self, d: Draft, request: IntentRequest, seg: Segment,
+                 writes: list[Step]) -> ToolCall | None:
+        """What the service offers in place of a refused demand: the write the oracle took
+        instead, or would have taken had the customer accepted alternatives; None when the
+        demand was granted or nothing else is allowed."""
+        demand = request.demand
+        options = DemandReader(self.pack).tools_for(request.intent)
+        if demand is None or demand.tool not in options or not any(
+                x.tool == demand.tool and not x.allowed for x in seg.denials):
+            return None
+        if request.accept_alternatives:
+            return next((s.call for s in writes if s.call.name in options), None)
+        k = next(i for i, r in enumerate(d.situation.requests) if r is request)
+        asked = d.situation.model_copy(update={"requests": d.situation.requests[:k + 1]})
+        taken = asked.model_copy(update={"requests": [
+            *asked.requests[:k], request.model_copy(update={"accept_alternatives": True})]})
+        done = {a.key() for a in self.oracle.solve(asked).actions}
+        return next((a for a in self.oracle.solve(taken).actions
+                     if a.name in options and a.key() not in done), None)
+
+    def _offer(self, d: Draft, intent: str, request: IntentRequest, seg: Segment,
+               writes: list[Step], refusals: list[str], offered: ToolCall) -> None:
+        """The offer reply, the customer's answer, and the reply to it. Other writes of the
+        request are told with the offer (done before the choice, as the service does)."""
+        before = [s for s in writes if s.call.key() != offered.key()]
+        told = [tool_fact(self.pack, s.call.name, s.call.arguments, s.content) for s in before]
+        quoted = [v for v in seg.communicate if any(v in f for f in told)]
+        kind, facts, must = solved_reply([*told, offer_fact(self.pack, offered)], quoted,
+                                         refusals, bool(before), offered=True)
+        self._reply(d, intent, kind, facts, must)
+        accepted = request.accept_alternatives
+        d.turn += 1  # the answer is read without a model, and "solve" is the only move
+        d.history.append(Line(role="customer", text=d.rng.choice(
+            texts.ACCEPT_OFFER if accepted else texts.DECLINE_OFFER)))
+        taken = next((s for s in writes if s.call.key() == offered.key()), None)
+        if accepted and taken is not None:
+            fact = tool_fact(self.pack, taken.call.name, taken.call.arguments, taken.content)
+            self._reply(d, intent, "resolve", [fact], [v for v in seg.communicate if v in fact])
+        else:
+            self._reply(d, intent, "deny", refusals, refusals)
 
     def _handoff(self, d: Draft, intent: str, slots: dict[str, Any], step: Step,
                  facts: list[str], refusals: list[str], must: list[str], required: bool) -> None:

@@ -119,12 +119,18 @@ OPENERS = {
     "deny": ["I'm sorry. ", "I understand, and I'm sorry. ", "Thank you for explaining. ",
              "I'm afraid I can't do that. "],
     "handoff": ["", "I understand. ", "I'm sorry about this. "],
+    "offer": ["I'm sorry. ", "I understand, but I can't do that. ", "Thank you for explaining. "],
 }
 CLOSERS = {
     "resolve": [" Is there anything else I can help with?", " Anything else I can do for you?", ""],
     "deny": [" Is there anything else I can help with?", " Is there something else I can do?", ""],
     "handoff": [" A colleague will continue from here.", " A colleague will take it from here shortly."],
+    "offer": [" Would you like me to do that?", " Shall I go ahead with that?", " Would that work for you?"],
 }
+# The customer's answer to an offer (the service reads them as yes or no: agents/offers.py).
+ACCEPT_OFFER = ["Yes, please do that.", "Yes please.", "Ok, go ahead.", "Sure, that works."]
+DECLINE_OFFER = ["No, thank you.", "No, I only want what I asked for.", "That is not good enough.",
+                 "No thanks, I don't want that."]
 CLARIFY = ["To help you with that, could you tell me {asks}?", "Could you share {asks}, please?",
            "Sure, I can help. What is {asks}?", "{lead}Could you give me {asks}?"]
 ANSWER = ["Here is what I can tell you: {fact}", "Good question. {fact}", "{fact}"]
@@ -251,7 +257,8 @@ def reply(rng: random.Random, kind: str, facts: list[str], must_say: list[str], 
     if quoted:
         body += f" Your reference: {', '.join(quoted)}."
     o, c = rng.randrange(len(OPENERS[kind])), rng.randrange(len(CLOSERS[kind]))
-    return " ".join(f"{OPENERS[kind][o]}{body}{CLOSERS[kind][c]}".split()), f"{kind}:{o}.{c}"
+    opener = "" if body.lower().startswith("i'm sorry") and "sorry" in OPENERS[kind][o] else OPENERS[kind][o]
+    return " ".join(f"{opener}{body}{CLOSERS[kind][c]}".split()), f"{kind}:{o}.{c}"
 
 
 def summary(rng: random.Random, user_id: str | None, verified: bool, intent: str | None,
