@@ -116,3 +116,33 @@ def test_the_payment_a_duplicate_charge_names_is_looked_up_from_the_order_no_mod
     assert refund.arguments["payment_id"].startswith("P")
     assert not refund.executed and refund.decision.rule_ids == ["FD-PAY-002"]
     assert [name for name, _ in writes(turns)] == ["create_ticket"]
+
+
+def test_of_two_payments_of_one_order_a_duplicate_charge_refunds_the_duplicate_no_model(
+        no_model_master, session):
+    # O10278 has two payments of 115 CNY, P00278 (captured) and P00279 (status duplicate):
+    # the request's enum value (duplicate_charge) picks the one whose record says duplicate.
+    state, turns = talk(no_model_master, session("U0157"),
+                        "My bank statement shows two charges of 115.00 CNY for order O10278.")
+    assert writes(turns) == [("refund_payment", {"payment_id": "P00279"})]
+
+
+def test_an_enum_answer_in_the_customers_own_words_is_other_after_two_asks_no_model(
+        no_model_master, session):
+    card = "My saved bank card keeps disappearing from the app."
+    state, turns = talk(no_model_master, session("U0162"), card, card)
+    assert state.active.missing == ["problem"] and writes(turns) == []  # asked twice
+    state, more = talk(no_model_master, state, card)
+    assert state.active.slots["problem"] == "other"
+    assert [name for name, _ in writes(more)] == ["create_ticket"]
+
+
+def test_a_case_no_resolution_fits_is_explained_and_nothing_else_is_done_no_model(
+        no_model_master, session):
+    # A failed payment: no option of payment_account's choice fits. The customer hears why
+    # the first would be refused, and the "otherwise" steps for that rule do not run (the
+    # oracle's gold for fd-100 is the two reads alone).
+    state, turns = talk(no_model_master, session("U0160"),
+                        "My payment for order O10280 failed; I want to be sure I was not charged.")
+    assert state.active.slots["problem"] == "payment_failed"
+    assert writes(turns) == [] and "not a duplicate" in turns[0].reply

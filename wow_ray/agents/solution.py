@@ -200,6 +200,11 @@ class SolutionAgent:
         unique matches are taken."""
         spec = next(i for i in self.pack.intents if i.name == run.req.intent)
         passed = _slots_passed(self.pack.playbooks.playbooks.get(run.req.intent))
+        # The request's enum values speak for the customer too: of two payments of one order,
+        # a duplicate_charge means the one whose status says duplicate.
+        enums = [str(run.slots[s.name]).replace("_", " ") for s in spec.slots
+                 if s.enum and run.slots.get(s.name)]
+        said = " ".join([run.req.customer_text, *enums])
         for slot in spec.slots:
             if not (slot.required or slot.name in passed) or run.slots.get(slot.name) \
                     or slot.name not in self.shapes:
@@ -209,7 +214,7 @@ class SolutionAgent:
                 record = await run.execute(ToolCall(name=tool, arguments=args), "playbook", tell=False)
                 if not record.ok:
                     continue
-                value = self._match(slot.name, record.result, run.req.customer_text, run.env)
+                value = self._match(slot.name, record.result, said, run.env)
                 if value is not None:
                     run.slots[slot.name] = value
                     break
@@ -364,7 +369,11 @@ class SolutionAgent:
                 if await self._attempt(run, option) or run.stopped:
                     return
             if not tried:
+                # The reason is told to the customer, but nothing was refused: as for the
+                # oracle, "otherwise" sees no denial.
                 await self._explain(run, step)
+                await self._otherwise(run, step, set())
+                return
         denied |= {rule for d in run.denials[before:] for rule in d.rule_ids}
         await self._otherwise(run, step, denied)
 

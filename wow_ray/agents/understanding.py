@@ -206,6 +206,7 @@ class UnderstandingAgent:
             # Most likely an answer to our question: take what the text proves.
             answer_slots = self.pattern_slots(collecting.intent, message)
             answer_slots.update(self._free_text_answer(collecting, message, answer_slots))
+            answer_slots.update(self._other_answer(collecting, answer_slots))
         if answer is not None:
             # An answer to our offer ("yes, please", "no, I want a full refund"): no model.
             intent, source = active.intent, "pattern"
@@ -281,6 +282,14 @@ class UnderstandingAgent:
             raise InvalidOutput(f"intent must be one of {', '.join(allowed)}")
         return out.intent, self.grounded(out.intent, out.slots, said)
 
+    def _other_answer(self, active: Any, have: dict[str, Any]) -> dict[str, Any]:
+        """'other' for an enum slot we asked for once already whose answer named none of its
+        values: the customer told their problem in their own words, which is what 'other'
+        means, and asking a third time would only lose them."""
+        return {s.name: _other_value(s) for s in self.intents[active.intent].slots
+                if s.name in active.missing and s.name not in have and _other_value(s)
+                and active.asked.get(s.name, 0) >= 2}
+
     def _free_text_answer(self, active: Any, message: str, have: dict[str, Any]) -> dict[str, Any]:
         """The whole reply as the value when we asked for exactly one free-text slot."""
         missing = [m for m in active.missing if m not in have]
@@ -289,6 +298,10 @@ class UnderstandingAgent:
         if len(free) == 1 and len(missing) == 1 and 2 <= len(message) <= 120:
             return {free[0].name: message}
         return {}
+
+
+def _other_value(slot: Any) -> str | None:
+    return "other" if slot.enum and "other" in slot.enum else None
 
 
 def missing_slots(pack: ScenarioPack, intent: str, slots: dict[str, Any]) -> list[str]:
