@@ -224,3 +224,15 @@ def test_a_clarifying_reply_may_repeat_the_example_ids_of_its_ask_labels_scripte
     req = RespondRequest(session_id="s", kind="resolve", message="hi", facts=["Invoice sent."])
     with pytest.raises(InvalidOutput):
         ResponseAgent(pack, None).validate(f"Invoice sent for {label.split('like ')[1][:-1]}.", req)
+
+
+def test_a_hand_over_the_rules_require_names_the_order_the_customer_gave_no_model(
+        no_model_master, session):
+    # A food-safety flag makes the rules require a hand-over at once (no solve first): its
+    # arguments are built from the dialogue's slots, which must already hold the order.
+    state, turns = talk(no_model_master, session("U0104"),
+                        "My order O10226 arrived cold and there was a piece of plastic in the food; "
+                        "I feel sick.")
+    assert state.status == "handed_off" and turns[0].moves == ["handoff"]
+    assert state.actions[-1].model_dump() == {"name": "transfer_to_human", "arguments": {
+        "user_id": "U0104", "reason": "food_safety", "order_id": "O10226"}}

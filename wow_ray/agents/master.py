@@ -211,6 +211,8 @@ class MasterAgent:
             carried = {s.name: state.known[s.name] for s in spec.slots if s.name in state.known}
             active = state.active = ActiveRequest(intent=intent, slots=carried)
         active.slots.update(understood.slots)
+        # What the rules may look records up by (a hand-over they require names the order).
+        dialogue.slots = dict(active.slots)
         if understood.demand is not None:
             active.demand = understood.demand
         for name, value in understood.slots.items():
