@@ -93,3 +93,15 @@ def test_simulated_sessions_are_never_exported_as_traffic(tmp_path):
     assert store.session_ids(simulated=False) == ["live1"]
     assert store.session_ids(simulated=True) == ["sim1"]
     assert [t.session_id for t in read_transcripts(url)] == ["live1"]
+
+
+def test_a_later_request_is_raised_again_in_the_customers_own_words(food_pack):
+    # Two problems with one order: the second is said again as the reason put it (by the
+    # item's name), not as an intent example about some other dish.
+    assert plan_for(task(food_pack, "fd-136"), food_pack).later == [
+        "There is one more thing: The Vegetable Platter was missing."]
+    # Two orders: the second request never quotes the first request's order number.
+    later = plan_for(task(food_pack, "fd-151"), food_pack).later[0]
+    assert "O10333" not in later and later.startswith("There is one more thing:")
+    assert plan_for(task(food_pack, "fd-135"), food_pack).later == [
+        "There is one more thing: I also want to know how SUMMER15 works before I order again."]

@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 from wow_ray.agents.claims import claims_in
 from wow_ray.llm.chat import ChatClient
 from wow_ray.scenario import ScenarioPack, Task
+from wow_ray.scenario.tasks import IntentRequest
 
 Signal = Literal["stop", "transfer", "give_up", "max_turns"]
 STOP, TRANSFER, GIVE_UP = "###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###"
@@ -48,7 +49,8 @@ class Customer(Protocol):
 
 _SUBJECT_VERBS = (r"want|think|don't|do|did|have|had|can|cannot|can't|need|would|will|were|was|ate|"
                   r"gave|already|refuse|demand|just|paid|ordered|got|received|are|give|send|cannot|"
-                  r"booked|checked|stayed|arrive|arrived|should|could|called|feel|like|paid")
+                  r"booked|checked|stayed|arrive|arrived|should|could|called|feel|like|paid|"
+                  r"order|also|still|really|only|never")
 _PERSON = [
     (r"\bYou were\b", "I was"), (r"\byou were\b", "I was"), (r"\bYou are\b", "I am"), (r"\byou are\b", "I am"), (r"\bYou're\b", "I'm"), (r"\byou're\b", "I'm"),
     (r"\bYou've\b", "I've"), (r"\byou've\b", "I've"), (r"\bYou'd\b", "I'd"), (r"\byou'd\b", "I'd"),
@@ -139,7 +141,7 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
     if demands and demand_text is None:
         demand_text = "I want " + " and ".join(_CLAIM_WORDS[c] for c in sorted(claims)) if claims else None
     pushes = 1 if demands and _PUSH.search(ins.task_instructions) else 0
-    later = [_intent_line(pack, r.intent, known) for r in task.situation.requests[1:]]
+    later = [_intent_line(pack, r, told, ins.reason_for_call) for r in task.situation.requests[1:]]
     accepts = not any(r.demand is not None and not r.accept_alternatives
                       for r in task.situation.requests) and not _ACCEPT_NOTHING.search(ins.task_instructions)
     return Plan(opening=" ".join(opening.split()), known=known, unknown=unknown, restate=restate,
@@ -147,11 +149,29 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
                 demand_claims=claims, later=later, accepts_offers=accepts)
 
 
-def _intent_line(pack: ScenarioPack, intent: str, known: dict[str, str]) -> str:
-    spec = next(i for i in pack.intents if i.name == intent)
-    text = spec.examples[0] if spec.examples else spec.description
-    values = [known[s.name] for s in spec.slots if s.name in known and known[s.name] not in text]
+def _intent_line(pack: ScenarioPack, request: IntentRequest, told: str, reason: str) -> str:
+    """How the customer raises a later request again: the part of their reason that names
+    its records ('the Vegetable Platter was missing'), else the intent's first example; with
+    the request's own values they were told (never another request's order number)."""
+    names = [n for n in (_record_name(pack, slot, value) for slot, value in request.slots.items()) if n]
+    names += [str(v) for v in request.slots.values() if isinstance(v, str) and len(v) > 3]
+    clause = next((c for c in re.split(r"[;,]\s*|\s+and\s+", reason)
+                   if any(n.lower() in c.lower() for n in names)), None)
+    spec = next(i for i in pack.intents if i.name == request.intent)
+    text = first_person(clause).rstrip(".") if clause else (
+        spec.examples[0] if spec.examples else spec.description)
+    values = [str(v) for v in request.slots.values() if v is not None and str(v) in told
+              and str(v) not in text]
+    text = re.sub(r"^(?:and|also|then)\s+", "", text, flags=re.I)
+    text = text[0].upper() + text[1:] + ("" if text.endswith(("?", "!", ".")) else ".")
     return " ".join(["There is one more thing:", text, *values]).strip()
+
+
+def _record_name(pack: ScenarioPack, slot: str, value: object) -> str | None:
+    """The name of the record an id slot holds (item I1031502 -> 'Vegetable Platter')."""
+    table = next((t for t, spec in pack.schema.tables.items() if spec.primary_key == slot), None)
+    row = next((r for r in pack.fixtures.get(table, []) if r.get(slot) == value), None) if table else None
+    return row.get("name") if row and isinstance(row.get("name"), str) else None
 
 
 def asked_evidence(reply: str, have: list[str], sent: set[str]) -> list[str]:
