@@ -107,3 +107,23 @@ def test_forbidden_demands_end_as_the_gold_says_with_the_scripted_customer(pack,
     task = next(t for t in pack.tasks if t.id == task_id)
     scores, item = asyncio.run(evaluate_task(pack, task, local_target(pack, None)))
     assert scores.success, (task_id, scores)
+
+
+def test_an_offer_closed_with_anything_else_is_not_an_offer_and_is_completed(pack):
+    from wow_ray.agents.messages import RespondRequest
+    from wow_ray.agents.response import OFFER_QUESTION, ResponseAgent, asks_about_offer
+
+    # What a trained candidate wrote (fd-019): the customer read it as the end of the talk.
+    written = ("I understand, and I'm sorry. Full refunds are for orders 60 or more minutes late; "
+               "yours was 45 minutes late. What I can do instead is a refund of 10.5 CNY for order "
+               "O10186. Is there anything else I can help with?")
+    assert not asks_about_offer(written)
+    assert asks_about_offer("What I can do instead is a 5 CNY coupon. Shall I go ahead with that?")
+    agent = ResponseAgent(pack, None)
+    req = RespondRequest(session_id="s", kind="offer", message="I want a full refund.",
+                         facts=["Full refunds are for orders 60 or more minutes late; yours was 45 "
+                                "minutes late.",
+                                "What I can do instead is a refund of 10.5 CNY for order O10186."])
+    with pytest.raises(Exception, match="must ask whether"):
+        agent.validate(written, req)
+    assert agent.complete(written, req, None).endswith(OFFER_QUESTION)

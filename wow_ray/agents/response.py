@@ -44,6 +44,14 @@ _LEAKS = ("Facts:", "Task:", "Quote exactly", "Ask for:", "Conversation so far",
           "Agent:", "customer service agent, I", "As an AI", "the task", "(none")
 
 OFFER_QUESTION = "Would you like me to do that?"
+_ANYTHING_ELSE = re.compile(r"\b(?:anything|something) else\b", re.I)
+
+
+def asks_about_offer(text: str) -> bool:
+    """Whether ``text`` asks the customer about the offer: a question other than "anything
+    else?" (a trained model closed an offer with that, and the customer took it as the end)."""
+    return any(q.endswith("?") and not _ANYTHING_ELSE.search(q)
+               for q in re.split(r"(?<=[.!?])\s+", text.strip()))
 
 RESPONSE_AGENT = Agent(
     name="response",
@@ -104,9 +112,10 @@ class ResponseAgent:
         missing = [v for v in req.must_say if v not in text]
         if missing:
             raise InvalidOutput(f"reply does not quote {', '.join(missing)}")
-        if req.kind in ("clarify", "offer") and "?" not in text:
-            raise InvalidOutput(f"{'a clarifying reply' if req.kind == 'clarify' else 'an offer'} "
-                                "must ask a question")
+        if req.kind == "clarify" and "?" not in text:
+            raise InvalidOutput("a clarifying reply must ask a question")
+        if req.kind == "offer" and not asks_about_offer(text):
+            raise InvalidOutput("an offer must ask whether the customer wants it")
         return text
 
     def check_prefix(self, text: str, req: RespondRequest) -> None:
@@ -153,7 +162,7 @@ class ResponseAgent:
         if req.kind == "clarify" and "?" not in shown:
             asks = " and ".join(inp.ask_for) or "a few more details"
             added.append(f"To help you with that, could you tell me {asks}?")
-        if req.kind == "offer" and "?" not in shown:
+        if req.kind == "offer" and not asks_about_offer(shown):
             added.append(OFFER_QUESTION)
         return " ".join(added)
 

@@ -239,6 +239,10 @@ class DialogueBuilder:
             if isinstance(row.get("name"), str):
                 out[name.removesuffix("_id")] = row["name"]
             for column, col in tables[table].columns.items():
+                # Customers tell times by the clock: "due at 19:09, here at 19:31".
+                if col.type == "datetime" and isinstance(row.get(column), str) and "T" in row[column]:
+                    out.setdefault(column, row[column].split("T", 1)[1][:5])
+            for column, col in tables[table].columns.items():
                 if col.references and column != tables[table].primary_key:
                     ref = self._row(col.references.split(".")[0], row.get(column))
                     if ref and isinstance(ref.get("name"), str):

@@ -24,7 +24,10 @@ CORE: dict[str, dict[str, list[str]]] = {
     "food_delivery": {
         "late_delivery": ["my order from {merchant} came really late.", "my food arrived way too late.",
                           "the delivery was very late and the food is cold now.",
-                          "my dinner took forever to get here.", "the order is late, much later than promised."],
+                          "my dinner took forever to get here.", "the order is late, much later than promised.",
+                          "it was due at {promised_at} but only got here at {delivered_at}.",
+                          "the app said {promised_at} and my food from {merchant} came at {delivered_at}.",
+                          "my order was supposed to come at {promised_at}; it turned up at {delivered_at}."],
         "missing_item": ["the {item} is missing from my order.", "I didn't get the {item} I paid for.",
                          "my bag came without the {item}.", "one item is missing: the {item}."],
         "wrong_item": ["I got the wrong thing instead of the {item}.", "the {item} I ordered was not what arrived.",
