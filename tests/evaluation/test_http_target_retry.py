@@ -30,13 +30,14 @@ def stand_in(lose: list[str], lose_calls: list[str]) -> tuple[FastAPI, list[str]
     """A gateway whose next answers are lost as ``lose`` says: 'after-store' (the turn is
     stored, then a 503), 'before-store' (a 503, nothing stored), 'drop' (the connection
     closed after storing); then answered normally. ``lose_calls`` names other requests
-    whose first answer is a 502 ('create': a session's creation, 'transcript': a read)."""
+    whose first answer is lost ('create': a session's creation, answered 500 as Serve's proxy
+    does when the replica died under it; 'transcript': a read, answered 502)."""
     app, received, turns = FastAPI(), [], []
 
     def lost(call: str) -> JSONResponse | None:
         if call in lose_calls:
             lose_calls.remove(call)
-            return JSONResponse({"detail": "bad gateway"}, 502)
+            return JSONResponse({"detail": "lost"}, 500 if call == "create" else 502)
         return None
 
     @app.post("/v1/sessions", status_code=201)

@@ -20,7 +20,9 @@ from wow_ray.agents.transcript import Transcript
 from wow_ray.evaluation.episode import BackendView, TargetReply
 from wow_ray.scenario import DialogueState, Task
 
-LOST_STATUS = {502, 503, 504}  # the turn may or may not have been stored: read, then retry
+# The turn may or may not have been stored: read, then retry. Serve's proxy answers 500 when
+# the replica serving the request died under it (its node lost), 502/503/504 for the others.
+LOST_STATUS = {500, 502, 503, 504}
 RETRY_AFTER_S = 3.0  # about how long Ray takes to notice a dead replica or node
 MAX_RETRY_AFTER_S = 15.0
 
@@ -66,8 +68,8 @@ class GatewayTarget:
         return self.start
 
     async def send(self, text: str, attachments: list[str]) -> TargetReply:
-        """One turn. A turn lost on the way (the connection dropped, a 502/503/504: a replica
-        or node died, the sessions database was away) is retried once, as a customer's app
+        """One turn. A turn lost on the way (the connection dropped, a 500/502/503/504: a
+        replica or node died, the sessions database was away) is retried once, as a customer's app
         would, after reading the transcript: a turn stored before its answer was lost is
         taken from there, never sent twice."""
         try:
@@ -107,7 +109,7 @@ class GatewayTarget:
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request that may be sent twice (a read; a session's creation, where a session
         created before its answer was lost stays empty and unused), sent once more after a
-        lost answer (the connection dropped, a 502/503/504), as a turn is."""
+        lost answer (the connection dropped, a 500/502/503/504), as a turn is."""
         try:
             answer = await self.http.request(method, f"{self.url}{path}", **kwargs)
         except httpx.TransportError:
