@@ -78,11 +78,12 @@ class SimulatorActor:
     async def play(self, task_id: str, trial: int, handed_out_at: float = 0.0) -> tuple[dict, dict, dict]:
         """The episode's scores and evaluated dialogue, and where it was played: the node, and
         whether this is a replay (this incarnation began after the episode was handed out)."""
+        node = ray.util.get_node_ip_address()
         scores, item = await evaluate_task(
             self.pack, self.tasks[task_id], self._target(), trial=trial, customer=self.config.customer,
             client=self.client, judge=self.config.judge, max_turns=self.config.max_turns,
-            metadata={"model": self.config.model or "none"})
-        played = {"node": ray.util.get_node_ip_address(),
+            metadata={"model": self.config.model or "none", "simulator_node": node})
+        played = {"node": node,
                   "replayed": bool(self.restarted and handed_out_at and self.born > handed_out_at)}
         return scores.model_dump(mode="json"), item.model_dump(mode="json"), played
 
