@@ -19,7 +19,7 @@ namespace or veth behind. Never `ray stop`: it would stop every Ray on the machi
 
     sudo python -m benchmarks.multinode --check      # 3 nodes up, a task on each, torn down
     sudo python -m benchmarks.multinode --cleanup    # what a SIGKILLed run left behind
-    sudo python -m benchmarks.multinode --dialogue [--with-model]   # multinode_dialogue.py
+    sudo python -m benchmarks.multinode --dialogue [--with-model]   # multinode_fault.py
 """
 
 from __future__ import annotations
@@ -74,13 +74,14 @@ class MultiNodeRay(EmulatedCluster):
 
     cpus: logical CPUs per node (more than the machine's cores, as docs/design.md says);
     worker_resources: extra resources each worker node (not the head) offers, so jobs can
-    ask for worker nodes by name ("train_host" by default).
+    ask for worker nodes by name ("train_host" by default: 2, a training worker's 1 and room
+    for the service's replicas and the evaluation's actors beside it).
     dashboard: whether the head runs Ray's dashboard, on its address (`dashboard_url`): the
     Jobs API (`ray job submit`) and the state API live there.
     """
 
     cpus: int = 4
-    worker_resources: str = '{"train_host": 1}'
+    worker_resources: str = '{"train_host": 2}'
     dashboard: bool = False
     start_timeout_s: float = 120.0
     temp_root: str = ""
@@ -147,23 +148,6 @@ class MultiNodeRay(EmulatedCluster):
                               capture_output=True, text=True, timeout=timeout_s)
         return done
 
-    def run_driver_while(self, argv: list[str], meanwhile: Callable[[], T],
-                         timeout_s: float) -> tuple[dict, T]:
-        """Run the driver `argv` on the head's host, call `meanwhile()` while it runs (a fault
-        to inject), then wait for it: its last stdout line (JSON) and what `meanwhile`
-        returned. The driver is killed and reaped whatever fails on the way."""
-        driver = self.driver(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            during = meanwhile()
-            out, err = driver.communicate(timeout=timeout_s)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-                driver.wait()
-        if driver.returncode != 0:
-            raise RuntimeError(f"driver {argv[2:4]} failed ({driver.returncode}):\n{err[-4000:]}")
-        return json.loads(out.splitlines()[-1]), during
-
     def teardown(self) -> None:
         """Every node's processes, the namespaces (EmulatedCluster.teardown), the temp dirs."""
         super().teardown()
@@ -209,8 +193,9 @@ def main() -> None:
                         help="start the nodes, run a task on each from the head, tear down")
     parser.add_argument("--cleanup", action="store_true", help="remove a killed run's leftovers")
     parser.add_argument("--dialogue", action="store_true",
-                        help="the dialogue service with sessions in PostgreSQL: worker node 1 "
-                        "killed mid-way, then an evaluation job (multinode_dialogue.py)")
+                        help="the dialogue service with sessions in PostgreSQL, a training job "
+                        "and an evaluation job: worker node 1 killed while all three run on it "
+                        "(multinode_fault.py)")
     parser.add_argument("--with-model", action="store_true",
                         help="with --dialogue: vLLM serves the embedded model (minutes to start)")
     parser.add_argument("--sessions", type=int, default=6)
@@ -236,15 +221,16 @@ def main() -> None:
 
 
 def dialogue_under_fault(args: argparse.Namespace) -> None:
-    from benchmarks.multinode_dialogue import run_dialogue_under_fault, sessions_database, summary
+    from benchmarks.multinode_dialogue import sessions_database
+    from benchmarks.multinode_fault import run_one_kill, summary
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wow-multinode-") as workdir, \
             MultiNodeRay(args.workers + 1, rate=args.rate, dashboard=True) as nodes, \
             sessions_database(nodes) as db:
         print(f"{args.workers + 1} nodes and PostgreSQL up in {time.monotonic() - started:.1f} s")
-        result = run_dialogue_under_fault(nodes, db, Path(workdir), sessions=args.sessions,
-                                          turns=args.turns, with_model=args.with_model)
+        result = run_one_kill(nodes, db, Path(workdir), sessions=args.sessions, turns=args.turns,
+                              with_model=args.with_model)
         print(json.dumps(summary(result), indent=1))
     print(f"torn down; {time.monotonic() - started:.1f} s in all")
 

@@ -1,18 +1,19 @@
-"""The dialogue service on `multinode.py`'s cluster: sessions in PostgreSQL, a worker node
-killed while customers talk, and an evaluation job submitted to the cluster.
-
-`run_dialogue_under_fault` (host side; tests/cluster/test_multinode.py and
-`python -m benchmarks.multinode --dialogue` call it) runs two drivers on the head's host:
+"""The dialogue service on `multinode.py`'s cluster: sessions in PostgreSQL, customers, and
+an evaluation job submitted to the cluster; the drivers `multinode_fault.py` runs on the
+head's host while it kills a worker node, and what the sessions database holds.
 
     python -m benchmarks.multinode_dialogue serve --address A --database-url URL --workdir DIR
         deploys the food_delivery service (`serve deploy`'s code path) with two replicas of the
         gateway and of every agent, one on each worker node (`max_replicas_per_node=1` and a
-        resource only worker nodes offer), the head's HTTP proxy in front; then --sessions
-        customers each hold a session of --turns turns, retrying a failed request once (after
-        reading the transcript: a turn stored before its reply was lost is not sent twice)
+        resource only worker nodes offer), the head's HTTP proxy in front; then (once
+        --go-file exists, if given) --sessions customers each hold a session of --turns turns,
+        retrying a failed request once (after reading the transcript: a turn stored before its
+        reply was lost is not sent twice)
     python -m benchmarks.multinode_dialogue evaluate --dashboard URL --gateway URL --workdir DIR
         `evaluators.run` submitted through Ray's Jobs API against that gateway: scripted
-        customers, k=1, the tasks named
+        customers, the tasks named, --trials, --actors simulator actors spread over the nodes
+        offering --actor-resources; where each actor runs (the state API) is appended to
+        DIR/simulators.jsonl as it changes, and returned with its restarts
 
 Without --with-model the LLM app is a stand-in that refuses every call (503), as a model that
 is down does: every agent then takes its deterministic fallback (`agents/base.py`), so the test
@@ -28,13 +29,13 @@ import shlex
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.multinode import MultiNodeRay, progress_lines, wait_for
+from benchmarks.multinode import MultiNodeRay, wait_for
 from benchmarks.postgres_server import PostgresServer, postgres_binaries
 
 APP, ROUTE = "fd", "/fd"
@@ -212,6 +213,8 @@ def serve_sessions(args: argparse.Namespace) -> dict[str, Any]:
     with open(progress, "a") as line:  # the host side waits for this before it counts turns
         line.write(json.dumps({"deployed": True, "t": time.monotonic()}) + "\n")
     url = f"http://{ray.util.get_node_ip_address()}:8000{ROUTE}"
+    if args.go_file is not None:  # the customers start when the host says so
+        wait_for(args.go_file.exists, args.timeout_s, f"{args.go_file} to exist")
     lock = threading.Lock()
     with ThreadPoolExecutor(args.sessions) as pool:
         sessions = list(pool.map(lambda i: hold_session(url, i, args.turns, progress, lock,
@@ -227,22 +230,49 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     out = args.workdir / "eval"
     entrypoint = shlex.join([
         sys.executable, "-m", "evaluators.run", "--scenario", "food_delivery", "--split", "dev",
-        "--tasks", args.tasks, "--trials", "1", "--customer", "scripted", "--model", "none",
-        "--actors", "2", "--gateway-url", args.gateway, "--api-key", CUSTOMER_KEY,
-        "--operator-key", OPERATOR_KEY, "--jwt-secret", TOKEN_SECRET, "--out", str(out)])
+        "--tasks", args.tasks, "--trials", str(args.trials), "--customer", "scripted",
+        "--model", "none", "--actors", str(args.actors), "--actor-resources", args.actor_resources,
+        "--gateway-url", args.gateway, "--api-key", CUSTOMER_KEY, "--operator-key", OPERATOR_KEY,
+        "--jwt-secret", TOKEN_SECRET, "--out", str(out)])
     client = JobSubmissionClient(args.dashboard)
     started = time.monotonic()
     job = client.submit_job(entrypoint=entrypoint)
     terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+    simulators: dict[str, dict[str, Any]] = {}
     while (status := client.get_job_status(job)) not in terminal:
+        with contextlib.suppress(Exception):  # the state API may stall while a node dies
+            watch_simulators(simulators, args.workdir / "simulators.jsonl")
         if time.monotonic() - started > args.timeout_s:
             client.stop_job(job)
             break
         time.sleep(1.0)
+    watch_simulators(simulators, args.workdir / "simulators.jsonl")  # their restarts, at the end
     report = out / "report.json"
     return {"job": job, "status": str(status.value), "seconds": round(time.monotonic() - started, 1),
-            "logs_tail": client.get_job_logs(job)[-2000:],
+            "logs_tail": client.get_job_logs(job)[-2000:], "simulators": list(simulators.values()),
             "report": json.loads(report.read_text()) if report.exists() else None}
+
+
+def watch_simulators(seen: dict[str, dict[str, Any]], progress: Path) -> None:
+    """The evaluation's simulator actors as the state API shows them now: per actor, the nodes
+    it ran on, its state and its restarts in `seen`; a line in `progress` when one moves."""
+    import ray
+    from ray.util.state import list_actors
+
+    address = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+    for actor in list_actors(filters=[("class_name", "=", "SimulatorActor")], detail=True,
+                             limit=1000, raise_on_missing_output=False):
+        node = address.get(actor.node_id or "")
+        known = seen.setdefault(actor.actor_id, {"actor_id": actor.actor_id, "nodes": [],
+                                                 "state": None, "restarts": 0})
+        moved = (actor.state, node) != (known["state"], known["nodes"][-1] if known["nodes"] else None)
+        if node and (not known["nodes"] or known["nodes"][-1] != node):
+            known["nodes"].append(node)
+        known["state"], known["restarts"] = actor.state, actor.num_restarts
+        if moved:
+            with open(progress, "a") as line:
+                line.write(json.dumps({"actor": actor.actor_id, "state": actor.state,
+                                       "node": node, "t": time.monotonic()}) + "\n")
 
 
 # -- host side: the drivers, the fault, what PostgreSQL holds ------------------------------------
@@ -265,8 +295,9 @@ def sessions_database(nodes: MultiNodeRay) -> Iterator[PostgresServer]:
 def stored_sessions(local_url: str, session_ids: list[str] | None = None
                     ) -> dict[str, dict[str, Any]]:
     """What the sessions database holds per session (``session_ids``, or every one): its
-    turns' indices and customer messages in order, and the session row's version (one more
-    per saved turn; None if the row is missing)."""
+    turns' indices and customer messages in order, the session row's version (one more per
+    saved turn; None if the row is missing) and its metadata (an evaluation's episode is
+    marked ``simulated`` with its ``task_id`` and ``trial``)."""
     from sqlalchemy import create_engine, text
 
     where = " WHERE session_id = ANY(:ids)" if session_ids is not None else ""
@@ -276,80 +307,21 @@ def stored_sessions(local_url: str, session_ids: list[str] | None = None
         with engine.connect() as conn:
             turns = conn.execute(text(f"SELECT session_id, idx, customer FROM turns{where} "
                                       "ORDER BY session_id, idx"), params).all()
-            versions = dict(conn.execute(text(f"SELECT session_id, version FROM sessions{where}"),
-                                         params).all())
+            rows = {sid: (version, meta) for sid, version, meta in conn.execute(
+                text(f"SELECT session_id, version, metadata FROM sessions{where}"), params).all()}
     finally:
         engine.dispose()
-    out = {sid: {"version": versions.get(sid), "indices": [], "customer": []}
-           for sid in (session_ids if session_ids is not None else versions)}
+
+    def held(sid: str) -> dict[str, Any]:
+        version, meta = rows.get(sid, (None, "{}"))
+        return {"version": version, "indices": [], "customer": [],
+                "metadata": json.loads(meta or "{}")}
+
+    out = {sid: held(sid) for sid in (session_ids if session_ids is not None else rows)}
     for sid, idx, customer in turns:
-        held = out.setdefault(sid, {"version": None, "indices": [], "customer": []})
-        held["indices"].append(idx)
-        held["customer"].append(customer)
+        out.setdefault(sid, held(sid))["indices"].append(idx)
+        out[sid]["customer"].append(customer)
     return out
-
-
-def run_dialogue_under_fault(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *,
-                             kill: int = 1, sessions: int = 6, turns: int = 8,
-                             with_model: bool = False, tasks: str = "fd-004,fd-009") -> dict[str, Any]:
-    """Deploy, hold the sessions, kill worker node `kill` once every session has had two
-    turns answered, then read PostgreSQL; a replacement node joins and the evaluation job runs.
-    Returns the serve driver's result with `stored`, `turns_after_kill` and `evaluation`."""
-    driver = [sys.executable, "-m", "benchmarks.multinode_dialogue"]
-    database_url = db.create_database("sessions")
-    progress = workdir / "turns.jsonl"
-
-    def kill_once_every_session_is_under_way() -> float:
-        def under_way() -> bool:
-            per = Counter(p["session"] for p in progress_lines(progress) if "session" in p)
-            return len(per) == sessions and min(per.values()) >= 2
-
-        wait_for(under_way, 900 if with_model else 300, "every session's second answer")
-        killed_at = time.monotonic()
-        if not nodes.kill_node(kill):
-            raise AssertionError(f"node {kill} had no processes to kill")
-        return killed_at
-
-    served, killed_at = nodes.run_driver_while(
-        [*driver, "serve", "--address", nodes.head_address, "--workdir", str(workdir),
-         "--database-url", database_url, "--sessions", str(sessions), "--turns", str(turns),
-         *(["--with-model"] if with_model else [])],
-        kill_once_every_session_is_under_way, timeout_s=1500 if with_model else 420)
-    served["killed_node"] = nodes.node_ip(kill)
-    answers = [p for p in progress_lines(progress) if "session" in p]
-    served["turns_after_kill"] = sum(1 for p in answers if p["t"] > killed_at)
-    served["in_flight_at_kill"] = sum(1 for p in answers if p["sent_at"] < killed_at < p["t"])
-    served["stored"] = stored_sessions(db.local_url("sessions"), [
-        s["session_id"] for s in served["sessions"] if s["session_id"]])
-    nodes.start_node(kill)  # a replacement machine joins before the evaluation
-    evaluated = nodes.run_driver(
-        [*driver, "evaluate", "--address", nodes.head_address, "--workdir", str(workdir),
-         "--dashboard", nodes.dashboard_url, "--gateway", served["gateway"], "--tasks", tasks],
-        timeout_s=400)
-    served["evaluation"] = (json.loads(evaluated.stdout.splitlines()[-1]) if evaluated.returncode == 0
-                            else {"status": "DRIVER FAILED", "stderr": evaluated.stderr[-3000:]})
-    return served
-
-
-def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The numbers worth printing: placement, turns sent/answered/stored, the evaluation."""
-    sessions, stored = result["sessions"], result["stored"]
-    report = result["evaluation"].get("report") or {}
-    return {
-        "placement": result["placement"], "killed_node": result["killed_node"],
-        "placement_after": result["placement_after"],
-        "turns_sent": sum(len(s["sent"]) for s in sessions),
-        "turns_answered": sum(s["answered"] for s in sessions),
-        "turns_stored": sum(len(v["indices"]) for v in stored.values()),
-        "turns_after_kill": result["turns_after_kill"],
-        "in_flight_at_kill": result["in_flight_at_kill"],
-        "retried": sum(s["retried"] for s in sessions),
-        "answered_from_transcript": sum(s["from_transcript"] for s in sessions),
-        "failed": [f for s in sessions for f in s["failed"]],
-        "slowest_turn_s": max((s["slowest_s"] for s in sessions), default=None),
-        "evaluation": {k: result["evaluation"].get(k) for k in ("status", "seconds")}
-        | {k: report.get(k) for k in ("episodes", "success", "compliance")},
-    }
 
 
 def main() -> None:
@@ -365,6 +337,10 @@ def main() -> None:
     parser.add_argument("--dashboard")
     parser.add_argument("--gateway")
     parser.add_argument("--tasks", default="fd-004,fd-009")
+    parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--actor-resources", default="{}", help="JSON, as evaluators.run takes it")
+    parser.add_argument("--go-file", type=Path, help="serve: hold the customers until it exists")
     parser.add_argument("--timeout-s", type=float, default=300)
     args = parser.parse_args()
     import ray

@@ -5,7 +5,8 @@
     python -m benchmarks.multinode_jobs train --address 10.77.0.1:6379 --storage DIR ...
         a DeAR Ray Train job (train_jobs/dear_example.py) with one worker on each of two worker
         nodes (STRICT_SPREAD, gloo over the emulated links), a checkpoint every step, and as
-        many restarts as --max-failures allows
+        many restarts as --max-failures allows; --hold-file holds it after the step that file
+        names, for as long as the file exists (train_jobs/dear_example.py)
     python -m benchmarks.multinode_jobs register --address 10.77.0.1:6379 --storage DIR
         one task on each worker node registers versions of one model into a registry on the
         shared storage, all at the same moment: the versions they got, and whether each entry
@@ -80,7 +81,7 @@ def register_at_once(storage: str, versions_each: int = 4) -> dict:
 
 
 def train(storage: str, steps: int, step_seconds: float, progress_file: str,
-          max_failures: int) -> dict:
+          max_failures: int, hold_file: str | None = None) -> dict:
     """The DeAR example's loop on two worker nodes; what it ended with."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -88,7 +89,7 @@ def train(storage: str, steps: int, step_seconds: float, progress_file: str,
     from train_jobs.dear_example import train_loop
 
     config = {"steps": steps, "checkpoint_every": 1, "step_seconds": step_seconds,
-              "progress_file": progress_file}
+              "progress_file": progress_file, "hold_file": hold_file}
     started = time.monotonic()
     result = TorchTrainer(
         train_loop,
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=1.0)
     parser.add_argument("--progress-file")
     parser.add_argument("--max-failures", type=int, default=1)
+    parser.add_argument("--hold-file")
     args = parser.parse_args()
     ray.init(address=args.address, log_to_driver=False)
     try:
@@ -124,7 +126,7 @@ def main() -> None:
             out = register_at_once(args.storage)
         else:
             out = train(args.storage, args.steps, args.step_seconds, args.progress_file,
-                        args.max_failures)
+                        args.max_failures, args.hold_file)
     finally:
         ray.shutdown()
     print(json.dumps(out, default=str))

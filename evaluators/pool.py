@@ -4,12 +4,20 @@ Each :class:`SimulatorActor` holds a pack, a dialogue target (the agents in-proc
 chat client to the served LLM, or the gateway over HTTP) and plays one episode per call with
 ``wow_ray.evaluation.evaluate_task``. :func:`run_pool` keeps at most ``actors x in_flight``
 episodes outstanding (back-pressure: the service sees a bounded load, whatever the split's
-size) and shows a progress bar.
+size), gives each to the least busy actor, and shows a progress bar.
+
+The actors are spread over the nodes that fit them (``actor_resources`` narrows those), so a
+lost node takes a share of them; Ray restarts each one that dies and hands it again the
+episode it held. Such an episode is reported through ``on_replayed``: it was played by an
+incarnation that started after the episode was handed out (both read on the wall clock; a skew
+between two nodes' clocks larger than an actor's restart, seconds, would blur that). One handed
+to an actor in the moment between its death and Ray noticing it counts too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +44,9 @@ class PoolConfig(BaseModel):
     max_turns: int = 8
     gateway: dict[str, Any] | None = Field(
         None, description="Talk to the gateway over HTTP instead: {url, api_key, operator_key, jwt_secret}.")
+    actor_resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom resources each simulator actor needs: it runs only on "
+        "nodes offering them (e.g. {'eval_host': 0.01}).")
 
 
 @ray.remote(num_cpus=0.25)
@@ -48,6 +59,9 @@ class SimulatorActor:
         self.tasks = {t.id: t for t in self.pack.tasks}
         model = self.config.model
         self.client = None if model in (None, "none") else AsyncOpenAIChatClient(self.config.llm_url, model=model)
+        # This incarnation: Ray runs __init__ again when it restarts an actor that died.
+        self.born = time.time()
+        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
 
     def _target(self):
         if self.config.gateway is not None:
@@ -61,37 +75,53 @@ class SimulatorActor:
             return GatewayTarget(**gateway)
         return local_target(self.pack, self.client)
 
-    async def play(self, task_id: str, trial: int) -> tuple[dict, dict]:
+    async def play(self, task_id: str, trial: int, handed_out_at: float = 0.0) -> tuple[dict, dict, dict]:
+        """The episode's scores and evaluated dialogue, and where it was played: the node, and
+        whether this is a replay (this incarnation began after the episode was handed out)."""
+        node = ray.util.get_node_ip_address()
         scores, item = await evaluate_task(
             self.pack, self.tasks[task_id], self._target(), trial=trial, customer=self.config.customer,
             client=self.client, judge=self.config.judge, max_turns=self.config.max_turns,
-            metadata={"model": self.config.model or "none"})
-        return scores.model_dump(mode="json"), item.model_dump(mode="json")
+            metadata={"model": self.config.model or "none", "simulator_node": node})
+        played = {"node": node,
+                  "replayed": bool(self.restarted and handed_out_at and self.born > handed_out_at)}
+        return scores.model_dump(mode="json"), item.model_dump(mode="json"), played
 
 
 def run_pool(config: PoolConfig, jobs: list[tuple[str, int]], *, actors: int = 2, in_flight: int = 1,
-             progress: bool = True, on_done: Callable[[int, int], None] | None = None
+             progress: bool = True, on_done: Callable[[int, int], None] | None = None,
+             on_replayed: Callable[[str, int, str], None] | None = None
              ) -> list[tuple[EpisodeScores, EvaluatedDialogue]]:
-    """Every (task id, trial) of ``jobs`` played by ``actors`` actors; results in ``jobs`` order."""
+    """Every (task id, trial) of ``jobs`` played by ``actors`` actors; results in ``jobs`` order.
+    ``on_replayed(task_id, trial, node)`` is called for each episode played again because
+    its actor died (``node``: where the replay ran)."""
     # An actor that dies (its node lost, its process killed) is restarted by Ray and its
     # episodes are played again from the start: an episode is a fresh session, so a retry
     # replaces the lost one and the report still holds every (task, trial).
-    pool = [SimulatorActor.options(max_concurrency=max(in_flight, 1), max_restarts=ACTOR_RETRIES,
-                                   max_task_retries=ACTOR_RETRIES).remote(config.model_dump())
-            for _ in range(actors)]
+    options = {"max_concurrency": max(in_flight, 1), "max_restarts": ACTOR_RETRIES,
+               "max_task_retries": ACTOR_RETRIES, "scheduling_strategy": "SPREAD"}
+    if config.actor_resources:
+        options["resources"] = config.actor_resources
+    pool = [SimulatorActor.options(**options).remote(config.model_dump()) for _ in range(actors)]
     limit = actors * max(in_flight, 1)
     results: dict[int, tuple[dict, dict]] = {}
-    pending: dict[Any, int] = {}
+    pending: dict[Any, tuple[int, int]] = {}  # episode ref -> (job index, actor index)
     bar = _bar(len(jobs), config) if progress else None
     queue = list(enumerate(jobs))
     try:
         while queue or pending:
             while queue and len(pending) < limit:  # back-pressure: a bounded number outstanding
                 i, (task_id, trial) = queue.pop(0)
-                pending[pool[i % actors].play.remote(task_id, trial)] = i
+                busy = [sum(a == k for _, a in pending.values()) for k in range(actors)]
+                k = busy.index(min(busy))  # the least busy actor
+                pending[pool[k].play.remote(task_id, trial, time.time())] = (i, k)
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                results[pending.pop(ref)] = ray.get(ref)
+                i, _ = pending.pop(ref)
+                scores, item, played = ray.get(ref)
+                results[i] = (scores, item)
+                if played["replayed"] and on_replayed is not None:
+                    on_replayed(*jobs[i], played["node"])
                 if bar is not None:
                     bar.update(1)
                 if on_done is not None:

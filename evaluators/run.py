@@ -12,6 +12,7 @@ the registry as a ``report`` linked to the model judged.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge", action="store_true", help="Also score nl_assertions and tone with the model.")
     p.add_argument("--actors", type=int, default=2)
     p.add_argument("--in-flight", type=int, default=1, help="Episodes at once per actor.")
+    p.add_argument("--actor-resources", type=json.loads, default={},
+                   help='Custom resources per simulator actor, as JSON (\'{"eval_host": 0.01}\'): '
+                   "the actors run only on nodes that offer them.")
     p.add_argument("--max-turns", type=int, default=8)
     p.add_argument("--gateway-url", default=None, help="Evaluate over HTTP through this gateway route.")
     p.add_argument("--api-key", default=None)
@@ -59,16 +63,20 @@ def evaluate(args: argparse.Namespace) -> tuple[EvalReport, Path]:
         gateway = {"url": args.gateway_url, "api_key": args.api_key, "operator_key": args.operator_key,
                    "jwt_secret": args.jwt_secret}
     config = PoolConfig(scenario=args.scenario, model=args.model, llm_url=args.llm_url,
-                        customer=args.customer, judge=args.judge, max_turns=args.max_turns, gateway=gateway)
+                        customer=args.customer, judge=args.judge, max_turns=args.max_turns, gateway=gateway,
+                        actor_resources=args.actor_resources)
     jobs = [(t.id, k) for t in tasks for k in range(args.trials)]
+    replayed: list[dict] = []  # episodes played again because their actor died (a node lost)
     started = time.perf_counter()
-    results = run_pool(config, jobs, actors=args.actors, in_flight=args.in_flight)
+    results = run_pool(config, jobs, actors=args.actors, in_flight=args.in_flight,
+                       on_replayed=lambda task_id, trial, node: replayed.append(
+                           {"task_id": task_id, "trial": trial, "node": node}))
     wall = time.perf_counter() - started
     report = build_report([s for s, _ in results], scenario=args.scenario, split=args.split,
                           trials=args.trials, model=args.model, customer=args.customer,
                           meta={"actors": args.actors, "wall_s": round(wall, 2),
                                 "episodes_per_minute": round(60 * len(jobs) / wall, 2) if wall else None,
-                                "mode": "http" if gateway else "in-process"})
+                                "mode": "http" if gateway else "in-process", "replayed": replayed})
     name = f"{args.scenario}-{args.split}-{args.model.replace(':', '_')}"
     out = args.out or Path(settings.storage_path).expanduser() / "eval_runs" / name
     publish.save(report, [d for _, d in results], out)

@@ -53,7 +53,9 @@ def train_loop(config: dict) -> None:
     lr, bucket_size_mb, accumulation, checkpoint_every (report a checkpoint every that many
     steps); for tests, final_state (rank 0 saves the final model there; "{start}" becomes the
     step it started from), fail_once_marker, step_seconds (a pause after each step, so a fault
-    test can strike mid-training) and progress_file (one JSON line per worker and step: rank,
+    test can strike mid-training), hold_file (while that file exists and holds a step number
+    no greater than the step done, wait after it: a fault test holds training there until its
+    other parties are under way) and progress_file (one JSON line per worker and step: rank,
     node address, the step it started from, the step done)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -87,6 +89,8 @@ def train_loop(config: dict) -> None:
         if config.get("progress_file"):
             _log_progress(config["progress_file"], rank, start, step + 1)
         time.sleep(config.get("step_seconds", 0.0))
+        if config.get("hold_file"):
+            _hold(Path(config["hold_file"]), step + 1)
     dear.flush()
     if rank == 0 and config.get("final_state"):
         torch.save({k: v.cpu() for k, v in dear.module.state_dict().items()},
@@ -100,6 +104,19 @@ def train_loop(config: dict) -> None:
         if rank == 0:
             Path(marker).touch()
         raise RuntimeError("injected failure (fail_once_marker)")
+
+
+def _hold(path: Path, step: int, limit_s: float = 600.0) -> None:
+    """Wait while `path` exists and names a step no later than `step` (at most `limit_s`)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            held_at = int(path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return
+        if held_at > step:
+            return
+        time.sleep(0.2)
 
 
 def _log_progress(path: str, rank: int, start: int, step: int) -> None:

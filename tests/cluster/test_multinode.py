@@ -1,13 +1,14 @@
 """Several Ray nodes on one machine (benchmarks/multinode.py): a head and two workers, each in
-its own network namespace. A DeAR Ray Train job runs one worker on each worker node (gloo over
-the emulated links); one worker node is killed mid-training, comes back, and the job resumes
-from its last checkpoint on the two worker nodes and finishes. Before that, the two worker
-nodes register versions of one model into one registry at the same moment and get distinct
-versions. Then the dialogue service, its gateway and agents with a replica on each worker node
-behind the head's proxy and sessions in a PostgreSQL server on the head, loses no session and
-no turn when worker node 1 dies mid-way (node 2 is the replacement that joined after the
-training kill), and an evaluation job submitted to the cluster completes against it. Then
-nothing is left behind. All of it on one cluster, started once for the module.
+its own network namespace. First the two worker nodes register versions of one model into one
+registry at the same moment and get distinct versions. Then one kill hits serving, training
+and evaluation at once (benchmarks/multinode_fault.py): the dialogue service (its gateway and
+agents with a replica on each worker node behind the head's proxy, sessions in a PostgreSQL
+server on the head) holds customers' sessions, a DeAR Ray Train job runs a worker on each
+worker node, and an evaluation job submitted to the cluster has simulator actors on both;
+worker node 1 dies. No session or turn is lost, training resumes from its checkpoint on the
+replacement node and finishes, and the evaluation completes with every episode once, the
+killed actor's episode played again. Then nothing is left behind. All of it on one cluster,
+started once for the module.
 
 Needs root (namespaces, veths); skipped with the reason otherwise. CI runs it as root.
 """
@@ -19,15 +20,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
-from benchmarks.multinode import progress_lines, wait_for
-
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-STEPS, KILL_AFTER_STEP = 8, 3
+STEPS, HOLD_AT = 8, 3
+TASKS, TRIALS = ("fd-040", "fd-065", "fd-100", "fd-146"), 2  # dev tasks of 3-5 turns
 
 
 def _namespaces_unavailable() -> str | None:
@@ -56,19 +55,7 @@ def three_nodes():
     assert not any(n in namespaces for n in (h.netns for h in nodes.hosts))
 
 
-def _kill_and_replace_node(nodes, index: int) -> None:
-    assert nodes.kill_node(index), f"node {index} had no processes to kill"
-    time.sleep(3)  # the head sees the node dead (health checks every second)
-    nodes.start_node(index)  # a replacement machine joins
-
-
-def _run_driver_while(nodes, job_args: list[str], meanwhile, timeout_s: float):
-    return nodes.run_driver_while([sys.executable, "-m", "benchmarks.multinode_jobs", *job_args],
-                                  meanwhile, timeout_s)
-
-
-def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_dies(
-        three_nodes, tmp_path):
+def test_two_nodes_register_versions_at_once(three_nodes, tmp_path):
     nodes = three_nodes
     checked = nodes.run_driver([sys.executable, "-m", "benchmarks.multinode_jobs", "nodes",
                                 "--address", nodes.head_address, "--expect", "3"],
@@ -87,36 +74,6 @@ def test_two_nodes_register_at_once_and_training_resumes_after_a_worker_node_die
     assert registry["versions"] == list(range(1, 9))  # no version twice, none skipped
     assert registry["unmixed"]  # each version holds its own writer's weights
 
-    progress = tmp_path / "progress.jsonl"
-
-    def kill_a_worker_node_mid_training() -> int:
-        def both_ranks_past_kill_step():
-            done = [p for p in progress_lines(progress) if p["step"] >= KILL_AFTER_STEP]
-            return {p["rank"] for p in done} == {0, 1}
-
-        wait_for(both_ranks_past_kill_step, 150, f"both ranks to finish step {KILL_AFTER_STEP}")
-        killed_at = max(p["step"] for p in progress_lines(progress))
-        _kill_and_replace_node(nodes, 2)
-        return killed_at
-
-    result, killed_at = _run_driver_while(
-        nodes, ["train", "--address", nodes.head_address, "--storage", str(tmp_path / "storage"),
-                "--steps", str(STEPS), "--step-seconds", "1.0", "--progress-file", str(progress),
-                "--max-failures", "1"],
-        kill_a_worker_node_mid_training, timeout_s=180)
-    assert result["error"] is None
-    assert result["metrics"]["step"] == STEPS
-
-    lines = progress_lines(progress)
-    first = [p for p in lines if p["start"] == 0]
-    resumed = [p for p in lines if p["start"] > 0]
-    assert {p["node"] for p in first} == workers  # one worker on each worker node
-    assert resumed, "training restarted from step 0, not from its checkpoint"
-    starts = {p["start"] for p in resumed}
-    assert len(starts) == 1 and 0 < starts.pop() <= killed_at
-    assert {p["node"] for p in resumed} == workers
-    assert {p["rank"] for p in resumed if p["step"] == STEPS} == {0, 1}
-
 
 @pytest.fixture(scope="module")
 def sessions_db(three_nodes):
@@ -133,22 +90,29 @@ def sessions_db(three_nodes):
 
 
 @pytest.mark.timeout(600)
-def test_the_dialogue_service_on_two_nodes_loses_no_session_when_one_dies_without_the_model(
-        three_nodes, sessions_db, tmp_path):
-    """The gateway and every agent with one replica on each worker node, the head's proxy in
-    front, sessions in PostgreSQL; no LLM (a stand-in refuses every call, so the agents take
-    their deterministic fallbacks). Six customers hold eight-turn sessions; worker node 1 dies
-    once each has two answers. Every turn is answered (one retry allowed, after reading the
-    transcript), and PostgreSQL holds every session's turns once each, in order, with the
-    session row's version agreeing. Then `evaluators.run`, submitted as a Ray job, completes."""
-    from benchmarks.multinode_dialogue import DEPLOYMENTS, run_dialogue_under_fault, summary
+def test_one_node_killed_while_it_serves_trains_and_evaluates(three_nodes, sessions_db, tmp_path):
+    """No LLM (a stand-in refuses every call, so the agents take their deterministic
+    fallbacks). Six customers hold eight-turn sessions, training is held after step 3, the
+    evaluation plays 4 dev tasks x 2 trials with 2 simulator actors spread over the worker
+    nodes; worker node 1 dies once each customer has two answers, an actor is alive there and
+    episodes are left. Every customer turn is answered (one retry allowed, after reading the
+    transcript) and PostgreSQL holds each session's turns once each, in order; training
+    resumes from its checkpoint on both worker nodes (the replacement and the survivor) and
+    finishes; the evaluation job succeeds with every episode once, and the episode its killed
+    actor held was played again (the report says so, the state API shows the restart, the
+    database holds the abandoned session beside the replayed one)."""
+    from benchmarks.multinode_dialogue import DEPLOYMENTS
+    from benchmarks.multinode_fault import run_one_kill, summary
 
     nodes = three_nodes
-    result = run_dialogue_under_fault(nodes, sessions_db, tmp_path, kill=1, sessions=6, turns=8)
+    result = run_one_kill(nodes, sessions_db, tmp_path, kill=1, sessions=6, turns=8,
+                          tasks=",".join(TASKS), trials=TRIALS, steps=STEPS, hold_at=HOLD_AT)
     print(json.dumps(summary(result)))
-    workers = sorted([nodes.node_ip(1), nodes.node_ip(2)])
-    assert result["placement"] == {name: workers for name in DEPLOYMENTS}  # none on the head
-    sessions = result["sessions"]
+    killed, workers = nodes.node_ip(1), sorted([nodes.node_ip(1), nodes.node_ip(2)])
+
+    served = result["served"]  # serving: no session, no turn lost
+    assert served["placement"] == {name: workers for name in DEPLOYMENTS}  # none on the head
+    sessions = served["sessions"]
     assert [s["failed"] for s in sessions] == [[]] * 6, summary(result)
     assert [s["answered"] for s in sessions] == [8] * 6
     assert result["turns_after_kill"] > 0
@@ -158,8 +122,31 @@ def test_the_dialogue_service_on_two_nodes_loses_no_session_when_one_dies_withou
         assert held["indices"] == list(range(8))
         assert held["version"] == 8  # the session row saved with each turn: none half-written
 
-    evaluation = result["evaluation"]
-    assert evaluation["status"] == "SUCCEEDED", evaluation
-    report = evaluation["report"]
-    assert report["episodes"] == 2 and report["meta"]["mode"] == "http"
-    assert {row["task_id"] for row in report["per_task"]} == {"fd-004", "fd-009"}
+    trained = result["trained"]  # training: resumed from its checkpoint, finished
+    assert trained["error"] is None and trained["metrics"]["step"] == STEPS
+    lines = result["training_progress"]
+    first = [p for p in lines if p["start"] == 0]
+    resumed = [p for p in lines if p["start"] > 0]
+    assert {p["node"] for p in first} == set(workers)  # one worker on each worker node
+    assert max(p["step"] for p in first) >= HOLD_AT  # held after it until the kill
+    assert resumed, "training restarted from step 0, not from its checkpoint"
+    assert {p["start"] for p in resumed} == {HOLD_AT}
+    assert {p["node"] for p in resumed} == set(workers)
+    assert {p["rank"] for p in resumed if p["step"] == STEPS} == {0, 1}
+
+    evaluated = result["evaluated"]  # evaluation: every episode once, the killed one replayed
+    assert evaluated["status"] == "SUCCEEDED", evaluated
+    report = evaluated["report"]
+    expected = sorted((task, trial) for task in TASKS for trial in range(TRIALS))
+    assert sorted((d["task_id"], d["trial"]) for d in report["details"]) == expected
+    assert report["episodes"] == len(expected) and report["meta"]["mode"] == "http"
+    placed_there = [a for a in evaluated["simulators"] if a["nodes"][0] == killed]
+    assert placed_there, evaluated["simulators"]  # the state API: an actor on the killed node
+    assert all(a["restarts"] >= 1 for a in placed_there)  # ... restarted by Ray
+    replayed = {(r["task_id"], r["trial"]) for r in report["meta"]["replayed"]}
+    assert replayed and replayed <= set(expected)
+    episodes = result["episodes"]  # the database: per (task, trial), its sessions' turn counts
+    assert sorted(episodes) == expected
+    played_twice = {e for e, held in episodes.items() if len(held) == 2}
+    assert played_twice and played_twice <= replayed  # the abandoned session beside its replay
+    assert all(len(held) <= 2 for held in episodes.values())

@@ -60,8 +60,13 @@ def test_an_actor_killed_mid_split_is_restarted_and_its_episode_played_again(ray
             os.kill(killed[0], signal.SIGKILL)
 
     jobs = [(task, trial) for trial in range(6) for task in ("fd-009", "fd-018", "fd-004")]
+    replayed: list[tuple[str, int, str]] = []
     results = run_pool(PoolConfig(model="none"), jobs, actors=2, progress=False,
-                       on_done=kill_one_actor)
+                       on_done=kill_one_actor,
+                       on_replayed=lambda *episode: replayed.append(episode))
     assert killed
     assert [(s.task_id, s.trial) for s, _ in results] == jobs
     assert all(d.transcript.turns for _, d in results)
+    # the killed actor held an episode (each actor always holds one while the queue lasts)
+    assert 1 <= len(replayed) <= 2 and {(t, k) for t, k, _ in replayed} <= set(jobs)
+

@@ -26,15 +26,23 @@ async def _cut():
     yield b""  # an async generator that never yields
 
 
-def stand_in(lose: list[str]) -> tuple[FastAPI, list[str]]:
+def stand_in(lose: list[str], lose_calls: list[str]) -> tuple[FastAPI, list[str]]:
     """A gateway whose next answers are lost as ``lose`` says: 'after-store' (the turn is
     stored, then a 503), 'before-store' (a 503, nothing stored), 'drop' (the connection
-    closed after storing); then answered normally."""
+    closed after storing); then answered normally. ``lose_calls`` names other requests
+    whose first answer is lost ('create': a session's creation, answered 500 as Serve's proxy
+    does when the replica died under it; 'transcript': a read, answered 502)."""
     app, received, turns = FastAPI(), [], []
 
+    def lost(call: str) -> JSONResponse | None:
+        if call in lose_calls:
+            lose_calls.remove(call)
+            return JSONResponse({"detail": "lost"}, 500 if call == "create" else 502)
+        return None
+
     @app.post("/v1/sessions", status_code=201)
-    async def create() -> dict:
-        return {"session_id": "s1"}
+    async def create():
+        return lost("create") or {"session_id": "s1"}
 
     @app.post("/v1/sessions/s1/messages")
     async def message(request: Request):
@@ -50,8 +58,8 @@ def stand_in(lose: list[str]) -> tuple[FastAPI, list[str]]:
         return {"reply": f"re: {text}", "status": "active"}
 
     @app.get("/v1/sessions/s1/transcript")
-    async def transcript() -> dict:
-        return {"turns": turns, "outcome": {"status": "active"}}
+    async def transcript():
+        return lost("transcript") or {"turns": turns, "outcome": {"status": "active"}}
 
     return app, received
 
@@ -61,8 +69,8 @@ def gateway(monkeypatch):
     monkeypatch.setattr(target_http, "RETRY_AFTER_S", 0.05)
     servers = []
 
-    def start(lose: list[str]) -> tuple[str, list[str]]:
-        app, received = stand_in(lose)
+    def start(lose: list[str], lose_calls: list[str] | None = None) -> tuple[str, list[str]]:
+        app, received = stand_in(lose, lose_calls or [])
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -99,6 +107,13 @@ def test_a_turn_lost_before_it_was_stored_is_sent_once_more(gateway):
     url, received = gateway(["before-store"])
     assert talk(url, "my order is late") == ["re: my order is late"]
     assert received == ["my order is late", "my order is late"]
+
+
+def test_a_session_create_or_a_read_whose_answer_was_lost_is_sent_once_more(gateway):
+    """As when the gateway replica answering them died with its node: the episode goes on."""
+    url, received = gateway(["after-store"], ["create", "transcript"])
+    assert talk(url, "my order is late", "thanks") == ["re: my order is late", "re: thanks"]
+    assert received == ["my order is late", "thanks"]  # read back, not sent twice
 
 
 def test_a_second_loss_is_an_error_naming_the_status(gateway):

@@ -20,7 +20,9 @@ from wow_ray.agents.transcript import Transcript
 from wow_ray.evaluation.episode import BackendView, TargetReply
 from wow_ray.scenario import DialogueState, Task
 
-LOST_STATUS = {502, 503, 504}  # the turn may or may not have been stored: read, then retry
+# The turn may or may not have been stored: read, then retry. Serve's proxy answers 500 when
+# the replica serving the request died under it (its node lost), 502/503/504 for the others.
+LOST_STATUS = {500, 502, 503, 504}
 RETRY_AFTER_S = 3.0  # about how long Ray takes to notice a dead replica or node
 MAX_RETRY_AFTER_S = 15.0
 
@@ -56,7 +58,7 @@ class GatewayTarget:
             else self.customer_token if isinstance(self.customer_token, str) else None
         if token:
             self.headers["X-Customer-Token"] = token
-        answer = await self.http.post(f"{self.url}/v1/sessions", headers=self.headers, json={
+        answer = await self._request("POST", "/v1/sessions", headers=self.headers, json={
             "evidence": [], "simulated": True,
             "metadata": {k: v for k, v in metadata.items() if isinstance(v, str | int | float | bool)}})
         answer.raise_for_status()
@@ -66,8 +68,8 @@ class GatewayTarget:
         return self.start
 
     async def send(self, text: str, attachments: list[str]) -> TargetReply:
-        """One turn. A turn lost on the way (the connection dropped, a 502/503/504: a replica
-        or node died, the sessions database was away) is retried once, as a customer's app
+        """One turn. A turn lost on the way (the connection dropped, a 500/502/503/504: a
+        replica or node died, the sessions database was away) is retried once, as a customer's app
         would, after reading the transcript: a turn stored before its answer was lost is
         taken from there, never sent twice."""
         try:
@@ -84,9 +86,7 @@ class GatewayTarget:
         except httpx.TransportError as exc:
             raise TurnLost(f"{type(exc).__name__}: {exc}", RETRY_AFTER_S) from exc
         if answer.status_code in LOST_STATUS:
-            wait = answer.headers.get("Retry-After", "")
-            raise TurnLost(f"{answer.status_code}: {answer.text[:200]}",
-                           min(float(wait), MAX_RETRY_AFTER_S) if wait.isdigit() else RETRY_AFTER_S)
+            raise TurnLost(f"{answer.status_code}: {answer.text[:200]}", _retry_after(answer))
         answer.raise_for_status()
         self.answered += 1
         body = answer.json()
@@ -94,7 +94,7 @@ class GatewayTarget:
 
     async def _stored_turn(self, text: str) -> TargetReply | None:
         """The reply of ``text`` if the session stored it as its next turn, else None."""
-        got = await self.http.get(f"{self.url}/v1/sessions/{self.session_id}/transcript",
+        got = await self._request("GET", f"/v1/sessions/{self.session_id}/transcript",
                                   headers=self.headers)
         if not got.is_success:
             return None
@@ -106,11 +106,25 @@ class GatewayTarget:
         return TargetReply(turns[-1].get("reply", ""),
                            (data.get("outcome") or {}).get("status", "active"))
 
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request that may be sent twice (a read; a session's creation, where a session
+        created before its answer was lost stays empty and unused), sent once more after a
+        lost answer (the connection dropped, a 500/502/503/504), as a turn is."""
+        try:
+            answer = await self.http.request(method, f"{self.url}{path}", **kwargs)
+        except httpx.TransportError:
+            await asyncio.sleep(RETRY_AFTER_S)
+        else:
+            if answer.status_code not in LOST_STATUS:
+                return answer
+            await asyncio.sleep(_retry_after(answer))
+        return await self.http.request(method, f"{self.url}{path}", **kwargs)
+
     async def finish(self) -> tuple[Transcript, BackendView]:
-        got = await self.http.get(f"{self.url}/v1/sessions/{self.session_id}/transcript", headers=self.headers)
+        got = await self._request("GET", f"/v1/sessions/{self.session_id}/transcript", headers=self.headers)
         got.raise_for_status()
         transcript = Transcript.model_validate(got.json())
-        view = await self.http.get(f"{self.url}/v1/operator/sessions/{self.session_id}/backend",
+        view = await self._request("GET", f"/v1/operator/sessions/{self.session_id}/backend",
                                    headers={"Authorization": f"Bearer {self.operator_key}"})
         view.raise_for_status()
         data = view.json()
@@ -118,3 +132,8 @@ class GatewayTarget:
         return transcript, BackendView(state_hash=data["state_hash"], diff=data.get("changes"),
                                        source="service")
 
+
+def _retry_after(answer: httpx.Response) -> float:
+    """How long to wait before trying again: the answer's Retry-After, bounded, or our guess."""
+    wait = answer.headers.get("Retry-After", "")
+    return min(float(wait), MAX_RETRY_AFTER_S) if wait.isdigit() else RETRY_AFTER_S
