@@ -42,7 +42,7 @@ ON_WORKER_NODES = json.dumps({"train_host": 0.01})
 
 def run_one_kill(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *, kill: int = 1,
                  sessions: int = 6, turns: int = 8, with_model: bool = False,
-                 tasks: str = "fd-040,fd-065,fd-100,fd-146", trials: int = 2, steps: int = 8,
+                 tasks: str = "fd-040,fd-065,fd-136,fd-146", trials: int = 2, steps: int = 8,
                  hold_at: int = 3) -> dict[str, Any]:
     """Serve, train and evaluate; kill worker node `kill` while all three are under way there.
     `tasks`: dev tasks of three turns or more (the kill waits for an episode on the node with

@@ -26,7 +26,7 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 STEPS, HOLD_AT = 8, 3
-TASKS, TRIALS = ("fd-040", "fd-065", "fd-100", "fd-146"), 2  # dev tasks of 3-5 turns
+TASKS, TRIALS = ("fd-040", "fd-065", "fd-136", "fd-146"), 2  # dev tasks of 3-5 turns (on the floor)
 
 
 def _namespaces_unavailable() -> str | None:
