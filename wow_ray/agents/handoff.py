@@ -27,7 +27,7 @@ HANDOFF_AGENT = Agent(
     name="handoff",
     instructions="Transfer the customer to a human and write the hand-over summary.",
     prompt="handoff",
-    settings=ModelSettings(max_tokens=80, retries=0),
+    settings=ModelSettings(max_tokens=96, retries=0),
 )
 # Reasons the master passes, mapped to the hand-over tool's reason values where they differ.
 _REASONS = {"customer_request": ["customer_request"], "customer_insists": ["customer_insists"]}

@@ -264,13 +264,21 @@ def reply(rng: random.Random, kind: str, facts: list[str], must_say: list[str], 
     return " ".join(f"{opener}{body}{CLOSERS[kind][c]}".split()), f"{kind}:{o}.{c}"
 
 
+# A note a colleague reads at a glance, and a target the served model can finish within the
+# hand-over agent's max_tokens (notes of 400 characters ran past them and ended as broken JSON).
+SUMMARY_CHARS, SUMMARY_DONE_CHARS = 300, 150
+
+
 def summary(rng: random.Random, user_id: str | None, verified: bool, intent: str | None,
             slots: dict[str, Any], done: list[str], refused: list[str], reason: str) -> str:
     """A hand-over note a colleague can act on: who, what, what was done, why."""
     who = f"{user_id or 'unknown'}" + ("" if verified else " (not verified)")
     detail = ", ".join(f"{k} {v}" for k, v in slots.items() if v is not None)
     want = f"about {_words(intent)}" + (f" ({detail})" if detail else "") if intent else "with an unclear request"
+    done = [d for d in done if d not in refused]  # a refusal is told once, as refused
     did = (f"Done: {'; '.join(done)}" if done else "Nothing was done yet.") + (
         f" Refused: {'; '.join(refused)}" if refused else "")
+    if len(did) > SUMMARY_DONE_CHARS:  # the reason for the transfer must still fit
+        did = did[:SUMMARY_DONE_CHARS].rsplit(" ", 1)[0] + " ..."
     text = _fill(rng.choice(SUMMARIES), who=who, want=want, done=did.rstrip(".") + ".", reason=_words(reason))
-    return " ".join(text.split())[:400]
+    return " ".join(text.split())[:SUMMARY_CHARS]
