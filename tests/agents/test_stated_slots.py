@@ -146,3 +146,15 @@ def test_a_case_no_resolution_fits_is_explained_and_nothing_else_is_done_no_mode
                         "My payment for order O10280 failed; I want to be sure I was not charged.")
     assert state.active.slots["problem"] == "payment_failed"
     assert writes(turns) == [] and "not a duplicate" in turns[0].reply
+
+
+def test_an_enum_answer_naming_two_values_takes_the_first_named_no_model(no_model_master, session):
+    # Named together in the opening, neither is taken and the agent asks; said again in
+    # answer, the one named first is served (as for two requests), and the rules decide: a
+    # frozen account refuses the refund and hands over.
+    both = "I was charged twice and my account is also showing as frozen. Order O10281."
+    state, turns = talk(no_model_master, session("U0161"), both)
+    assert state.active.missing == ["problem"]
+    state, more = talk(no_model_master, state, both)
+    assert state.active.slots["problem"] == "duplicate_charge"
+    assert state.status == "handed_off" and state.actions[-1].arguments["reason"] == "account_frozen"

@@ -78,13 +78,22 @@ def appears_in(value: Any, text: str) -> bool:
 def enum_mention(slot: SlotSpec, text: str) -> str | None:
     """The one enum value the text names (``cold`` in 'it arrived stone cold', or a phrase of
     the slot's ``mentions``: 'charged twice' for duplicate_charge), else None."""
-    if not slot.enum:
-        return None
-    said = " " + " ".join(words(text)) + " "
-    hits = [v for v in slot.enum
-            if any(f" {' '.join(words(phrase))} " in said
-                   for phrase in [v.replace("_", " "), *slot.mentions.get(v, [])])]
+    hits = enum_mentions(slot, text)
     return hits[0] if len(hits) == 1 else None
+
+
+def enum_mentions(slot: SlotSpec, text: str) -> list[str]:
+    """Every enum value the text names, in the order the text names them."""
+    if not slot.enum:
+        return []
+    said = " " + " ".join(words(text)) + " "
+    first: dict[str, int] = {}
+    for value in slot.enum:
+        found = [said.find(f" {' '.join(words(p))} ")
+                 for p in [value.replace("_", " "), *slot.mentions.get(value, [])]]
+        if any(i >= 0 for i in found):
+            first[value] = min(i for i in found if i >= 0)
+    return sorted(first, key=first.__getitem__)
 
 
 def stated_values(slot: SlotSpec, text: str, ids: Iterable[IdShape] = ()) -> list[str]:

@@ -32,6 +32,7 @@ from wow_ray.agents.slots import (
     appears_in,
     coerce,
     enum_mention,
+    enum_mentions,
     id_shapes,
     stated_values,
 )
@@ -206,7 +207,7 @@ class UnderstandingAgent:
             # Most likely an answer to our question: take what the text proves.
             answer_slots = self.pattern_slots(collecting.intent, message)
             answer_slots.update(self._free_text_answer(collecting, message, answer_slots))
-            answer_slots.update(self._other_answer(collecting, answer_slots))
+            answer_slots.update(self._other_answer(collecting, message, answer_slots))
         if answer is not None:
             # An answer to our offer ("yes, please", "no, I want a full refund"): no model.
             intent, source = active.intent, "pattern"
@@ -282,13 +283,22 @@ class UnderstandingAgent:
             raise InvalidOutput(f"intent must be one of {', '.join(allowed)}")
         return out.intent, self.grounded(out.intent, out.slots, said)
 
-    def _other_answer(self, active: Any, have: dict[str, Any]) -> dict[str, Any]:
-        """'other' for an enum slot we asked for once already whose answer named none of its
-        values: the customer told their problem in their own words, which is what 'other'
-        means, and asking a third time would only lose them."""
-        return {s.name: _other_value(s) for s in self.intents[active.intent].slots
-                if s.name in active.missing and s.name not in have and _other_value(s)
-                and active.asked.get(s.name, 0) >= 2}
+    def _other_answer(self, active: Any, message: str, have: dict[str, Any]) -> dict[str, Any]:
+        """An enum slot we asked for, answered without one clear value: named together with
+        another ('charged twice and frozen'), the one named first, as for two requests; in the
+        customer's own words after two asks, 'other', which is what that means (asking a
+        third time would only lose them)."""
+        out: dict[str, Any] = {}
+        for slot in self.intents[active.intent].slots:
+            asked = active.asked.get(slot.name, 0)
+            if slot.name not in active.missing or slot.name in have or not slot.enum or not asked:
+                continue
+            named = enum_mentions(slot, message)
+            if len(named) > 1:
+                out[slot.name] = named[0]
+            elif not named and asked >= 2 and _other_value(slot):
+                out[slot.name] = _other_value(slot)
+        return out
 
     def _free_text_answer(self, active: Any, message: str, have: dict[str, Any]) -> dict[str, Any]:
         """The whole reply as the value when we asked for exactly one free-text slot."""
