@@ -126,7 +126,9 @@ def run_level(url: str, concurrency: int, rounds: int) -> dict[str, Any]:
     }
 
 
-def start_service(port: int, storage: str | None) -> str:
+def start_service(port: int, storage: str | None, alias: str | None = None) -> str:
+    """The food_delivery service on a local Ray; ``alias``: serve each agent's adapter through
+    that registry alias ('candidate': a loop's refused candidate), not production's."""
     from ray import serve
 
     from wow_ray.config import load_settings
@@ -141,7 +143,10 @@ def start_service(port: int, storage: str | None) -> str:
     init_ray(settings, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     app = build_dialogue_app({
-        "dialogue": {"scenario": "food_delivery"}, "database_url": "sqlite:////tmp/wow_ray_bench_sessions.db",
+        "dialogue": {"scenario": "food_delivery", **({"adapters": {
+            a: f"food_delivery-{a}@{alias}" for a in ("understanding", "response", "handoff")}}
+            if alias else {})},
+        "database_url": "sqlite:////tmp/wow_ray_bench_sessions.db",
         "llm": {"settings": settings.model_dump(exclude={"ray_address", "ray_num_cpus", "serve"})},
         # One replica per agent: the numbers describe one copy of the service.
         "agents": {a: {"max_replicas": 1} for a in

@@ -219,9 +219,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--turns", type=int, default=24, help="Turns to measure per level, at least.")
     parser.add_argument("--json", help="Write the raw results here.")
+    parser.add_argument("--alias", help="Serve the agents' adapters of this registry alias "
+                        "(e.g. candidate) instead of production's.")
     args = parser.parse_args()
     started = time.monotonic()
-    url = start_service(args.port, args.storage)
+    url = start_service(args.port, args.storage, args.alias)
     print(f"service ready after {time.monotonic() - started:.0f} s")
     with customer_http(url) as http:  # the first turn after start, reported, then not counted
         first = one_dialogue(http)[0]
