@@ -158,3 +158,28 @@ def test_an_enum_answer_naming_two_values_takes_the_first_named_no_model(no_mode
     state, more = talk(no_model_master, state, both)
     assert state.active.slots["problem"] == "duplicate_charge"
     assert state.status == "handed_off" and state.actions[-1].arguments["reason"] == "account_frozen"
+
+
+def _understand(pack, intent, message):
+    import asyncio
+
+    from wow_ray.agents.messages import UnderstandRequest
+    from wow_ray.llm.chat import ScriptedChatClient
+
+    agent = UnderstandingAgent(pack, ScriptedChatClient({"understanding": [{"intent": intent}]}))
+    return asyncio.run(agent.understand(UnderstandRequest(session_id="s", message=message)))
+
+
+def test_a_model_intent_nothing_in_the_text_names_is_vetoed_by_a_strong_reading_scripted_model(pack):
+    # The base model read a missing dish as an address change (fd-023 on train): the text
+    # names missing_item strongly, and no clause of it names change_address that well.
+    missing = ("My Seoul Kitchen order delivered this evening: the Korean Fried Chicken was "
+               "missing from the bag. The order was from Seoul Kitchen, placed on 14 June at 18:05.")
+    got = _understand(pack, "change_address", missing)
+    assert got.intent == "missing_item" and got.source == "lexical"
+    assert got.step.output["vetoed"] == "change_address" and got.step.model_use == "fallback"
+    # A choice the text names strongly in a clause of its own stands (two requests in one).
+    both = ("My order O10281 was late. Also I typed the wrong address; please change the delivery "
+            "address to 12 Fuxing Road.")
+    kept = _understand(pack, "change_address", both)
+    assert kept.intent == "change_address" and kept.step.model_use == "used"

@@ -106,6 +106,10 @@ class IntentRetriever:
                 return ranked[0][0]
         return candidates[0] if candidates else None
 
+    def clause_score(self, intent: str, text: str) -> float:
+        """The best score ``intent`` gets in any one clause of ``text``."""
+        return max((dict(self.rank(c)).get(intent, 0.0) for c in _CLAUSE.split(text)), default=0.0)
+
     def candidates(self, text: str, *, ratio: float = 0.5, limit: int = 4) -> list[str]:
         """Intents scoring at least ``ratio`` of the best, at most ``limit``."""
         ranked = self.rank(text)
@@ -226,7 +230,7 @@ class UnderstandingAgent:
             if intent is not None:  # what the text proves beats the model's reading
                 slots = {**slots, **self.pattern_slots(intent, message)}
         demand = self.demands.read(message, self.demands.tools_for(intent)) if intent else None
-        step.output = {"intent": intent, "slots": slots, "flags": flags, "goodbye": goodbye,
+        step.output = {**step.output, "intent": intent, "slots": slots, "flags": flags, "goodbye": goodbye,
                        "source": source, "candidates": candidates}
         if demand is not None or answer is not None:
             step.output.update(demand=demand.model_dump() if demand else None, consent=answer)
@@ -266,6 +270,16 @@ class UnderstandingAgent:
         answer = await run_structured(self.client, self.agent, inp, step,
                                       lambda data: self._validate(data, options, offer_none, said))
         if answer is not None:
+            lexical = self.retriever.first_mentioned(strong_candidates, message) if strong_candidates else None
+            if (answer[0] is not None and lexical is not None and answer[0] != lexical
+                    and self.retriever.clause_score(answer[0], message) < STRONG_SCORE):
+                # The text names one request strongly and nothing in it names the model's
+                # choice that well: the text wins, as it does for slots. Measured on the base
+                # model's train episodes: 14 of 20 such disagreements vetoed, 10 of them tasks
+                # the model failed and the deterministic reading passed, 1 the other way.
+                step.fallback = True
+                step.output = {"vetoed": answer[0]}
+                return lexical, {}, "lexical"
             return answer[0], answer[1], "model"
         # No usable answer: only strong lexical evidence names an intent; weak evidence is
         # no reason to start a request (or to leave the one in progress).
