@@ -244,9 +244,9 @@ class UnderstandingAgent:
         no offer waits, or the message raises another request."""
         if active is None or active.offer is None or active.resolved:
             return None
-        if strong and ranked[0][0] != active.intent and consent(message) is None:
-            return None
         said = consent(message)
+        if strong and ranked[0][0] != active.intent and said is None:
+            return None
         if said is None and self.demands.read(message, self.demands.tools_for(active.intent)):
             said = False
         return said

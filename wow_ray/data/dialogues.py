@@ -111,6 +111,7 @@ class DialogueBuilder:
         self.source = source
         self.agents = ServedAgents(pack)
         self.oracle = Oracle(pack)
+        self.demands = DemandReader(pack)  # built once: it compiles the pack's phrases
         self.intents = {i.name: i for i in pack.intents}
         self.p_question, self.p_goodbye, self.p_filler = extras, goodbye, filler
         self.paraphrase = paraphrase
@@ -319,7 +320,7 @@ class DialogueBuilder:
         instead, or would have taken had the customer accepted alternatives; None when the
         demand was granted or nothing else is allowed."""
         demand = request.demand
-        options = DemandReader(self.pack).tools_for(request.intent)
+        options = self.demands.tools_for(request.intent)
         if demand is None or demand.tool not in options or not any(
                 x.tool == demand.tool and not x.allowed for x in seg.denials):
             return None
