@@ -19,6 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium: scripts/install.sh dev")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -83,6 +84,13 @@ def _wait(driver, css: str, timeout: float = 60):
         EC.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def _until(driver, condition, timeout: float = 30):
+    """Wait for a condition on a part of the page that the live stream (SSE) re-renders: an
+    element found just before its part is replaced is stale, and is looked up again."""
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(condition)
+
+
 def _login(driver, app) -> str:
     console = f"{app.url}/console"
     driver.get(f"{console}/sessions")
@@ -135,19 +143,17 @@ def test_the_console_in_a_browser(dialogue_app, browser, shots):
     _wait(browser, "#reply-text").send_keys("Hello, this is Ana from the team. I can help.")
     browser.find_element(By.ID, "send-reply").click()
     _wait(browser, "#reply-form")
-    assert "Hello, this is Ana" in browser.find_element(By.ID, "turns").text
+    _until(browser, lambda d: "Hello, this is Ana" in d.find_element(By.ID, "turns").text)
     # the customer's chat goes on with the human; the page shows it without a reload (SSE)
     answer = handed.say("Thanks Ana, my order O10001 is missing")
     assert answer["status"] == "human" and answer["reply"] == ""
-    WebDriverWait(browser, 30).until(
-        lambda d: "my order O10001 is missing" in d.find_element(By.ID, "turns").text)
+    _until(browser, lambda d: "my order O10001 is missing" in d.find_element(By.ID, "turns").text)
     browser.save_screenshot(str(shots / "takeover.png"))
     turns = handed.transcript()["turns"]
     assert [(t["by"], t["operator"]) for t in turns[-2:]] == [("human", "operator"),
                                                               ("human", None)]
     browser.find_element(By.ID, "hand-back").click()
-    WebDriverWait(browser, 30).until(
-        lambda d: d.find_element(By.ID, "session-status").text == "active")
+    _until(browser, lambda d: d.find_element(By.ID, "session-status").text == "active")
 
     # rules: in force, and an edited file refused with file, line and field
     browser.get(f"{console}/rules")
@@ -172,8 +178,8 @@ def test_the_console_in_a_browser(dialogue_app, browser, shots):
     _wait(browser, "#start-chat").click()
     _wait(browser, "#message").send_keys("Hi! My order O10337 arrived 20 minutes late.")
     browser.find_element(By.ID, "send").click()
-    WebDriverWait(browser, 300).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat .line.agent")) >= 2)
+    _until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat .line.agent")) >= 2,
+           timeout=300)
     assert "O10337" in browser.find_element(By.ID, "chat").text
     browser.save_screenshot(str(shots / "chat.png"))
 
