@@ -111,18 +111,20 @@ def offer_phrase(scenario: str, currency: str, tool: str, arguments: dict[str, A
         text = string.Formatter().vformat(template, (), values)
         if "?" not in text:
             return text
-    parts = [f"{k} {v}{' ' + currency if k in _MONEY_KEYS else ''}" for k, v in values.items()
-             if k != "currency" and (k.endswith("_id") or k in _MONEY_KEYS)]
+    parts = _ids_and_money(values, currency)
     return f"to {tool.replace('_', ' ')}{' (' + ', '.join(parts) + ')' if parts else ''}"
 
 
 def generic_sentence(tool: str, values: dict[str, Any], currency: str) -> str:
     """'Done: issue coupon (coupon_id CP00012, amount 5 CNY).' from any result."""
-    parts = []
-    for key, value in values.items():
-        if key == "currency" or isinstance(value, dict | list) or value in (None, "?"):
-            continue
-        if key.endswith("_id") or key in _MONEY_KEYS:
-            parts.append(f"{key} {value}{' ' + currency if key in _MONEY_KEYS else ''}")
+    parts = _ids_and_money(values, currency)
     detail = f" ({', '.join(parts[:4])})" if parts else ""
     return f"Done: {tool.replace('_', ' ')}{detail}."
+
+
+def _ids_and_money(values: dict[str, Any], currency: str) -> list[str]:
+    """The ids and amounts of a call or result, as 'order_id O10001', 'amount 5 CNY'."""
+    return [f"{key} {value}{' ' + currency if key in _MONEY_KEYS else ''}"
+            for key, value in values.items()
+            if key != "currency" and not isinstance(value, dict | list) and value not in (None, "?")
+            and (key.endswith("_id") or key in _MONEY_KEYS)]

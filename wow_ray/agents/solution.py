@@ -221,7 +221,7 @@ class SolutionAgent:
                     break
 
     def _lookup_tools(self, slot: str, run: SolveRun) -> list[str]:
-        table = next((t for t, s in self.pack.schema.tables.items() if s.primary_key == slot), "")
+        table = self.pack.schema.table_keyed_by(slot) or ""
         reads = [t.spec.name for t in self.pack.tools
                  if t.spec.kind == "read" and self._fill(t.spec.name, run) is not None
                  and slot not in t.spec.parameters.required]
@@ -268,7 +268,7 @@ class SolutionAgent:
             if isinstance(value, str) and not key.endswith("_id"):
                 out |= set(words(value))
             elif isinstance(value, str) and key.endswith("_id"):
-                table = next((t for t, s in self.pack.schema.tables.items() if s.primary_key == key), None)
+                table = self.pack.schema.table_keyed_by(key)
                 ref = env.backend.get(table, value) if table else None
                 if ref and isinstance(ref.get("name"), str):
                     out |= set(words(ref["name"]))

@@ -233,7 +233,7 @@ class DialogueBuilder:
         out: dict[str, str] = {}
         tables = self.pack.schema.tables
         for name, value in slots.items():
-            table = next((t for t, s in tables.items() if s.primary_key == name), None)
+            table = self.pack.schema.table_keyed_by(name)
             row = self._row(table, value) if table else None
             if not row:
                 continue

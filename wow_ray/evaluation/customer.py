@@ -157,7 +157,7 @@ def _intent_line(pack: ScenarioPack, request: IntentRequest, told: str, reason: 
     names += [str(v) for v in request.slots.values() if isinstance(v, str) and len(v) > 3]
     clause = next((c for c in re.split(r"[;,]\s*|\s+and\s+", reason)
                    if any(n.lower() in c.lower() for n in names)), None)
-    spec = next(i for i in pack.intents if i.name == request.intent)
+    spec = pack.intent(request.intent)
     text = first_person(clause).rstrip(".") if clause else (
         spec.examples[0] if spec.examples else spec.description)
     values = [str(v) for v in request.slots.values() if v is not None and str(v) in told
@@ -169,7 +169,7 @@ def _intent_line(pack: ScenarioPack, request: IntentRequest, told: str, reason: 
 
 def _record_name(pack: ScenarioPack, slot: str, value: object) -> str | None:
     """The name of the record an id slot holds (item I1031502 -> 'Vegetable Platter')."""
-    table = next((t for t, spec in pack.schema.tables.items() if spec.primary_key == slot), None)
+    table = pack.schema.table_keyed_by(slot)
     row = next((r for r in pack.fixtures.get(table, []) if r.get(slot) == value), None) if table else None
     return row.get("name") if row and isinstance(row.get("name"), str) else None
 

@@ -149,6 +149,10 @@ class FixtureSchema(_Strict):
 
     tables: dict[str, TableSpec] = Field(min_length=1)
 
+    def table_keyed_by(self, column: str) -> str | None:
+        """The table whose primary key is ``column`` (order_id -> orders): what an id names."""
+        return next((t for t, spec in self.tables.items() if spec.primary_key == column), None)
+
 
 # ----------------------------------------------------------------------------- tools.yaml
 
