@@ -108,12 +108,11 @@ async def _customer(headers: dict[str, str], args: argparse.Namespace, tally: Ta
                 if created.status_code == 429:
                     tally.throttled += 1
                     tally.outcome("throttled")
-                    await asyncio.sleep(float(created.headers.get("retry-after", "1")))
-                    continue
-                if created.status_code != 201:
+                elif created.status_code != 201:
                     tally.outcome("unavailable" if created.status_code == 503 else "failed",
                                   f"create {created.status_code} {created.text[:200]}")
-                    await asyncio.sleep(1)
+                if created.status_code != 201:  # a 429's or 503's Retry-After, as for a message
+                    await asyncio.sleep(float(created.headers.get("retry-after", "1")))
                     continue
                 sid = created.json()["session_id"]
                 for text in MESSAGES:

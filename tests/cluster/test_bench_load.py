@@ -1,5 +1,6 @@
 """The load script (benchmarks/bench_load.py) against a stand-in for the service on loopback:
-a 429 with Retry-After is honoured and is not a failure, times to the first token and to the
+a 429 with Retry-After is honoured and is not a failure, a 503's Retry-After on a session's
+creation is honoured too, times to the first token and to the
 end of the turn are measured, and a server that never finishes a reply cannot hold the run
 past its deadline plus the grace period."""
 
@@ -15,17 +16,26 @@ import time
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from benchmarks.bench_load import run
 
+CREATE_RETRY_AFTER_S = 2  # longer than the 1 s a client waits when it reads none
 
-def stand_in(hang: bool) -> FastAPI:
+
+def stand_in(hang: bool, creates: dict[str, list[float]]) -> FastAPI:
+    """Answers each customer's first session creation with a 503 and its Retry-After (as the
+    gateway does while its database is down), every fifth message with a 429."""
     app, calls = FastAPI(), itertools.count()
 
     @app.post("/v1/sessions", status_code=201)
-    async def create() -> dict:
+    async def create(request: Request):
+        tried = creates.setdefault(request.headers["x-customer-token"], [])
+        tried.append(time.monotonic())
+        if len(tried) == 1:
+            return JSONResponse({"detail": "the sessions database is unavailable"}, 503,
+                                headers={"Retry-After": str(CREATE_RETRY_AFTER_S)})
         return {"session_id": f"s{next(calls)}"}
 
     @app.post("/v1/sessions/{sid}/messages")
@@ -50,19 +60,20 @@ def service(request):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(stand_in(request.param), port=port,
+    creates: dict[str, list[float]] = {}
+    server = uvicorn.Server(uvicorn.Config(stand_in(request.param, creates), port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", request.param
+    yield f"http://127.0.0.1:{port}", request.param, creates
     server.should_exit = True
     thread.join(10)
 
 
 def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
-    url, hangs = service
+    url, hangs, creates = service
     secret = tmp_path / "secret"
     secret.write_text(secrets.token_urlsafe(48))
     # 6 s of load: long enough that every customer sends turns on a busy machine (at 1.8 s a
@@ -73,12 +84,16 @@ def test_throttling_is_honoured_and_the_run_is_bounded(service, tmp_path):
                               ray_address=None, sample_s=1.0, cooldown_s=0.0)
     started = time.monotonic()
     summary = asyncio.run(run(args))
+    assert len(creates) == args.customers  # each customer created again only after the wait
+    assert all(len(t) >= 2 and t[1] - t[0] >= CREATE_RETRY_AFTER_S for t in creates.values())
     assert time.monotonic() - started < args.minutes * 60 + args.grace_s + 60
+    unavailable = summary["outcomes"].pop("unavailable")  # a 503 counts as a failure
+    assert unavailable == args.customers
     if hangs:
-        assert summary["turns"] == 0 and summary["failures"] > 0
-        assert "ReadTimeout" in summary["failure_examples"][0]
+        assert summary["turns"] == 0 and summary["failures"] > unavailable
+        assert "ReadTimeout" in summary["failure_examples"][unavailable]
     else:
-        assert summary["failures"] == 0, summary["failure_examples"]
+        assert summary["failures"] == unavailable, summary["failure_examples"]
         assert summary["throttled_429"] > 0 and summary["turns"] > 10
         assert summary["outcomes"] == {"done": summary["turns"],
                                        "throttled": summary["throttled_429"]}
