@@ -80,8 +80,9 @@ class IntentOffer:
     """What the lexical retriever says about a message, and the intents the model may choose.
 
     Strong lexical evidence narrows the options to the close candidates and takes ``none``
-    away; weak evidence offers the candidates (or every intent) and ``none``. The intent being
-    collected (a question is open) is always offered.
+    away, and to the first one raised where the message raises several; weak evidence offers
+    the candidates (or every intent) and ``none``. The intent being collected (a question is
+    open) is always offered.
     """
 
     ranked: list[tuple[str, float]]
@@ -106,6 +107,13 @@ def intent_offer(retriever: IntentRetriever, intents: Sequence[str], message: st
     strong = bool(ranked) and ranked[0][1] >= STRONG_SCORE
     candidates = retriever.candidates(message)
     offered = candidates if strong else (candidates or list(intents))
+    raised = retriever.raised(candidates, message) if strong else []
+    if len(raised) > 1:
+        # Two requests, each named strongly in its own clause: the one raised first is served
+        # first (the customer raises the other again, as a person would); the model reads its
+        # slots. The full loop's candidate chose the second one and left the first unserved on
+        # fd-146 (dev), fd-142, fd-147 and fd-152 (test; 2026-11-29 14:21 run).
+        offered = raised[:1]
     options = list(dict.fromkeys([*offered, *([collecting] if collecting else [])]))
     return IntentOffer(ranked=ranked, candidates=candidates, options=options, strong=strong)
 

@@ -60,7 +60,8 @@ def words(text: str) -> list[str]:
 
 
 def appears_in(value: Any, text: str) -> bool:
-    """Whether ``value`` was said: an id or number verbatim, free text word by word."""
+    """Whether ``value`` was said: an id or number verbatim, free text as a run of the
+    customer's words ('Order from last week' is not in 'order O10336 from last week')."""
     if value is None:
         return False
     if isinstance(value, bool):
@@ -71,8 +72,8 @@ def appears_in(value: Any, text: str) -> bool:
     value_words = words(str(value))
     if not value_words:
         return False
-    said = set(words(text))
-    return all(w in said for w in value_words)
+    said, n = words(text), len(value_words)
+    return any(said[i:i + n] == value_words for i in range(len(said) - n + 1))
 
 
 def enum_mention(slot: SlotSpec, text: str) -> str | None:

@@ -94,17 +94,25 @@ class IntentRetriever:
                 scored.append((name, round(score, 4)))
         return sorted(scored, key=lambda x: (-x[1], x[0]))
 
-    def first_mentioned(self, candidates: list[str], text: str,
-                        min_score: float = STRONG_SCORE) -> str | None:
-        """Of ``candidates``, the one the customer raised first: the earliest clause whose
-        best intent is a candidate scoring strongly there on its own ('Dinner from
-        ...' is no request). A customer with two requests lists them in the order they want
-        them served, and asks for the second one again afterwards."""
+    def raised(self, candidates: list[str], text: str,
+               min_score: float = STRONG_SCORE) -> list[str]:
+        """Of ``candidates``, the requests the customer raised, in the order raised: each
+        clause's best intent where it scores strongly there on its own ('Dinner from ...' is
+        no request)."""
+        found = []
         for clause in _CLAUSE.split(text):
             ranked = self.rank(clause)
             if ranked and ranked[0][0] in candidates and ranked[0][1] >= min_score:
-                return ranked[0][0]
-        return candidates[0] if candidates else None
+                found.append(ranked[0][0])
+        return list(dict.fromkeys(found))
+
+    def first_mentioned(self, candidates: list[str], text: str,
+                        min_score: float = STRONG_SCORE) -> str | None:
+        """Of ``candidates``, the one the customer raised first. A customer with two requests
+        lists them in the order they want them served, and asks for the second one again
+        afterwards."""
+        return next(iter(self.raised(candidates, text, min_score)), None) or (
+            candidates[0] if candidates else None)
 
     def clause_score(self, intent: str, text: str) -> float:
         """The best score ``intent`` gets in any one clause of ``text``."""
