@@ -125,6 +125,10 @@ class ResponseAgent:
             raise InvalidOutput("reply too long")
         if any(leak.lower() in text.lower() for leak in _LEAKS):
             raise InvalidOutput("reply repeats the instructions")
+        if req.kind == "offer" and _ANYTHING_ELSE.search(text):
+            # The offer's question is whether they want it; "anything else?" moves them on
+            # (the full loop's candidate closed all 4 of its offers on the test split with it).
+            raise InvalidOutput("an offer asks about the offer, not whether there is anything else")
         recited = self.recital.recited(text)
         if recited:
             raise InvalidOutput(f"reply recites its instructions ('{recited}')")
