@@ -208,3 +208,11 @@ def test_free_text_from_the_model_must_be_a_run_of_the_customers_words(pack):
     assert got == {"order_id": "O10336"}
     kept = agent.grounded("invoice", {"order_id": "O10336", "title": "hana rossi"}, said)
     assert kept == {"order_id": "O10336", "title": "hana rossi"}
+
+
+def test_staff_who_hung_up_are_rude_staff(pack):
+    # fd-093 (dev): the candidate read "the staff hung up on me" as hygiene, the base model as
+    # packaging; the pack's phrases for rude_staff now include it, and the text beats the model.
+    agent = UnderstandingAgent(pack, None)
+    said = "When I called the restaurant about my order, the staff hung up on me."
+    assert agent.pattern_slots("merchant_complaint", said).get("issue") == "rude_staff"
