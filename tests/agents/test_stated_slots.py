@@ -216,3 +216,44 @@ def test_staff_who_hung_up_are_rude_staff(pack):
     agent = UnderstandingAgent(pack, None)
     said = "When I called the restaurant about my order, the staff hung up on me."
     assert agent.pattern_slots("merchant_complaint", said).get("issue") == "rude_staff"
+
+
+def test_free_text_loses_another_slots_value_at_its_edge_and_may_not_begin_inside_a_name(pack):
+    # fd-142 (test): the candidate titled an invoice "Northwind Analytics Co., Ltd.
+    # 91310115MA1K4QW87E", the tax id included; fd-066 (test): it read the new address as
+    # "Huangpu District, Shanghai" out of "484 Fuxing Road, Huangpu District, Shanghai".
+    agent = UnderstandingAgent(pack, None)
+    said = "A company invoice please. O10323 Northwind Analytics Co., Ltd. 91310115MA1K4QW87E"
+    tax_id = "91310115MA1K4QW87E"
+    got = agent.grounded("invoice", {"title": f"Northwind Analytics Co., Ltd. {tax_id}", "tax_id": tax_id}, said)
+    assert got == {"title": "Northwind Analytics Co., Ltd.", "tax_id": tax_id}
+    assert agent.grounded("invoice", {"title": "O10323 Northwind Analytics Co., Ltd."}, said) == {
+        "title": "Northwind Analytics Co., Ltd."}
+    assert agent.grounded("invoice", {"title": f"Northwind {tax_id} Analytics"}, said) == {}
+    assert agent.grounded("invoice", {"title": "Analytics Co., Ltd."}, said) == {}
+    moved = "I need it delivered to 484 Fuxing Road, Huangpu District, Shanghai instead."
+    for cut in ("Huangpu District, Shanghai", "Fuxing Road, Huangpu District, Shanghai"):
+        assert agent.grounded("change_address", {"new_address": cut}, moved) == {}
+    whole = "484 Fuxing Road, Huangpu District, Shanghai"
+    assert agent.grounded("change_address", {"new_address": whole}, moved) == {"new_address": whole}
+
+
+def test_an_answer_for_one_free_text_slot_leaves_out_the_id_given_with_it_no_model(
+        no_model_master, session):
+    # fd-152 (test): asked for the order number and the new address, the customer wrote
+    # both on one line; the address is the rest of the line.
+    state, turns = talk(no_model_master, session("U0213"), "I need to change the delivery address.",
+                        "848 Xinhua Road, Jing'an District, Shanghai O10335")
+    assert writes(turns) == [("update_address", {
+        "order_id": "O10335", "new_address": "848 Xinhua Road, Jing'an District, Shanghai"})]
+
+
+def test_a_payment_is_found_through_the_order_found_among_the_customers_orders_no_model(
+        no_model_master, session):
+    # fd-147 (test): no order number, no payment id. The one order of the customer's is found
+    # first, then among its two payments the one whose status says duplicate (the time the
+    # customer remembers, 14:15, is the other payment's).
+    state, turns = talk(no_model_master, session("U0208"),
+                        "I was charged twice for yesterday's order. It was from Roast Duck House, "
+                        "placed on 13 June at 14:15.")
+    assert writes(turns) == [("refund_payment", {"payment_id": "P00332"})]

@@ -9,7 +9,7 @@ code: a slot named like a table's primary key gets a pattern.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,48 @@ def appears_in(value: Any, text: str) -> bool:
         return False
     said, n = words(text), len(value_words)
     return any(said[i:i + n] == value_words for i in range(len(said) - n + 1))
+
+
+# What ends a stretch of speech before a value: a value right after one starts afresh.
+_STARTS_AFRESH = tuple(".!?;:\n\"'([")
+
+
+def free_text_as_said(value: Any, text: str, is_other_value: Callable[[str], bool]) -> str | None:
+    """A free-text value as the customer said it, or None when they did not say it.
+
+    Another slot's value at either edge is cut off ('Northwind Analytics Co., Ltd.
+    91310115MA1K4QW87E' is a title and a tax id); one inside, words not said as a run, or a
+    value that begins inside a name ('Huangpu District, Shanghai' of '484 Fuxing Road,
+    Huangpu District, Shanghai') is not what the customer said.
+    """
+    parts = str(value).split()
+    while parts and is_other_value(parts[0].strip(",;:")):
+        parts.pop(0)
+    while parts and is_other_value(parts[-1].strip(",;:")):
+        parts.pop()
+    if any(is_other_value(p.strip(",;:.")) for p in parts):
+        return None
+    cut = " ".join(parts).strip(" ,;:")
+    value_words = words(cut)
+    if not value_words or not appears_in(cut, text):
+        return None
+    run = r"[^a-z0-9]+".join(re.escape(w) for w in value_words)
+    for match in re.finditer(rf"(?<![a-z0-9]){run}(?![a-z0-9])", text, re.IGNORECASE):
+        if not _begins_inside_a_name(text[:match.start()], is_other_value):
+            return cut
+    return None
+
+
+def _begins_inside_a_name(before: str, is_other_value: Callable[[str], bool]) -> bool:
+    """Whether the words before a value run on into it: a capitalised word or a number just
+    before it, with at most a comma between ('Road, Huangpu ...'), and no id in between."""
+    before = before.rstrip()
+    if not before or before.endswith(_STARTS_AFRESH):
+        return False
+    last = before.rstrip(",").split()[-1].strip("\"'()[]")
+    if not last or is_other_value(last):
+        return False
+    return last[0].isupper() or any(c.isdigit() for c in last)
 
 
 def enum_mention(slot: SlotSpec, text: str) -> str | None:

@@ -201,24 +201,38 @@ class SolutionAgent:
         unique matches are taken."""
         spec = next(i for i in self.pack.intents if i.name == run.req.intent)
         passed = _slots_passed(self.pack.playbooks.playbooks.get(run.req.intent))
-        # The request's enum values speak for the customer too: of two payments of one order,
-        # a duplicate_charge means the one whose status says duplicate.
+        # The request's enum values speak for the customer first: of two payments of one
+        # order, a duplicate_charge means the one whose status says duplicate (whatever the
+        # time the customer remembers: "14:15" is the first payment's too).
         enums = [str(run.slots[s.name]).replace("_", " ") for s in spec.slots
                  if s.enum and run.slots.get(s.name)]
-        said = " ".join([run.req.customer_text, *enums])
-        for slot in spec.slots:
-            if not (slot.required or slot.name in passed) or run.slots.get(slot.name) \
-                    or slot.name not in self.shapes:
-                continue
-            for tool in self._lookup_tools(slot.name, run):
-                args = self._fill(tool, run)
-                record = await run.execute(ToolCall(name=tool, arguments=args), "playbook", tell=False)
-                if not record.ok:
-                    continue
-                value = self._match(slot.name, record.result, said, run.env)
-                if value is not None:
-                    run.slots[slot.name] = value
-                    break
+        said = (" ".join(enums), run.req.customer_text)
+        ids = [s for s in spec.slots if s.name in self.shapes]
+        needed = [s.name for s in ids if s.required or s.name in passed]
+        given = {n for n in needed if run.slots.get(n)}
+        pending = [n for n in needed if not await self._resolve(n, run, said)]
+        # An id found only through another one's record (a duplicate charge's payment is in
+        # its order, and the order among the customer's orders): once that one is found, in
+        # this pass or as a lead a read tool takes, look again.
+        reads = [t.spec.parameters.required for t in self.pack.tools if t.spec.kind == "read"]
+        leads = [s.name for s in ids if s.name not in needed and not run.slots.get(s.name)
+                 and any(s.name in required for required in reads)]
+        if pending and (set(needed) - set(pending) - given
+                        or any([await self._resolve(n, run, said) for n in leads])):
+            for name in pending:
+                await self._resolve(name, run, said)
+
+    async def _resolve(self, slot: str, run: SolveRun, said: tuple[str, ...]) -> bool:
+        """Whether ``slot`` has a value, looking it up among the customer's records if not."""
+        if run.slots.get(slot):
+            return True
+        for tool in self._lookup_tools(slot, run):
+            record = await run.execute(ToolCall(name=tool, arguments=self._fill(tool, run)),
+                                       "playbook", tell=False)
+            if record.ok and (value := self._match(slot, record.result, said, run.env)) is not None:
+                run.slots[slot] = value
+                return True
+        return False
 
     def _lookup_tools(self, slot: str, run: SolveRun) -> list[str]:
         table = self.pack.schema.table_keyed_by(slot) or ""
@@ -237,7 +251,9 @@ class SolutionAgent:
             args[name] = value
         return args
 
-    def _match(self, slot: str, result: Any, text: str, env: Environment) -> str | None:
+    def _match(self, slot: str, result: Any, said: tuple[str, ...], env: Environment) -> str | None:
+        """The one record of ``result`` holding ``slot`` that the customer's words point to:
+        the only one, or the one sharing the most words with ``said``'s texts, in order."""
         found: list[dict[str, Any]] = []
 
         def walk(node: Any) -> None:
@@ -254,10 +270,10 @@ class SolutionAgent:
         unique = {row[slot]: row for row in found}
         if len(unique) == 1:
             return next(iter(unique))
-        said = set(words(text))
-        scored = sorted(((len(self._row_words(row, env) & said), key) for key, row in unique.items()),
-                        reverse=True)
-        if scored and scored[0][0] > 0 and (len(scored) == 1 or scored[0][0] > scored[1][0]):
+        texts = [set(words(text)) for text in said]
+        scored = sorted(((tuple(len(self._row_words(row, env) & t) for t in texts), key)
+                         for key, row in unique.items()), reverse=True)
+        if scored and any(scored[0][0]) and (len(scored) == 1 or scored[0][0] > scored[1][0]):
             return scored[0][1]
         return None
 

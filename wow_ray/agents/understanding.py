@@ -20,6 +20,7 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from wow_ray.agents.base import Agent, InvalidOutput, ModelSettings, run_structured
@@ -29,10 +30,10 @@ from wow_ray.agents.prompt_inputs import STRONG_SCORE, intent_offer, understandi
 from wow_ray.agents.prompts import NO_INTENT, parse_understanding
 from wow_ray.agents.slots import (
     IdShape,
-    appears_in,
     coerce,
     enum_mention,
     enum_mentions,
+    free_text_as_said,
     id_shapes,
     stated_values,
 )
@@ -190,12 +191,22 @@ class UnderstandingAgent:
                 continue  # an id the customer never wrote: invented
             if slot.shape and value not in stated_values(slot, said, self.shapes.values()):
                 continue  # not of the slot's shape, or not what the customer wrote
-            if slot.enum is None and shape is None and (
-                    not appears_in(value, said)
-                    or any(s.find_all(str(value)) for s in self.shapes.values())):
-                continue  # free text not in the customer's words, or an id posing as text
+            if slot.enum is None and shape is None and not slot.shape:
+                value = free_text_as_said(value, said, self._other_value(intent))
+                if value is None:
+                    continue  # free text not in the customer's words, or an id posing as text
             out[slot.name] = value
         return out
+
+    def _other_value(self, intent: str) -> Callable[[str], bool]:
+        """Whether a word is a value of its own: a record's id, or the shape of one of the
+        intent's shaped slots (a tax id)."""
+        shaped = [re.compile(s.shape) for s in self.intents[intent].slots if s.shape]
+
+        def is_other(word: str) -> bool:
+            return any(s.find_all(word) == [word.upper()] for s in self.shapes.values()) or \
+                any(p.fullmatch(word) for p in shaped)
+        return is_other
 
     # -- the agent ------------------------------------------------------------------------
 
@@ -323,12 +334,14 @@ class UnderstandingAgent:
         return out
 
     def _free_text_answer(self, active: Any, message: str, have: dict[str, Any]) -> dict[str, Any]:
-        """The whole reply as the value when we asked for exactly one free-text slot."""
+        """The whole reply as the value when we asked for exactly one free-text slot, less
+        the other values given with it ('848 Xinhua Road, Shanghai O10335')."""
         missing = [m for m in active.missing if m not in have]
         free = [s for s in self.intents[active.intent].slots if s.name in missing
                 and s.type == "string" and not s.enum and s.name not in self.shapes]
         if len(free) == 1 and len(missing) == 1 and 2 <= len(message) <= 120:
-            return {free[0].name: message}
+            value = free_text_as_said(message, message, self._other_value(active.intent))
+            return {free[0].name: value} if value else {}
         return {}
 
 

@@ -92,7 +92,7 @@ class Plan:
     """What the scripted customer takes from a task's instructions, once."""
 
     opening: str
-    known: dict[str, str]
+    known: list[dict[str, str]]  # per request, in the order raised
     unknown: set[str]
     restate: str
     evidence: list[str]
@@ -126,14 +126,15 @@ def plan_for(task: Task, pack: ScenarioPack) -> Plan:
     # A customer asks for what they want, in the first message: unless the reason says it.
     asked = [demand_text + "."] if wanted and wanted.lower() not in " ".join([*said, reason]).lower() else []
     opening = " ".join([*said, reason, *asked, first_person(ins.known_info or "")])
-    known: dict[str, str] = {}
+    known: list[dict[str, str]] = []
     unknown: set[str] = set()
     for request in task.situation.requests:
+        known.append({})
         for slot, value in request.slots.items():
             if value is None:
                 continue
-            (known.__setitem__(slot, str(value)) if str(value) in told else unknown.add(slot))
-    unknown = {s for s in unknown - set(known)
+            (known[-1].__setitem__(slot, str(value)) if str(value) in told else unknown.add(slot))
+    unknown = {s for s in unknown - {s for k in known for s in k}
                if any(w in (ins.unknown_info or "").lower() for w in _slot_words(s))}
     restate = first_person(ins.reason_for_call)
     demands = [r.demand for r in task.situation.requests if r.demand is not None]
@@ -242,7 +243,13 @@ class ScriptedCustomer:
             self._count(asked)
             if self._stuck():
                 return CustomerTurn(signal="give_up")
-            parts = [self.plan.known[s] for s in asked if s in self.plan.known]
+            # The request being served answers first: of two orders, its own.
+            current = len(self.plan.later) - len(self.later)
+            known: dict[str, str] = {}
+            for values in [self.plan.known[current], *self.plan.known]:
+                for slot, value in values.items():
+                    known.setdefault(slot, value)
+            parts = [known[s] for s in asked if s in known]
             parts += [f"I don't know the {_slot_words(s)[0]}; can you look it up from my account?"
                       for s in asked if s in self.plan.unknown]
             return CustomerTurn(" ".join(parts) or self.plan.restate)  # else: told in words
