@@ -109,23 +109,6 @@ def test_the_gate_releases_each_sentence_once_it_is_complete_and_checked():
     assert gate.shown == "Your total is 12.5 CNY. Thanks! More soon."
 
 
-def test_a_clause_is_released_before_its_sentence_ends_unless_it_may_open_a_claim():
-    # The first words reach the customer a clause earlier; a clause naming a refund waits for
-    # its sentence, whose end decides the claim ("refund ..., has been issued").
-    released: list[str] = []
-    gate = ReplyGate(check_no_nine, released.append)
-    for piece in ["I'm sorry", " it was late, ", "so sorry", "; your refund", ", as promised,", " is on its way."]:
-        gate.feed(piece)
-        if piece == " it was late, ":
-            assert released == ["I'm sorry it was late,"]
-    assert released == ["I'm sorry it was late,", " so sorry;"], "held: 'refund' opens a claim"
-    gate.close("stop")
-    assert released == ["I'm sorry it was late,", " so sorry;", " your refund, as promised, is on its way."]
-    failing = ReplyGate(check_no_nine, (shown := []).append)
-    assert failing.settle("Sorry, you get 9 CNY, today.") == "Sorry," and shown == ["Sorry,"]
-    assert ReplyGate(check_no_nine).settle("Sorry, 1,200 CNY is yours.") == "Sorry, 1,200 CNY is yours."
-
-
 def test_the_gate_stops_at_the_first_failing_sentence_and_drops_a_cut_off_tail():
     released: list[str] = []
     gate = ReplyGate(check_no_nine, released.append)

@@ -49,10 +49,6 @@ CLAIM_PATTERNS: dict[ClaimKind, re.Pattern[str]] = {
         r"|\b(?:transferred|handed)\s+(?:you|this|your\s+case)\b",
         re.I),
 }
-# The words that open a claim whose pattern runs on past a comma ("refund" ... "has been
-# issued", within 40 characters): a clause holding one is not released before its sentence
-# ends (``reply_gate``). Every other claim is joined by white space alone, inside one clause.
-_OPENS_A_SPANNING_CLAIM = re.compile(r"\b(?:refund|coupon|address|ticket)", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bcannot)\s+(?:\w+\s+){0,2}$", re.I)
 
 
@@ -90,8 +86,3 @@ class Recital:
             if tuple(w[i:i + self.words]) in self.ngrams:
                 return " ".join(w[i:i + self.words])
         return None
-
-
-def may_open_a_claim(text: str) -> bool:
-    """Whether a claim begun in ``text`` could end after a comma that follows it."""
-    return _OPENS_A_SPANNING_CLAIM.search(text) is not None

@@ -1,5 +1,4 @@
-"""Streams a reply's text only once it stands: sentence by sentence (or clause by clause), each
-checked first.
+"""Streams a reply's text only once it stands: sentence by sentence, each checked first.
 
 A customer must never read text that is then taken back. So the model's reply is held until a
 sentence is complete, the reply so far plus that sentence passes every check that can be made
@@ -11,11 +10,8 @@ rather than replacing it (``ResponseAgent.complete``); when not even the first s
 nothing was shown and the deterministic fallback is the whole reply.
 
 A sentence is the unit because the checks are: a claim ("the refund ... has been issued") is
-matched within a sentence, so a partial sentence can pass and its end fail. A clause (ending
-in ", ", "; " or ": ") is released early only while its sentence holds no word that opens such
-a claim (``claims.may_open_a_claim``): every other check holds of a prefix, so what follows
-it can fail only itself, never the clause shown. The cost is the time to the first released
-clause; ``benchmarks/bench_turns.py`` measures it.
+matched within a sentence, so a partial sentence can pass and its end fail. The cost is the
+time to the first complete sentence; ``benchmarks/bench_turns.py`` measures it.
 
 The same gate settles a whole (unstreamed) text, so a streamed and an unstreamed turn give the
 same reply from the same model output.
@@ -28,13 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from wow_ray.agents.base import InvalidOutput
-from wow_ray.agents.claims import may_open_a_claim
 
 # A sentence ends at ., ! or ? (closing quotes or brackets may follow) before white space, or
 # at a line break. "12.5" and "O10337." at the very end stay in the buffer until more arrives.
 _SENTENCE_END = re.compile(r"""(?<=[.!?])["')\]]*\s+|\n+""")
-# A clause ends at a comma, semicolon or colon before white space ("1,200" does not end one).
-_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
 
 def _clean(text: str) -> str:
@@ -55,7 +48,6 @@ class ReplyGate:
         self.release = release
         self.shown = ""
         self.buffer = ""
-        self.sentence = ""  # the released clauses of the sentence under way
         self.rejected: str | None = None
         self.cut = False  # the model stopped mid-sentence (its token budget ran out)
 
@@ -66,7 +58,7 @@ class ReplyGate:
     def restart(self) -> None:
         """Forget a draft of which nothing was shown (before a retry)."""
         assert not self.shown, "shown text is never taken back"
-        self.buffer, self.sentence, self.rejected, self.cut = "", "", None, False
+        self.buffer, self.rejected, self.cut = "", None, False
 
     def feed(self, piece: str) -> None:
         """Take one streamed piece; release every sentence it completes that passes."""
@@ -75,18 +67,10 @@ class ReplyGate:
         self.buffer += piece
         while self.rejected is None:
             end = _SENTENCE_END.search(self.buffer)
-            clause = _CLAUSE_END.search(self.buffer)
-            if clause and (end is None or clause.start() < end.start()) \
-                    and not may_open_a_claim(f"{self.sentence} {self.buffer[:clause.start()]}"):
-                part, self.buffer = self.buffer[:clause.start()], self.buffer[clause.end():]
-                self.sentence = f"{self.sentence} {part}"
-                self._offer(part)
-                continue
             if end is None:
                 return
             sentence, self.buffer = self.buffer[:end.start() + len(end.group(0).rstrip())], \
                 self.buffer[end.end():]
-            self.sentence = ""
             self._offer(sentence)
 
     def close(self, finish_reason: str | None = None) -> None:
