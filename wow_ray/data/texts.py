@@ -116,12 +116,15 @@ SECOND = ["Also, ", "One more thing: ", "And another thing, ", "While I have you
 
 # --------------------------------------------------------------------------- agent side
 
+# Every reply kind that states facts opens with a short sentence: the service shows a sentence
+# only once it is complete and checked, so a short first one is what the customer sees first
+# (a reply that was one 23-token claim showed nothing for 2.6 s: benchmarks/README.md).
 OPENERS = {
-    "resolve": ["", "Thanks for your patience. ", "I'm sorry about that. ", "Thanks for letting us know. ",
+    "resolve": ["Thanks for your patience. ", "I'm sorry about that. ", "Thanks for letting us know. ",
                 "I've looked into it. "],
     "deny": ["I'm sorry. ", "I understand, and I'm sorry. ", "Thank you for explaining. ",
              "I'm afraid I can't do that. "],
-    "handoff": ["", "I understand. ", "I'm sorry about this. "],
+    "handoff": ["I understand. ", "I'm sorry about this. "],
     "offer": ["I'm sorry. ", "I understand, but I can't do that. ", "Thank you for explaining. "],
 }
 CLOSERS = {
