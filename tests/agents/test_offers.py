@@ -136,3 +136,29 @@ def test_an_offer_closed_with_anything_else_is_not_an_offer_and_is_completed(pac
     gate.close("stop")
     assert gate.shown.endswith("for order O10186.")
     assert agent.complete(gate.shown, req, None) == OFFER_QUESTION
+
+
+def test_a_question_for_what_is_missing_closed_with_anything_else_is_completed_with_the_question(pack):
+    from wow_ray.agents.messages import RespondRequest
+    from wow_ray.agents.reply_gate import ReplyGate
+    from wow_ray.agents.response import ResponseAgent
+
+    # What two full loops' candidates wrote on fd-152 (test): the customer, asked nothing but
+    # "anything else?", moved on and the invoice was never issued.
+    written = ("I'm sorry about that. Invoice title: a person or a company. "
+               "Is there anything else I can help with?")
+    agent = ResponseAgent(pack, None)
+    req = RespondRequest(session_id="s", kind="clarify", message="I need an invoice for order O10336.",
+                         ask_for=["title"])
+    with pytest.raises(Exception, match="not whether there is anything else"):
+        agent.validate(written, req)
+    gate = ReplyGate(lambda prefix: agent.check_prefix(prefix, req), release=lambda piece: None)
+    assert gate.settle(written, "stop") == "I'm sorry about that. Invoice title: a person or a company."
+    added = agent.complete(gate.shown, req, agent_input(agent, req))
+    assert added.endswith("?") and "anything else" not in added
+
+
+def agent_input(agent, req):
+    from wow_ray.agents.prompt_inputs import response_input
+
+    return response_input(agent.pack, req, agent.brand, agent.tone)

@@ -125,10 +125,12 @@ class ResponseAgent:
             raise InvalidOutput("reply too long")
         if any(leak.lower() in text.lower() for leak in _LEAKS):
             raise InvalidOutput("reply repeats the instructions")
-        if req.kind == "offer" and _ANYTHING_ELSE.search(text):
-            # The offer's question is whether they want it; "anything else?" moves them on
-            # (the full loop's candidate closed all 4 of its offers on the test split with it).
-            raise InvalidOutput("an offer asks about the offer, not whether there is anything else")
+        if req.kind in ("offer", "clarify") and _ANYTHING_ELSE.search(text):
+            # The question is whether they want it, or what is missing; "anything else?" moves
+            # them on (the full loop's candidate closed all 4 of its offers on the test split
+            # with it, and asked for an invoice title with it on fd-152, in two runs).
+            raise InvalidOutput(f"a reply that {'offers' if req.kind == 'offer' else 'asks'} "
+                                "asks about that, not whether there is anything else")
         recited = self.recital.recited(text)
         if recited:
             raise InvalidOutput(f"reply recites its instructions ('{recited}')")
