@@ -129,8 +129,9 @@ class ResponseAgent:
             # The question is whether they want it, or what is missing; "anything else?" moves
             # them on (the full loop's candidate closed all 4 of its offers on the test split
             # with it, and asked for an invoice title with it on fd-152, in two runs).
-            raise InvalidOutput(f"a reply that {'offers' if req.kind == 'offer' else 'asks'} "
-                                "asks about that, not whether there is anything else")
+            asked = "an offer asks about the offer" if req.kind == "offer" else \
+                "a question asks for what is missing"
+            raise InvalidOutput(f"{asked}, not whether there is anything else")
         recited = self.recital.recited(text)
         if recited:
             raise InvalidOutput(f"reply recites its instructions ('{recited}')")
