@@ -97,8 +97,9 @@ def free_text_as_said(value: Any, text: str, is_other_value: Callable[[str], boo
         return None
     cut = " ".join(parts).strip(" ,;:")
     value_words = words(cut)
-    if not value_words or not appears_in(cut, text):
+    if not value_words:
         return None
+    # Each match is a run of the customer's words (what ``appears_in`` checks), located.
     run = r"[^a-z0-9]+".join(re.escape(w) for w in value_words)
     for match in re.finditer(rf"(?<![a-z0-9]){run}(?![a-z0-9])", text, re.IGNORECASE):
         if not _begins_inside_a_name(text[:match.start()], is_other_value):

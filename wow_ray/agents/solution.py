@@ -156,6 +156,9 @@ class SolutionAgent:
         self.oracle = Oracle(pack)  # compiles playbook expressions per rules version
         self.playbook = PlaybookPlanner(pack, self.oracle, executor, agent.name)
         self.shapes = id_shapes(pack)
+        # What the read tools are called with: the ids that lead to other records.
+        self.read_parameters = {name for t in pack.tools if t.spec.kind == "read"
+                                for name in t.spec.parameters.required}
 
     async def solve(self, req: SolveRequest) -> SolveResult:
         started = time.perf_counter()
@@ -214,9 +217,8 @@ class SolutionAgent:
         # An id found only through another one's record (a duplicate charge's payment is in
         # its order, and the order among the customer's orders): once that one is found, in
         # this pass or as a lead a read tool takes, look again.
-        reads = [t.spec.parameters.required for t in self.pack.tools if t.spec.kind == "read"]
         leads = [s.name for s in ids if s.name not in needed and not run.slots.get(s.name)
-                 and any(s.name in required for required in reads)]
+                 and s.name in self.read_parameters]
         if pending and (set(needed) - set(pending) - given
                         or any([await self._resolve(n, run, said) for n in leads])):
             for name in pending:
