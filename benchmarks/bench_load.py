@@ -185,11 +185,13 @@ async def run(args: argparse.Namespace, tally: Tally | None = None) -> dict:
 
 
 def add_load_arguments(parser: argparse.ArgumentParser, *, customers: int, minutes: float,
-                       ramp_s: float) -> None:
-    """The customers' options, shared with the harnesses that run this load (with defaults)."""
-    parser.add_argument("--api-key", required=True, help="a customer-scope API key")
-    parser.add_argument("--token-secret-file", required=True,
-                        help="the customer-token secret the service was deployed with")
+                       ramp_s: float, credentials: bool = True) -> None:
+    """The customers' options, shared with the harnesses that run this load (with defaults);
+    `credentials=False` for a harness that deploys the service with its own."""
+    if credentials:
+        parser.add_argument("--api-key", required=True, help="a customer-scope API key")
+        parser.add_argument("--token-secret-file", required=True,
+                            help="the customer-token secret the service was deployed with")
     parser.add_argument("--customers", type=int, default=customers)
     parser.add_argument("--minutes", type=float, default=minutes)
     parser.add_argument("--ramp-s", type=float, default=ramp_s,

@@ -20,6 +20,7 @@ namespace or veth behind. Never `ray stop`: it would stop every Ray on the machi
     sudo python -m benchmarks.multinode --check      # 3 nodes up, a task on each, torn down
     sudo python -m benchmarks.multinode --cleanup    # what a SIGKILLed run left behind
     sudo python -m benchmarks.multinode --dialogue [--with-model]   # multinode_fault.py
+    sudo python -m benchmarks.multinode --store-outage [--with-model]   # multinode_outage.py
 """
 
 from __future__ import annotations
@@ -196,15 +197,19 @@ def main() -> None:
                         help="the dialogue service with sessions in PostgreSQL, a training job "
                         "and an evaluation job: worker node 1 killed while all three run on it "
                         "(multinode_fault.py)")
+    parser.add_argument("--store-outage", action="store_true",
+                        help="the dialogue service spread over the worker nodes under load, "
+                        "PostgreSQL stopped for 10 s mid-run (multinode_outage.py)")
     parser.add_argument("--with-model", action="store_true",
-                        help="with --dialogue: vLLM serves the embedded model (minutes to start)")
+                        help="with --dialogue or --store-outage: vLLM serves the embedded model "
+                        "(minutes to start)")
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--turns", type=int, default=8)
     args = parser.parse_args()
     if args.cleanup:
         print("removed:", cleanup())
         return
-    if args.dialogue:
+    if args.dialogue or args.store_outage:
         dialogue_under_fault(args)
         return
     started = time.monotonic()
@@ -223,15 +228,20 @@ def main() -> None:
 def dialogue_under_fault(args: argparse.Namespace) -> None:
     from benchmarks.multinode_dialogue import sessions_database
     from benchmarks.multinode_fault import run_one_kill, summary
+    from benchmarks.multinode_outage import run_store_outage
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wow-multinode-") as workdir, \
             MultiNodeRay(args.workers + 1, rate=args.rate, dashboard=True) as nodes, \
             sessions_database(nodes) as db:
         print(f"{args.workers + 1} nodes and PostgreSQL up in {time.monotonic() - started:.1f} s")
-        result = run_one_kill(nodes, db, Path(workdir), sessions=args.sessions, turns=args.turns,
-                              with_model=args.with_model)
-        print(json.dumps(summary(result), indent=1))
+        if args.store_outage:
+            print(json.dumps(run_store_outage(nodes, db, Path(workdir),
+                                              with_model=args.with_model), indent=1))
+        else:
+            result = run_one_kill(nodes, db, Path(workdir), sessions=args.sessions,
+                                  turns=args.turns, with_model=args.with_model)
+            print(json.dumps(summary(result), indent=1))
     print(f"torn down; {time.monotonic() - started:.1f} s in all")
 
 

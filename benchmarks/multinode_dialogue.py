@@ -7,8 +7,9 @@ head's host while it kills a worker node, and what the sessions database holds.
         gateway and of every agent, one on each worker node (`max_replicas_per_node=1` and a
         resource only worker nodes offer), the head's HTTP proxy in front; then (once
         --go-file exists, if given) --sessions customers each hold a session of --turns turns,
-        retrying a failed request once (after reading the transcript: a turn stored before its
-        reply was lost is not sent twice)
+        every other one streamed, retrying a lost turn once (after reading the transcript: a
+        turn stored before its reply was lost is not sent twice); then waits for a replica of
+        every deployment on each worker node again (a killed node's, on its replacement)
     python -m benchmarks.multinode_dialogue evaluate --dashboard URL --gateway URL --workdir DIR
         `evaluators.run` submitted through Ray's Jobs API against that gateway: scripted
         customers, the tasks named, --trials, --actors simulator actors spread over the nodes
@@ -23,15 +24,14 @@ needs no vLLM (a minute or more to start on 2 cores). With it, vLLM serves the e
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import shlex
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,95 +132,92 @@ def deploy_service(database_url: str, workdir: Path, with_model: bool) -> None:
     deploy_and_wait(service_config(database_url, str(storage), str(secret_file)), APP)
 
 
-def replica_nodes() -> dict[str, list[str]]:
-    """Per deployment of the app, the addresses of the nodes its live replicas run on."""
+def replica_nodes(app: str = APP) -> dict[str, list[str]]:
+    """Per deployment of `app`, the addresses of the nodes its live replicas run on."""
     import ray
     from ray.util.state import list_actors
 
     address = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
     found: dict[str, list[str]] = defaultdict(list)
     for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000):
-        if actor.class_name.startswith(f"ServeReplica:{APP}:"):
+        if actor.class_name.startswith(f"ServeReplica:{app}:"):
             found[actor.class_name.rsplit(":", 1)[1]].append(address.get(actor.node_id, "?"))
     return {name: sorted(nodes) for name, nodes in sorted(found.items())}
 
 
-def hold_session(url: str, index: int, turns: int, progress: Path, lock: threading.Lock,
-                 pause_s: float) -> dict[str, Any]:
-    """One customer's session of `turns` turns; a failed request is retried once, 3 s later
-    (the head sees a dead node in about 3 s), after reading the transcript: a turn stored
-    before its reply was lost counts as answered and is not sent again."""
-    import httpx
-
+async def hold_session(url: str, index: int, turns: int, progress: Path, pause_s: float,
+                       stream: bool) -> dict[str, Any]:
+    """One customer's session of `turns` turns, plain or streamed, through the evaluation's
+    HTTP client (`GatewayTarget`): a lost turn is retried once, after reading the transcript
+    (a turn stored before its reply was lost counts as answered and is not sent again)."""
+    from wow_ray.evaluation.http import GatewayTarget
     from wow_ray.serving.access import mint_customer_token
 
-    token = mint_customer_token(TOKEN_SECRET, USERS[index % len(USERS)], verified=True)
-    headers = {"Authorization": f"Bearer {CUSTOMER_KEY}", "X-Customer-Token": token}
-    out: dict[str, Any] = {"session_id": None, "sent": [], "answered": 0, "retried": 0,
-                           "from_transcript": 0, "failed": [], "slowest_s": 0.0}
-    with httpx.Client(base_url=url, headers=headers, timeout=150.0) as http:
-        def post(path: str, body: dict[str, Any]) -> dict[str, Any] | str:
-            """The answer's JSON, or what went wrong."""
-            try:
-                response = http.post(path, json=body)
-            except httpx.HTTPError as exc:
-                return repr(exc)
-            return response.json() if response.is_success else f"{response.status_code} {response.text[:200]}"
-
-        def stored(text: str, turn: int) -> bool:
-            got = http.get(f"/v1/sessions/{out['session_id']}/transcript")
-            turns_stored = got.json()["turns"] if got.is_success else []
-            return len(turns_stored) == turn + 1 and turns_stored[-1]["customer"] == text
-
-        created = post("/v1/sessions", {})
-        if isinstance(created, str):
-            out["retried"] += 1
-            time.sleep(3.0)
-            created = post("/v1/sessions", {})
-        if isinstance(created, str):
-            out["failed"].append(f"create: {created}")
-            return out
-        out["session_id"] = created["session_id"]
-        path = f"/v1/sessions/{out['session_id']}/messages"
+    target = GatewayTarget(url, CUSTOMER_KEY, timeout_s=150.0, stream=stream,
+                           customer_token=lambda user, verified: mint_customer_token(
+                               TOKEN_SECRET, user, verified=verified))
+    out: dict[str, Any] = {"session_id": None, "streamed": stream, "sent": [], "answered": 0,
+                           "retried": 0, "from_transcript": 0, "withdrawn": 0, "failed": [],
+                           "slowest_s": 0.0}
+    try:
+        await target.open_session(USERS[index % len(USERS)], True, {"customer": index})
+        out["session_id"] = target.session_id
         for turn in range(turns):
             text = MESSAGES[turn % len(MESSAGES)]
             out["sent"].append(text)
             started = time.monotonic()
-            answer = post(path, {"content": text})
-            if isinstance(answer, str):
-                out["retried"] += 1
-                time.sleep(3.0)
-                if stored(text, turn):
-                    out["from_transcript"] += 1
-                elif isinstance(answer := post(path, {"content": text}), str):
-                    out["failed"].append(f"turn {turn}: {answer}")
-                    return out
+            reply = await target.send(text, [])
             out["answered"] += 1
+            out["withdrawn"] += reply.withdrawn
             out["slowest_s"] = max(out["slowest_s"], round(time.monotonic() - started, 2))
-            with lock, open(progress, "a") as line:
+            with open(progress, "a") as line:
                 line.write(json.dumps({"session": index, "turn": turn, "sent_at": started,
                                        "t": time.monotonic()}) + "\n")
-            time.sleep(pause_s)
+            await asyncio.sleep(pause_s)
+    except Exception as exc:  # what went wrong is the result; the other customers go on
+        out["failed"].append(f"turn {len(out['sent']) - 1}: {type(exc).__name__}: {exc}")
+    finally:
+        out["retried"], out["from_transcript"] = target.lost, target.from_transcript
+        await target.http.aclose()
     return out
+
+
+def wait_for_spread(timeout_s: float) -> tuple[dict[str, list[str]], float | None]:
+    """Every deployment's replicas as they stand once each has one on every worker node
+    again (a killed node's replicas started by Serve on its replacement), or at the timeout;
+    and the seconds that took (None at the timeout)."""
+    started = time.monotonic()
+    while True:
+        placement = replica_nodes()
+        spread = len(placement) == len(DEPLOYMENTS) and all(
+            len(set(nodes)) == 2 for nodes in placement.values())
+        if spread or time.monotonic() - started > timeout_s:
+            return placement, round(time.monotonic() - started, 1) if spread else None
+        time.sleep(2.0)
 
 
 def serve_sessions(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     deploy_service(args.database_url, args.workdir, args.with_model)
-    placement = replica_nodes()
+    placement, llm_placement = replica_nodes(), replica_nodes("llm")
     progress = args.workdir / "turns.jsonl"
     with open(progress, "a") as line:  # the host side waits for this before it counts turns
         line.write(json.dumps({"deployed": True, "t": time.monotonic()}) + "\n")
     url = f"http://{ray.util.get_node_ip_address()}:8000{ROUTE}"
     if args.go_file is not None:  # the customers start when the host says so
         wait_for(args.go_file.exists, args.timeout_s, f"{args.go_file} to exist")
-    lock = threading.Lock()
-    with ThreadPoolExecutor(args.sessions) as pool:
-        sessions = list(pool.map(lambda i: hold_session(url, i, args.turns, progress, lock,
-                                                        args.pause_s), range(args.sessions)))
-    return {"placement": placement, "placement_after": replica_nodes(), "sessions": sessions,
-            "gateway": url}
+
+    async def customers() -> list[dict[str, Any]]:  # every other one streams its turns
+        return list(await asyncio.gather(*(
+            hold_session(url, i, args.turns, progress, args.pause_s, stream=i % 2 == 0)
+            for i in range(args.sessions))))
+
+    sessions = asyncio.run(customers())
+    placement_after, respread_s = wait_for_spread(args.respread_timeout_s)
+    return {"placement": placement, "placement_after": placement_after,
+            "respread_after_sessions_s": respread_s, "llm_placement": llm_placement,
+            "llm_placement_after": replica_nodes("llm"), "sessions": sessions, "gateway": url}
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -341,6 +338,9 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--actor-resources", default="{}", help="JSON, as evaluators.run takes it")
     parser.add_argument("--go-file", type=Path, help="serve: hold the customers until it exists")
+    parser.add_argument("--respread-timeout-s", type=float, default=120.0,
+                        help="serve: how long to wait, after the sessions, for a replica of "
+                             "every deployment on each worker node again")
     parser.add_argument("--timeout-s", type=float, default=300)
     args = parser.parse_args()
     import ray

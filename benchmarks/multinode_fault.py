@@ -188,6 +188,11 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "killed_node": result["killed_node"],
         "placement": served["placement"], "placement_after": served["placement_after"],
+        "respread_after_sessions_s": served.get("respread_after_sessions_s"),
+        "llm_placement": served.get("llm_placement"),
+        "llm_placement_after": served.get("llm_placement_after"),
+        "streamed_sessions": sum(1 for s in sessions if s.get("streamed")),
+        "withdrawn": sum(s.get("withdrawn", 0) for s in sessions),
         "turns_sent": sum(len(s["sent"]) for s in sessions),
         "turns_answered": sum(s["answered"] for s in sessions),
         "turns_stored": sum(len(v["indices"]) for v in stored.values()),

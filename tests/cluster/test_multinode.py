@@ -7,8 +7,9 @@ server on the head) holds customers' sessions, a DeAR Ray Train job runs a worke
 worker node, and an evaluation job submitted to the cluster has simulator actors on both;
 worker node 1 dies. No session or turn is lost, training resumes from its checkpoint on the
 replacement node and finishes, and the evaluation completes with every episode once, the
-killed actor's episode played again. Then nothing is left behind. All of it on one cluster,
-started once for the module.
+killed actor's episode played again. Then PostgreSQL stops for ten seconds under load with
+the service spread over the worker nodes: clear 503s, nothing half-written, recovery without a
+restart. Then nothing is left behind. All of it on one cluster, started once for the module.
 
 Needs root (namespaces, veths); skipped with the reason otherwise. CI runs it as root.
 """
@@ -92,11 +93,12 @@ def sessions_db(three_nodes):
 @pytest.mark.timeout(600)
 def test_one_node_killed_while_it_serves_trains_and_evaluates(three_nodes, sessions_db, tmp_path):
     """No LLM (a stand-in refuses every call, so the agents take their deterministic
-    fallbacks). Six customers hold eight-turn sessions, training is held after step 3, the
+    fallbacks). Six customers hold eight-turn sessions (every other one streamed), training is held after step 3, the
     evaluation plays 4 dev tasks x 2 trials with 2 simulator actors spread over the worker
     nodes; worker node 1 dies once each customer has two answers, an actor is alive there and
     episodes are left. Every customer turn is answered (one retry allowed, after reading the
-    transcript) and PostgreSQL holds each session's turns once each, in order; training
+    transcript), no streamed text is taken back, PostgreSQL holds each session's turns once
+    each, in order, and Serve puts the killed node's replicas on its replacement; training
     resumes from its checkpoint on both worker nodes (the replacement and the survivor) and
     finishes; the evaluation job succeeds with every episode once, and the episode its killed
     actor held was played again (the report says so, the state API shows the restart, the
@@ -116,6 +118,10 @@ def test_one_node_killed_while_it_serves_trains_and_evaluates(three_nodes, sessi
     assert [s["failed"] for s in sessions] == [[]] * 6, summary(result)
     assert [s["answered"] for s in sessions] == [8] * 6
     assert result["turns_after_kill"] > 0
+    assert [s["streamed"] for s in sessions] == [True, False] * 3  # half of them stream
+    assert [s["withdrawn"] for s in sessions] == [0] * 6  # no streamed text taken back
+    # Serve started the killed node's replicas on its replacement: one on each worker again
+    assert served["placement_after"] == {name: workers for name in DEPLOYMENTS}, summary(result)
     for session in sessions:
         held = result["stored"][session["session_id"]]
         assert held["customer"] == session["sent"]  # every turn stored once, in order
@@ -150,3 +156,34 @@ def test_one_node_killed_while_it_serves_trains_and_evaluates(three_nodes, sessi
     played_twice = {e for e, held in episodes.items() if len(held) == 2}
     assert played_twice and played_twice <= replayed  # the abandoned session beside its replay
     assert all(len(held) <= 2 for held in episodes.values())
+
+
+@pytest.mark.timeout(400)
+def test_the_sessions_database_stopped_for_ten_seconds_under_load(three_nodes, sessions_db,
+                                                                    tmp_path):
+    """The service spread over both worker nodes (the stand-in LLM again), 8 customers'
+    streamed turns through the head's proxy; PostgreSQL on the head stopped as by a crash 15 s
+    in, started 10 s later. During the outage every failure is a clear 503 naming the
+    database; within a few seconds of its return every turn is answered again, with nothing
+    restarted; the database holds exactly the turns answered, none half-written."""
+    from benchmarks.multinode_dialogue import DEPLOYMENTS
+    from benchmarks.multinode_outage import run_store_outage
+
+    nodes = three_nodes
+    out = run_store_outage(nodes, sessions_db, tmp_path, customers=8, minutes=0.75, ramp_s=5,
+                           outage_at_s=15, outage_s=10, database="outage")
+    brief = {k: out[k] for k in ("outcomes", "outage", "not_done_after_up_s", "stored",
+                                 "turn_s", "failure_kinds")}
+    print(json.dumps(brief))
+    workers = sorted([nodes.node_ip(1), nodes.node_ip(2)])
+    assert out["placement"] == {name: workers for name in DEPLOYMENTS}
+    phases = out["outcomes"]
+    assert phases["before"] == {"done": phases["before"]["done"]} and phases["before"]["done"] > 0
+    assert phases["during"].get("unavailable", 0) > 0, brief  # turns were refused, clearly:
+    assert all("the sessions database is unavailable" in m for m in out["failure_messages"])
+    assert phases["after"]["done"] > 0 and phases["first_answer_after_up_s"] < 10, brief
+    assert all(t < 5 for t in out["not_done_after_up_s"]), brief  # recovered by itself
+    done = sum(phase.get("done", 0) for phase in (phases["before"], phases["during"],
+                                                   phases["after"]))
+    assert out["stored"]["turns"] == done == out["turns"]  # each answered turn stored, once
+    assert out["stored"]["inconsistent"] == {}  # indices 0..n-1 and the row's version n

@@ -9,6 +9,7 @@ import logging
 
 from wow_ray.serving.session_logs import (
     JsonLogFormatter,
+    in_session,
     install_session_logging,
     session_context,
 )
@@ -70,3 +71,44 @@ def test_serves_own_json_encoding_writes_the_session_id():
         logging.getLogger("test.serve_json").info("hello")
     (record,) = lines(stream)
     assert record["session_id"] == "s-9" and record["message"] == "hello"
+
+
+def test_a_streamed_turns_steps_carry_the_session_id_across_tasks():
+    """As a streamed turn runs in Starlette: the route handler takes the first event, the
+    response's own task the rest; every record logged while an event is made carries the id,
+    and the turn's cleanup runs when the client leaves early."""
+    stream = capture("test.streamed", JsonLogFormatter())
+    log = logging.getLogger("test.streamed")
+    cleaned = []
+
+    async def turn_events():
+        try:
+            for step in range(3):
+                log.info("step %d", step)
+                await asyncio.sleep(0)
+                yield step
+        finally:
+            log.info("cleanup")
+            cleaned.append(True)
+
+    async def serve() -> list[int]:
+        events = in_session("s-77", turn_events())
+        first = await anext(events)  # the handler's task
+
+        async def rest() -> list[int]:
+            out = [first]
+            async for event in events:
+                out.append(event)
+                if len(out) == 2:
+                    break  # the client went away
+            await events.aclose()
+            log.info("after the stream")
+            return out
+
+        return await asyncio.create_task(rest())  # the response's task
+
+    assert asyncio.run(serve()) == [0, 1]
+    records = lines(stream)
+    assert [(r["message"], r.get("session_id")) for r in records] == [
+        ("step 0", "s-77"), ("step 1", "s-77"), ("cleanup", "s-77"), ("after the stream", None)]
+    assert cleaned == [True]

@@ -66,7 +66,11 @@ from wow_ray.serving.gateway_models import (
     completion_stream,
 )
 from wow_ray.serving.metrics import record_turn
-from wow_ray.serving.session_logs import install_session_logging, session_context
+from wow_ray.serving.session_logs import (
+    in_session,
+    install_session_logging,
+    session_context,
+)
 from wow_ray.serving.staff_routes import StaffRoutes
 from wow_ray.serving.staff_routes import router as staff_router
 from wow_ray.serving.turn_stream import (
@@ -244,9 +248,14 @@ class Gateway(StaffRoutes):
             self.busy.discard(session_id)
         return self._out(outcome, started)
 
-    async def turn_events(self, request: Request, session_id: str,
-                          message: MessageIn) -> AsyncIterator[ServiceEvent]:
-        """The turn's events for the client; the turn is saved before ``done``."""
+    def turn_events(self, request: Request, session_id: str,
+                    message: MessageIn) -> AsyncIterator[ServiceEvent]:
+        """The turn's events for the client; the turn is saved before ``done``. What is
+        logged while they are made carries the session id, as a plain turn's does."""
+        return in_session(session_id, self._turn_events(request, session_id, message))
+
+    async def _turn_events(self, request: Request, session_id: str,
+                           message: MessageIn) -> AsyncIterator[ServiceEvent]:
         started = time.perf_counter()
         state, version = await self._admit(request, session_id, message)
         if state.status == "human":

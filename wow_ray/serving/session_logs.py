@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _current_session: ContextVar[str | None] = ContextVar("wow_ray_session_id", default=None)
 
@@ -32,6 +35,26 @@ def session_context(session_id: str | None) -> Iterator[None]:
         yield
     finally:
         _current_session.reset(token)
+
+
+async def in_session(session_id: str | None, events: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``events`` with each step run inside :func:`session_context`: a streamed turn's steps
+    run in different tasks (the route handler takes the first, the response's task the rest),
+    and a context variable set in one task cannot be reset in another, so the id is set and
+    reset around each step instead of once around the whole stream."""
+    iterator = aiter(events)
+    try:
+        while True:
+            with session_context(session_id):
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+            yield item
+    finally:  # a client gone mid-stream closes this; the turn's own cleanup must run too
+        if hasattr(iterator, "aclose"):
+            with session_context(session_id):
+                await iterator.aclose()
 
 
 class SessionIdFilter(logging.Filter):
