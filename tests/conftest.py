@@ -118,6 +118,7 @@ class DialogueApp:
             "name": self.name, "route_prefix": self.route,
             "import_path": "serve_apps.dialogue:build_dialogue_app",
             "runtime_env": {"env_vars": {"PYTHONPATH": os.getcwd()}},
+            "logging_config": {"encoding": "JSON"},  # as docs/operations.md advises
             "args": {
                 "dialogue": {"scenario": "food_delivery"}, "database_url": self.database_url,
                 "llm": {"app": "llm", "settings": {"storage_path": self.storage}},

@@ -47,6 +47,7 @@ from wow_ray.agents.messages import (
     WrittenSummary,
 )
 from wow_ray.serving.dialogue_args import DialogueAppArgs, ScenarioConfig
+from wow_ray.serving.session_logs import in_session, install_session_logging, session_context
 
 logger = logging.getLogger("ray.serve")
 LLM_SERVER_PREFIX = "RegistryLLMServer:"
@@ -274,13 +275,16 @@ class MasterDeployment(_AgentHost):
                  handoff: DeploymentHandle, llm: DeploymentHandle | None) -> None:
         self._setup(args_json, llm, specialists=_SpecialistHandles(
             understanding, policy, solution, response, handoff))
+        install_session_logging()
 
     async def turn(self, state: SessionState, message: str, attachments: list[str]) -> Any:
-        return await self._current().turn(state, message, attachments)
+        with session_context(state.session_id):
+            return await self._current().turn(state, message, attachments)
 
     async def events(self, state: SessionState, message: str,
                      attachments: list[str]) -> AsyncIterator[TurnEvent]:
-        async for event in self._current().events(state, message, attachments, stream=True):
+        async for event in in_session(state.session_id, self._current().events(
+                state, message, attachments, stream=True)):
             yield event
 
 

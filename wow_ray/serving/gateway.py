@@ -213,6 +213,9 @@ class Gateway(StaffRoutes):
             raise HTTPException(409, str(exc)) from None
         except DBAPIError:  # inside a stream too, where the app's handler cannot answer
             raise HTTPException(503, STORE_DOWN, headers={"Retry-After": STORE_RETRY_S}) from None
+        logger.info("turn %d saved", outcome.turn.index, extra={
+            "turn": outcome.turn.index, "status": outcome.state.status,
+            "intent": outcome.turn.intent})  # inside session_context: the line names the session
         record_turn(outcome.turn, self.pack.name)  # metrics count stored turns only
 
     def _out(self, outcome: Any, started: float) -> TurnReply:

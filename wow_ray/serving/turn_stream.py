@@ -27,7 +27,9 @@ from wow_ray.agents.events import (
     to_sse,
 )
 
-logger = logging.getLogger("wow_ray.serving.gateway")  # where the gateway's failures are logged
+# A child of Serve's logger: in a replica its records go through Serve's handlers (JSON lines
+# with `logging_config: {encoding: JSON}`) and carry the session id (session_logs.py).
+logger = logging.getLogger("ray.serve.wow_ray.gateway")
 
 
 def _retryable(exc: BaseException | None) -> bool:
