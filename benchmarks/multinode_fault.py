@@ -58,11 +58,11 @@ def run_one_kill(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *, kill
     dialogue = [sys.executable, "-m", "benchmarks.multinode_dialogue"]
     drivers: dict[str, subprocess.Popen] = {}
     try:
-        drivers["served"] = _start(nodes, workdir, "served", [
+        drivers["served"] = start_driver(nodes, workdir, "served", [
             *dialogue, "serve", "--address", nodes.head_address, "--workdir", str(workdir),
             "--database-url", database_url, "--sessions", str(sessions), "--turns", str(turns),
             "--go-file", str(go), "--timeout-s", "900", *(["--with-model"] if with_model else [])])
-        drivers["trained"] = _start(nodes, workdir, "trained", [
+        drivers["trained"] = start_driver(nodes, workdir, "trained", [
             sys.executable, "-m", "benchmarks.multinode_jobs", "train", "--address",
             nodes.head_address, "--storage", str(workdir / "training"), "--steps", str(steps),
             "--step-seconds", "1.0", "--progress-file", str(files["training"]),
@@ -77,7 +77,7 @@ def run_one_kill(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *, kill
 
         wait_for(lambda: _alive(drivers, workdir) and held() and deployed(), 1500 if slow else 240,
                  f"the service deployed and training held after step {hold_at}")
-        drivers["evaluated"] = _start(nodes, workdir, "evaluated", [
+        drivers["evaluated"] = start_driver(nodes, workdir, "evaluated", [
             *dialogue, "evaluate", "--address", nodes.head_address, "--workdir", str(workdir),
             "--dashboard", nodes.dashboard_url, "--gateway", f"http://{nodes.node_ip(0)}:8000{ROUTE}",
             "--tasks", tasks, "--trials", str(trials), "--actor-resources", ON_WORKER_NODES,
@@ -115,7 +115,7 @@ def run_one_kill(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *, kill
         hold.unlink()  # the resumed training runs on to the end
         time.sleep(3)  # the head sees the node dead (health checks every second)
         nodes.start_node(kill)  # a replacement machine joins
-        out: dict[str, Any] = {name: _result(driver, workdir, name, 1500 if slow else 400)
+        out: dict[str, Any] = {name: driver_result(driver, workdir, name, 1500 if slow else 400)
                                for name, driver in drivers.items()}
     finally:
         for driver in drivers.values():
@@ -135,7 +135,8 @@ def run_one_kill(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *, kill
     return out
 
 
-def _start(nodes: MultiNodeRay, workdir: Path, name: str, argv: list[str]) -> subprocess.Popen:
+def start_driver(nodes: MultiNodeRay, workdir: Path, name: str,
+                 argv: list[str]) -> subprocess.Popen:
     """A driver on the head's host, its output in files (no pipe to fill while it runs)."""
     with open(workdir / f"{name}.out", "w") as out, open(workdir / f"{name}.err", "w") as err:
         return nodes.driver(argv, stdout=out, stderr=err)
@@ -150,7 +151,8 @@ def _alive(drivers: dict[str, subprocess.Popen], workdir: Path) -> bool:
     return True
 
 
-def _result(driver: subprocess.Popen, workdir: Path, name: str, timeout_s: float) -> dict[str, Any]:
+def driver_result(driver: subprocess.Popen, workdir: Path, name: str,
+                  timeout_s: float) -> dict[str, Any]:
     driver.wait(timeout=timeout_s)
     out = (workdir / f"{name}.out").read_text().splitlines()
     if driver.returncode != 0 or not out:

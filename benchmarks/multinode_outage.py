@@ -27,6 +27,7 @@ from typing import Any
 from benchmarks.load_store_outage import by_phase, stored_consistency
 from benchmarks.multinode import MultiNodeRay, progress_lines, wait_for
 from benchmarks.multinode_dialogue import CUSTOMER_KEY, ROUTE, deploy_service, replica_nodes
+from benchmarks.multinode_fault import driver_result, start_driver
 from benchmarks.postgres_server import PostgresServer
 
 
@@ -38,11 +39,9 @@ def run_store_outage(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *,
     phase), `not_done_after_up_s` (when each failed answer after the database's return came,
     from that return), `placement` (where the replicas ran) and `stored` (the consistency
     of `database`, a new one)."""
-    from benchmarks.multinode_fault import _result, _start
-
     database_url = db.create_database(database)
     progress, go = workdir / "load.jsonl", workdir / "go"
-    driver = _start(nodes, workdir, "load", [
+    driver = start_driver(nodes, workdir, "load", [
         sys.executable, "-m", "benchmarks.multinode_outage", "load", "--address",
         nodes.head_address, "--workdir", str(workdir), "--database-url", database_url,
         "--go-file", str(go), "--customers", str(customers), "--minutes", str(minutes),
@@ -57,7 +56,7 @@ def run_store_outage(nodes: MultiNodeRay, db: PostgresServer, workdir: Path, *,
         time.sleep(outage_s)
         db.start()
         up_at = time.monotonic()
-        out = _result(driver, workdir, "load", minutes * 60 + 400)
+        out = driver_result(driver, workdir, "load", minutes * 60 + 400)
     finally:
         if driver.poll() is None:
             driver.kill()

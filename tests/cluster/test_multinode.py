@@ -93,9 +93,9 @@ def sessions_db(three_nodes):
 @pytest.mark.timeout(600)
 def test_one_node_killed_while_it_serves_trains_and_evaluates(three_nodes, sessions_db, tmp_path):
     """No LLM (a stand-in refuses every call, so the agents take their deterministic
-    fallbacks). Six customers hold eight-turn sessions (every other one streamed), training is held after step 3, the
-    evaluation plays 4 dev tasks x 2 trials with 2 simulator actors spread over the worker
-    nodes; worker node 1 dies once each customer has two answers, an actor is alive there and
+    fallbacks). Six customers hold eight-turn sessions (every other one streamed), training is
+    held after step 3, the evaluation plays 4 dev tasks x 2 trials with 2 simulator actors
+    spread over the worker nodes; worker node 1 dies once each customer has two answers, an actor is alive there and
     episodes are left. Every customer turn is answered (one retry allowed, after reading the
     transcript), no streamed text is taken back, PostgreSQL holds each session's turns once
     each, in order, and Serve puts the killed node's replicas on its replacement; training

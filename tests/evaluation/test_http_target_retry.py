@@ -52,9 +52,9 @@ def stand_in(lose: list[str], lose_calls: list[str]) -> tuple[FastAPI, list[str]
     """A gateway whose next answers are lost as ``lose`` says: 'after-store' (the turn is
     stored, then a 503), 'before-store' (a 503, nothing stored), 'drop' (the connection
     closed after storing), and for streamed turns the ways of ``_streamed``; then answered
-    normally. ``lose_calls`` names other requests
-    whose first answer is lost ('create': a session's creation, answered 500 as Serve's proxy
-    does when the replica died under it; 'transcript': a read, answered 502)."""
+    normally. ``lose_calls`` names other requests whose first answer is lost ('create': a
+    session's creation, answered 500 as Serve's proxy does when the replica died under it;
+    'transcript': a read, answered 502)."""
     app, received, turns = FastAPI(), [], []
 
     def lost(call: str) -> JSONResponse | None:

@@ -23,7 +23,7 @@ def capture(logger_name: str, formatter: logging.Formatter) -> io.StringIO:
     logger.handlers = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    install_session_logging(logger_name)
+    install_session_logging()
     return stream
 
 
@@ -112,3 +112,21 @@ def test_a_streamed_turns_steps_carry_the_session_id_across_tasks():
     assert [(r["message"], r.get("session_id")) for r in records] == [
         ("step 0", "s-77"), ("step 1", "s-77"), ("cleanup", "s-77"), ("after the stream", None)]
     assert cleaned == [True]
+
+
+def test_the_id_survives_serve_replacing_a_replicas_handlers():
+    """Serve clears a replica's handlers and makes new ones when it reconfigures the replica
+    (a redeploy); records made after that still carry the session id."""
+    install_session_logging()
+    logger = logging.getLogger("test.replaced")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()  # what Serve's configure_component_logger does
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLogFormatter())
+    logger.addHandler(handler)
+    with session_context("s-5"):
+        logging.getLogger("test.replaced.child").info("turn 0 saved", extra={"turn": 0})
+    (record,) = lines(stream)
+    assert (record["session_id"], record["turn"]) == ("s-5", 0)

@@ -3,10 +3,11 @@
 Inside Serve replicas logs go through the ``ray.serve`` logger; with the application's
 ``logging_config: {encoding: JSON}`` Ray writes each record as one JSON object holding every
 attribute a record has beyond the standard ones (Serve adds the deployment, replica and
-request id). :class:`SessionIdFilter` adds ``session_id`` to each record from the session the
-current request serves (:func:`session_context`), so it appears in those JSON lines with no
-change at the call sites. Processes outside Serve (jobs, the CLI) format with
-:class:`JsonLogFormatter`, which writes the same keys.
+request id). :func:`install_session_logging` has every record made in the process carry
+``session_id``, the session the current request serves (:func:`session_context`), so it
+appears in those JSON lines with no change at the call sites. Processes outside Serve (jobs,
+the CLI) format with :class:`JsonLogFormatter`, which writes the same keys
+(:func:`json_logging`, with :class:`SessionIdFilter` on its handler).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -86,17 +87,28 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def install_session_logging(logger_name: str = "ray.serve") -> None:
-    """Put the session id on every record the named logger's handlers write (idempotent).
+def install_session_logging() -> None:
+    """Put the session id on every record made in this process inside a session (idempotent).
 
-    A handler's filters see records propagated from child loggers too, which the logger's own
-    filters do not; so the filter goes on each handler, and on the logger for handlers added
-    later by propagation. Call it in a replica's constructor, after Serve set up its logger.
+    It wraps the process's log record factory (as Ray and vLLM wrap it) instead of filtering a
+    logger's handlers: Serve clears a replica's handlers and makes new ones whenever it
+    reconfigures the replica (a redeploy of its app), which silently dropped filters put on
+    them. Inside a session a call's ``extra`` may not name ``session_id`` too (logging refuses
+    to overwrite an attribute). Call it in a replica's constructor.
     """
-    logger = logging.getLogger(logger_name)
-    for target in [logger, *logger.handlers]:
-        if not any(isinstance(f, SessionIdFilter) for f in target.filters):
-            target.addFilter(SessionIdFilter())
+    current = logging.getLogRecordFactory()
+    if getattr(current, "adds_session_id", False):
+        return
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        session_id = _current_session.get()
+        if session_id is not None:
+            record.session_id = session_id
+        return record
+
+    make_record.adds_session_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
 
 
 def json_logging(level: int = logging.INFO, logger_name: str = "wow_ray") -> logging.Handler:
