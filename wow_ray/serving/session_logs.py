@@ -7,7 +7,7 @@ request id). :func:`install_session_logging` has every record made in the proces
 ``session_id``, the session the current request serves (:func:`session_context`), so it
 appears in those JSON lines with no change at the call sites. Processes outside Serve (jobs,
 the CLI) format with :class:`JsonLogFormatter`, which writes the same keys
-(:func:`json_logging`, with :class:`SessionIdFilter` on its handler).
+(:func:`json_logging`).
 """
 
 from __future__ import annotations
@@ -58,17 +58,6 @@ async def in_session(session_id: str | None, events: AsyncIterator[T]) -> AsyncI
                 await iterator.aclose()
 
 
-class SessionIdFilter(logging.Filter):
-    """Adds ``session_id`` (from :func:`session_context`) unless the call passed its own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "session_id", None) is None:
-            session_id = _current_session.get()
-            if session_id is not None:
-                record.session_id = session_id
-        return True
-
-
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, session id and any extras."""
 
@@ -113,9 +102,9 @@ def install_session_logging() -> None:
 
 def json_logging(level: int = logging.INFO, logger_name: str = "wow_ray") -> logging.Handler:
     """For processes outside Serve: JSON lines on stderr with the session id; returns the handler."""
+    install_session_logging()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
-    handler.addFilter(SessionIdFilter())
     logger = logging.getLogger(logger_name)
     logger.addHandler(handler)
     logger.setLevel(level)
